@@ -1,0 +1,241 @@
+"""Compression policies: per-layer keep ratio, bit-widths and sparsity, stored as JSON.
+
+A policy is data keyed by module name (like ``torch.ao``'s ``tensor_fqn``) plus a
+fingerprint of the architecture it was made for, so it can be applied to a fresh copy of
+the same model and refused for any other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from autoprune.errors import AutopruneError
+from autoprune.specs import LayerSpec
+
+SCHEMA_VERSION = 1
+FLOAT_BITS = 32
+"""Bit-width meaning "not quantized" (fp32)."""
+
+Quantizer = Literal["linear", "kmeans"]
+
+
+@dataclass(frozen=True)
+class LayerPolicy:
+    """What to do to one layer.
+
+    Attributes:
+        keep_ratio: Fraction of output channels kept, in (0, 1].
+        w_bits: Weight bits, 1..8, or 32 for float.
+        a_bits: Bits of the layer's input activations, 2..8, or 32 for float.
+        sparsity: Fraction of the remaining weights zeroed by magnitude, in [0, 1).
+        quantizer: ``linear`` (symmetric per-channel) or ``kmeans`` (weight sharing).
+    """
+
+    keep_ratio: float = 1.0
+    w_bits: int = FLOAT_BITS
+    a_bits: int = FLOAT_BITS
+    sparsity: float = 0.0
+    quantizer: Quantizer = "linear"
+
+    def check(self, name: str) -> None:
+        """Raise :class:`AutopruneError` when a field is out of range."""
+        if not (0.0 < self.keep_ratio <= 1.0) or math.isnan(self.keep_ratio):
+            raise AutopruneError(
+                f"layer '{name}': keep_ratio {self.keep_ratio} is outside (0, 1]; "
+                "use a fraction of channels to keep such as 0.5"
+            )
+        if self.w_bits != FLOAT_BITS and not 1 <= self.w_bits <= 8:
+            raise AutopruneError(
+                f"layer '{name}': w_bits {self.w_bits} must be 1..8 or {FLOAT_BITS} (float)"
+            )
+        if self.a_bits != FLOAT_BITS and not 2 <= self.a_bits <= 8:
+            raise AutopruneError(
+                f"layer '{name}': a_bits {self.a_bits} must be 2..8 or {FLOAT_BITS} (float)"
+            )
+        if not 0.0 <= self.sparsity < 1.0:
+            raise AutopruneError(
+                f"layer '{name}': sparsity {self.sparsity} is outside [0, 1); "
+                "use the fraction of weights to zero such as 0.9"
+            )
+        if self.quantizer not in ("linear", "kmeans"):
+            raise AutopruneError(
+                f"layer '{name}': quantizer '{self.quantizer}' is unknown; use linear or kmeans"
+            )
+
+
+def architecture_fingerprint(specs: Iterable[LayerSpec]) -> str:
+    """A short hash of the layer structure (names, kinds, shapes), stable across runs."""
+    rows = [
+        [s.name, s.kind, s.in_channels, s.out_channels, list(s.kernel), list(s.stride), s.groups]
+        for s in specs
+    ]
+    return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Policy:
+    """A per-layer compression policy for one architecture.
+
+    Example:
+        >>> from torch import nn
+        >>> from autoprune.specs import discover_layers
+        >>> specs = discover_layers(nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 2)), (4,))
+        >>> policy = Policy.uniform(specs, keep_ratio=0.5, w_bits=8)
+        >>> policy.layers["0"].keep_ratio, policy.layers["1"].keep_ratio
+        (0.5, 1.0)
+    """
+
+    layers: dict[str, LayerPolicy]
+    fingerprint: str
+    layer_names: list[str] = field(default_factory=list)
+    budget: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+    schema_version: int = SCHEMA_VERSION
+
+    @classmethod
+    def identity(cls, specs: list[LayerSpec]) -> Policy:
+        """The do-nothing policy (keep everything, float weights)."""
+        return cls.uniform(specs)
+
+    @classmethod
+    def uniform(
+        cls,
+        specs: list[LayerSpec],
+        keep_ratio: float = 1.0,
+        w_bits: int = FLOAT_BITS,
+        a_bits: int = FLOAT_BITS,
+        sparsity: float = 0.0,
+        quantizer: Quantizer = "linear",
+    ) -> Policy:
+        """The same settings on every layer; unprunable layers keep all channels."""
+        layers = {
+            s.name: LayerPolicy(
+                keep_ratio=keep_ratio if s.prunable else 1.0,
+                w_bits=w_bits,
+                a_bits=a_bits,
+                sparsity=sparsity,
+                quantizer=quantizer,
+            )
+            for s in specs
+        }
+        return cls.for_specs(specs, layers)
+
+    @classmethod
+    def for_specs(cls, specs: list[LayerSpec], layers: Mapping[str, LayerPolicy]) -> Policy:
+        """Build a policy for ``specs``; layers missing from ``layers`` are left untouched."""
+        full = {s.name: layers.get(s.name, LayerPolicy()) for s in specs}
+        policy = cls(
+            layers=full,
+            fingerprint=architecture_fingerprint(specs),
+            layer_names=[s.name for s in specs],
+        )
+        policy.validate(specs)
+        return policy
+
+    def replace_layer(self, name: str, **changes: Any) -> Policy:
+        """A copy with one layer's fields changed."""
+        layers = dict(self.layers)
+        layers[name] = replace(layers[name], **changes)
+        return replace(self, layers=layers)
+
+    def validate(self, specs: list[LayerSpec]) -> None:
+        """Check that this policy fits the architecture described by ``specs``.
+
+        Raises:
+            AutopruneError: naming the layers that differ, or the first bad field.
+        """
+        names = [s.name for s in specs]
+        if self.fingerprint != architecture_fingerprint(specs):
+            missing = [n for n in self.layers if n not in names]
+            extra = [n for n in names if n not in self.layers]
+            if missing or extra:
+                detail = f"layers only in the policy: {missing or 'none'}; only in the model: "
+                detail += f"{extra or 'none'}"
+            else:
+                detail = "same layer names but different shapes (channels, kernel or stride)"
+            raise AutopruneError(
+                f"policy was made for another architecture ({detail}); "
+                "search again for this model or load the model the policy was made for"
+            )
+        by_name = {s.name: s for s in specs}
+        for name, layer in self.layers.items():
+            layer.check(name)
+            if not by_name[name].prunable and layer.keep_ratio < 1.0:
+                raise AutopruneError(
+                    f"layer '{name}' is the classifier: its outputs cannot be pruned "
+                    f"(keep_ratio {layer.keep_ratio}); set keep_ratio 1.0 for it"
+                )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (see :meth:`from_dict`)."""
+        return {
+            "schema_version": self.schema_version,
+            "fingerprint": self.fingerprint,
+            "layer_names": self.layer_names or list(self.layers),
+            "layers": {name: asdict(layer) for name, layer in self.layers.items()},
+            "budget": self.budget,
+            "metrics": self.metrics,
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Policy:
+        """Parse the JSON form; raise :class:`AutopruneError` on a malformed document."""
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise AutopruneError(
+                f"policy schema_version {version!r} is not supported (expected "
+                f"{SCHEMA_VERSION}); re-export the policy with this autoprune version"
+            )
+        try:
+            layers = {name: LayerPolicy(**fields) for name, fields in data["layers"].items()}
+            return cls(
+                layers=layers,
+                fingerprint=str(data["fingerprint"]),
+                layer_names=list(data.get("layer_names", layers)),
+                budget=dict(data.get("budget", {})),
+                metrics=dict(data.get("metrics", {})),
+                meta=dict(data.get("meta", {})),
+            )
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise AutopruneError(
+                f"policy document is malformed ({exc!r}); export it again with 'autoprune export'"
+            ) from None
+
+    def save(self, path: str | Path) -> Path:
+        """Write JSON atomically (a temporary file renamed into place)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".policy-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump(self.to_dict(), handle, indent=2, sort_keys=False)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, specs: list[LayerSpec] | None = None) -> Policy:
+        """Read a policy file; when ``specs`` is given, validate it against that model."""
+        path = Path(path)
+        if not path.is_file():
+            raise AutopruneError(f"policy file {path} does not exist; pass the path of a policy JSON")
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise AutopruneError(f"policy file {path} is not valid JSON ({exc.msg})") from None
+        policy = cls.from_dict(data)
+        if specs is not None:
+            policy.validate(specs)
+        return policy

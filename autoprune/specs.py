@@ -1,0 +1,143 @@
+"""Layer discovery: one frozen :class:`LayerSpec` per Conv/Linear layer of a model."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+from torch import nn
+
+LayerKind = Literal["conv", "depthwise", "grouped", "linear"]
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """Static description of one compressible layer, measured by a traced forward pass.
+
+    Attributes:
+        name: Fully-qualified module name (``model.get_submodule(name)``).
+        kind: ``conv``, ``depthwise`` (groups == in == out channels), ``grouped`` or ``linear``.
+        in_channels: Input channels (input features for linear layers).
+        out_channels: Output channels (output features for linear layers).
+        kernel: Kernel size ``(kh, kw)``; ``(1, 1)`` for linear layers.
+        stride: Stride ``(sh, sw)``; ``(1, 1)`` for linear layers.
+        groups: Convolution groups; 1 for linear layers.
+        in_hw: Input spatial size ``(h, w)``; ``(1, 1)`` for linear layers.
+        out_hw: Output spatial size ``(h, w)``; ``(1, 1)`` for linear layers.
+        macs: Multiply-accumulates for one sample.
+        params: Weight and bias parameters.
+        prunable: Whether the output channels may be removed (False for the classifier).
+
+    Example:
+        >>> spec = discover_layers(nn.Sequential(nn.Linear(4, 3)), (4,))[0]
+        >>> (spec.kind, spec.macs, spec.params, spec.prunable)
+        ('linear', 12, 15, False)
+    """
+
+    name: str
+    kind: LayerKind
+    in_channels: int
+    out_channels: int
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    groups: int
+    in_hw: tuple[int, int]
+    out_hw: tuple[int, int]
+    macs: int
+    params: int
+    prunable: bool
+
+    @property
+    def weight_count(self) -> int:
+        """Number of weights (no bias)."""
+        kh, kw = self.kernel
+        return self.out_channels * (self.in_channels // self.groups) * kh * kw
+
+    def to_dict(self) -> dict:
+        """Plain-JSON form."""
+        return asdict(self)
+
+
+def _conv_kind(module: nn.Conv2d) -> LayerKind:
+    if module.groups == 1:
+        return "conv"
+    if module.groups == module.in_channels == module.out_channels:
+        return "depthwise"
+    return "grouped"
+
+
+def _spec_for(name: str, module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> LayerSpec:
+    params = sum(p.numel() for p in module.parameters(recurse=False))
+    if isinstance(module, nn.Conv2d):
+        kh, kw = module.kernel_size
+        out_h, out_w = int(y.shape[-2]), int(y.shape[-1])
+        macs = module.out_channels * out_h * out_w * (module.in_channels // module.groups) * kh * kw
+        return LayerSpec(
+            name=name,
+            kind=_conv_kind(module),
+            in_channels=module.in_channels,
+            out_channels=module.out_channels,
+            kernel=(kh, kw),
+            stride=tuple(module.stride),  # type: ignore[arg-type]
+            groups=module.groups,
+            in_hw=(int(x.shape[-2]), int(x.shape[-1])),
+            out_hw=(out_h, out_w),
+            macs=macs,
+            params=params,
+            prunable=True,
+        )
+    assert isinstance(module, nn.Linear)
+    positions = int(x.numel() // (x.shape[0] * module.in_features))
+    return LayerSpec(
+        name=name,
+        kind="linear",
+        in_channels=module.in_features,
+        out_channels=module.out_features,
+        kernel=(1, 1),
+        stride=(1, 1),
+        groups=1,
+        in_hw=(1, 1),
+        out_hw=(1, 1),
+        macs=module.in_features * module.out_features * positions,
+        params=params,
+        prunable=True,
+    )
+
+
+def discover_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[LayerSpec]:
+    """List every Conv2d/Linear layer of ``model`` in execution order.
+
+    Args:
+        model: The network; it is run once in eval mode on zeros (no gradients).
+        input_shape: Shape of one sample without the batch dimension, e.g. ``(1, 28, 28)``.
+
+    Returns:
+        One :class:`LayerSpec` per layer, ordered by first execution. The last layer
+        executed (the classifier) is marked not prunable. Layers that never run are skipped.
+    """
+    seen: dict[str, LayerSpec] = {}
+    hooks = []
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+
+            def hook(mod: nn.Module, inputs: tuple, output: torch.Tensor, name: str = name) -> None:
+                if name not in seen:
+                    seen[name] = _spec_for(name, mod, inputs[0], output)
+
+            hooks.append(module.register_forward_hook(hook))
+    was_training = model.training
+    model.eval()
+    try:
+        device = next(model.parameters()).device
+        with torch.no_grad():
+            model(torch.zeros((1, *input_shape), device=device))
+    finally:
+        for handle in hooks:
+            handle.remove()
+        model.train(was_training)
+    specs = list(seen.values())
+    if specs:
+        last = specs[-1]
+        specs[-1] = LayerSpec(**{**asdict(last), "prunable": False})
+    return specs
