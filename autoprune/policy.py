@@ -230,7 +230,9 @@ class Policy:
         """Read a policy file; when ``specs`` is given, validate it against that model."""
         path = Path(path)
         if not path.is_file():
-            raise AutopruneError(f"policy file {path} does not exist; pass the path of a policy JSON")
+            raise AutopruneError(
+                f"policy file {path} does not exist; pass the path of a policy JSON"
+            )
         try:
             data = json.loads(path.read_text())
         except json.JSONDecodeError as exc:

@@ -126,16 +126,17 @@ def discover_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[Laye
                     seen[name] = _spec_for(name, mod, inputs[0], output)
 
             hooks.append(module.register_forward_hook(hook))
-    was_training = model.training
+    modes = {module: module.training for module in model.modules()}
     model.eval()
     try:
-        device = next(model.parameters()).device
+        device = next(model.parameters(), torch.empty(0)).device
         with torch.no_grad():
             model(torch.zeros((1, *input_shape), device=device))
     finally:
         for handle in hooks:
             handle.remove()
-        model.train(was_training)
+        for module, training in modes.items():
+            module.training = training
     specs = list(seen.values())
     if specs:
         last = specs[-1]

@@ -1,0 +1,137 @@
+"""Baseline checkpoints: train a zoo model once per request and reuse it afterwards.
+
+A checkpoint is a state dict (``.pt``) with a JSON side-car holding the request and the
+measured accuracies. The file name is a hash of the request, so asking again with the
+same model, dataset, epochs, seed and optimiser settings loads instead of training.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from autoprune.data import DataSplits
+from autoprune.errors import AutopruneError
+from autoprune.models import build_model, load_weights
+from autoprune.training import EpochStats, ProgressFn, TrainConfig, evaluate, train
+
+
+@dataclass(frozen=True)
+class BaselineRequest:
+    """Which baseline to train: the cache key.
+
+    Example:
+        >>> BaselineRequest("demo", "digits", TrainConfig(epochs=2)).stem()[:14]
+        'demo__digits__'
+    """
+
+    model: str
+    dataset: str
+    config: TrainConfig
+
+    def stem(self) -> str:
+        """File name stem: readable prefix plus a hash of every setting."""
+        blob = json.dumps({"model": self.model, "dataset": self.dataset, **asdict(self.config)})
+        digest = hashlib.sha256(blob.encode()).hexdigest()[:10]
+        safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in self.model)
+        safe_data = "".join(c if c.isalnum() or c in "-_" else "-" for c in self.dataset)
+        return f"{safe}__{safe_data}__e{self.config.epochs}_s{self.config.seed}_{digest}"
+
+
+@dataclass
+class Baseline:
+    """A trained model with its metadata."""
+
+    model: nn.Module
+    meta: dict[str, Any]
+    weights_path: Path
+    cached: bool
+
+
+def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def build_for(name: str, data: DataSplits) -> nn.Module:
+    """Build a model sized for ``data`` (channels, classes, input size)."""
+    channels, height, width = data.input_shape
+    return build_model(
+        name, in_channels=channels, num_classes=data.num_classes, input_size=(height, width)
+    )
+
+
+def load_baseline(request: BaselineRequest, data: DataSplits, root: Path) -> Baseline | None:
+    """The cached checkpoint for ``request``, or None when it was never trained."""
+    weights = root / f"{request.stem()}.pt"
+    meta_path = weights.with_suffix(".json")
+    if not (weights.is_file() and meta_path.is_file()):
+        return None
+    model = load_weights(build_for(request.model, data), weights)
+    return Baseline(model, json.loads(meta_path.read_text()), weights, cached=True)
+
+
+def train_baseline(
+    request: BaselineRequest,
+    data: DataSplits,
+    root: Path,
+    *,
+    force: bool = False,
+    on_batch: ProgressFn | None = None,
+    on_epoch: Callable[[EpochStats], None] | None = None,
+) -> Baseline:
+    """Load the cached baseline for ``request`` or train and cache it.
+
+    Args:
+        request: Model, dataset and training settings.
+        data: The dataset splits (the test split is only used for the reported accuracy).
+        root: Checkpoint directory (created if missing).
+        force: Retrain even when a checkpoint exists.
+        on_batch: Progress callback per batch.
+        on_epoch: Callback per epoch.
+    """
+    if request.dataset != data.name:
+        raise AutopruneError(
+            f"request is for dataset '{request.dataset}' but '{data.name}' was loaded"
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    if not force:
+        cached = load_baseline(request, data, root)
+        if cached is not None:
+            return cached
+    model = build_for(request.model, data)
+    result = train(model, data, request.config, on_batch=on_batch, on_epoch=on_epoch)
+    meta = {
+        "model": request.model,
+        "dataset": request.dataset,
+        "input_shape": list(data.input_shape),
+        "num_classes": data.num_classes,
+        "val_accuracy": result.val_accuracy,
+        "test_accuracy": evaluate(model, data.x_test, data.y_test),
+        "train_seconds": round(result.seconds, 2),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "torch": torch.__version__,
+        **asdict(request.config),
+    }
+    weights = root / f"{request.stem()}.pt"
+    _atomic_write(weights, lambda tmp: torch.save(model.state_dict(), tmp))
+    _atomic_write(
+        weights.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2))
+    )
+    return Baseline(model, meta, weights, cached=False)

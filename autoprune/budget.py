@@ -1,0 +1,160 @@
+"""Budgets: hard limits on MACs/FLOPs, params, model size, latency or energy.
+
+A constraint is written ``KEY=VALUE``. A bare number in (0, 1] or a percentage is a
+fraction of the uncompressed model (``flops=0.5``, ``latency=60%``); a number with a unit,
+or a bare number above 1, is absolute (``latency=2ms``, ``size=50KB``, ``flops=10M``,
+``energy=0.3mJ``, ``params=20000``).
+
+Metric units inside autoprune: MACs and params are counts, size is bytes, latency is
+milliseconds, energy is millijoules. ``flops`` is an alias of ``macs`` (AMC counted
+multiply-accumulates and called them FLOPs).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from autoprune.errors import AutopruneError
+
+METRICS = ("macs", "params", "size", "latency", "energy")
+ALIASES = {"flops": "macs", "mac": "macs", "bytes": "size", "model_size": "size"}
+_UNITS: dict[str, dict[str, float]] = {
+    "macs": {"": 1, "k": 1e3, "m": 1e6, "g": 1e9},
+    "params": {"": 1, "k": 1e3, "m": 1e6, "g": 1e9},
+    "size": {"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "kib": 1024, "mib": 1024**2},
+    "latency": {"ms": 1, "s": 1e3, "us": 1e-3},
+    "energy": {"mj": 1, "j": 1e3, "uj": 1e-3},
+}
+_VALUE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)\s*(%|[a-z]*)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """One hard limit.
+
+    Example:
+        >>> c = Constraint.parse("latency=60%")
+        >>> (c.metric, c.value, c.relative, c.limit({"latency": 5.0}))
+        ('latency', 0.6, True, 3.0)
+    """
+
+    metric: str
+    value: float
+    relative: bool
+
+    @classmethod
+    def parse(cls, text: str) -> Constraint:
+        """Parse ``KEY=VALUE`` (see the module docstring for the forms)."""
+        key, sep, raw = text.partition("=")
+        if not sep:
+            raise AutopruneError(
+                f"target '{text}' has no '='; write KEY=VALUE such as flops=0.5 or latency=2ms"
+            )
+        return cls.from_value(key, raw)
+
+    @classmethod
+    def from_value(cls, key: str, raw: str | float) -> Constraint:
+        """Build from a key and a number or string value."""
+        metric = ALIASES.get(key.strip().lower(), key.strip().lower())
+        if metric not in METRICS:
+            raise AutopruneError(
+                f"unknown budget key '{key}'; use one of: flops, macs, params, size, "
+                "latency, energy"
+            )
+        match = _VALUE.match(str(raw))
+        if match is None:
+            raise AutopruneError(
+                f"cannot parse budget value '{raw}' for {metric}; write e.g. {metric}=0.5 "
+                f"(fraction) or {metric}=50%"
+            )
+        number, unit = float(match.group(1)), match.group(2).lower()
+        if number <= 0 or math.isinf(number):
+            raise AutopruneError(f"budget {metric}={raw} must be positive")
+        if unit == "%":
+            return cls(metric, number / 100.0, relative=True)
+        if unit == "" and number <= 1.0:
+            return cls(metric, number, relative=True)
+        units = _UNITS[metric]
+        if unit not in units:
+            raise AutopruneError(
+                f"unit '{unit or '(none)'}' is not valid for {metric}; use one of: "
+                + ", ".join(u or "(none)" for u in units)
+                + ", or a fraction such as 0.5"
+            )
+        return cls(metric, number * units[unit], relative=False)
+
+    def limit(self, baseline: Mapping[str, float]) -> float:
+        """The absolute limit, given the uncompressed model's metrics."""
+        return self.value * baseline[self.metric] if self.relative else self.value
+
+    def __str__(self) -> str:
+        return f"{self.metric}={self.value:g}" + ("x" if self.relative else "")
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A conjunction of hard constraints (an empty budget allows anything).
+
+    Example:
+        >>> b = Budget.parse(["flops=0.5", "size=50KB"])
+        >>> b.limits({"macs": 1e6, "size": 1e6})
+        {'macs': 500000.0, 'size': 50000.0}
+        >>> b.satisfied({"macs": 4e5, "size": 4e4}, {"macs": 1e6, "size": 1e6})
+        True
+    """
+
+    constraints: tuple[Constraint, ...] = ()
+
+    @classmethod
+    def parse(cls, items: Iterable[str] | Mapping[str, str | float] | None) -> Budget:
+        """Parse ``["flops=0.5", ...]`` or ``{"flops": 0.5, ...}``."""
+        if items is None:
+            return cls()
+        if isinstance(items, Mapping):
+            parsed = [Constraint.from_value(k, v) for k, v in items.items()]
+        else:
+            parsed = [Constraint.parse(item) for item in items]
+        metrics = [c.metric for c in parsed]
+        duplicated = {m for m in metrics if metrics.count(m) > 1}
+        if duplicated:
+            raise AutopruneError(f"budget names {sorted(duplicated)} twice; give each key once")
+        return cls(tuple(parsed))
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The constrained metrics."""
+        return tuple(c.metric for c in self.constraints)
+
+    def limits(self, baseline: Mapping[str, float]) -> dict[str, float]:
+        """Absolute limit per constrained metric."""
+        return {c.metric: c.limit(baseline) for c in self.constraints}
+
+    def usage(
+        self, metrics: Mapping[str, float], baseline: Mapping[str, float]
+    ) -> dict[str, float]:
+        """Fraction of each limit used (<= 1 means satisfied)."""
+        return {m: metrics[m] / limit for m, limit in self.limits(baseline).items()}
+
+    def satisfied(
+        self, metrics: Mapping[str, float], baseline: Mapping[str, float], rtol: float = 1e-9
+    ) -> bool:
+        """Whether every constraint holds."""
+        return all(u <= 1.0 + rtol for u in self.usage(metrics, baseline).values())
+
+    def to_dict(self) -> dict[str, str]:
+        """JSON form that :meth:`parse` reads back."""
+        out = {}
+        for c in self.constraints:
+            out[c.metric] = f"{c.value}" if c.relative else _absolute_text(c)
+        return out
+
+    def __str__(self) -> str:
+        return ", ".join(str(c) for c in self.constraints) or "none"
+
+
+def _absolute_text(c: Constraint) -> str:
+    unit = {"latency": "ms", "energy": "mJ", "size": "B", "macs": "", "params": ""}[c.metric]
+    return f"{c.value:.12g}{unit}"

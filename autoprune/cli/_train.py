@@ -1,0 +1,81 @@
+"""``autoprune train``: train (or load the cached) baseline of a zoo model."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import typer
+
+from autoprune.baseline import BaselineRequest, build_for, train_baseline
+from autoprune.cli._common import open_dataset
+from autoprune.cli._console import QUIET, console, progress_bar
+from autoprune.training import DEFAULT_TRAIN, EpochStats, TrainConfig
+
+DEFAULT_RUNS = Path("runs")
+
+
+def default_config(model: str, epochs: int | None, seed: int, lr: float | None) -> TrainConfig:
+    """The model's default training settings with the user's overrides."""
+    config = replace(DEFAULT_TRAIN.get(model, TrainConfig()), seed=seed)
+    if epochs is not None:
+        config = replace(config, epochs=epochs)
+    if lr is not None:
+        config = replace(config, lr=lr)
+    config.check()
+    return config
+
+
+def train_command(
+    model: str = typer.Option("demo", "--model", "-m", help="Zoo name, file.py:fn or module:fn."),
+    dataset: str = typer.Option("digits", "--dataset", "-d", help="Dataset name or npz:PATH."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default per model)."),
+    seed: int = typer.Option(0, "--seed", help="Initialisation and data-order seed."),
+    lr: float | None = typer.Option(None, "--lr", help="Peak learning rate (default per model)."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the dataset files are."),
+    runs_dir: Path = typer.Option(DEFAULT_RUNS, "--runs-dir", help="Checkpoint/MLflow root."),
+    force: bool = typer.Option(False, "--force", help="Retrain even if a checkpoint exists."),
+    as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary."),
+) -> None:
+    """Train a baseline (SGD + cosine) and cache it; the same request reuses the checkpoint."""
+    data = open_dataset(dataset, data_dir)
+    request = BaselineRequest(model, data.name, default_config(model, epochs, seed, lr))
+    build_for(model, data)  # fail on a bad model name before any progress output
+    from autoprune.cli import _console
+
+    with progress_bar(f"train {model} on {data.name}") as progress:
+        task = progress.add_task("train", total=None, info="")
+
+        def on_batch(step: int, total: int, loss: float) -> None:
+            progress.update(task, completed=step, total=total, info=f"loss {loss:.3f}")
+
+        def on_epoch(stats: EpochStats) -> None:
+            progress.update(task, info=f"epoch {stats.epoch} val {stats.val_accuracy:.2%}")
+
+        baseline = train_baseline(
+            request,
+            data,
+            runs_dir / "checkpoints",
+            force=force,
+            on_batch=on_batch,
+            on_epoch=on_epoch,
+        )
+    summary = {**baseline.meta, "weights": str(baseline.weights_path), "cached": baseline.cached}
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    if QUIET or _console.QUIET:
+        print(baseline.weights_path)
+        return
+    origin = "loaded from cache" if baseline.cached else f"trained in {summary['train_seconds']}s"
+    console.print(
+        f"[bold]{model}[/] on [bold]{data.name}[/] ({origin}): "
+        f"val {summary['val_accuracy']:.2%}, test {summary['test_accuracy']:.2%}\n"
+        f"weights: {baseline.weights_path}"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``train`` command to ``app``."""
+    app.command("train")(train_command)

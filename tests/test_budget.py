@@ -1,0 +1,65 @@
+"""Budget parsing: fractions, percentages, units, and clear errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from autoprune.budget import Budget, Constraint
+from autoprune.errors import AutopruneError
+
+
+@pytest.mark.parametrize(
+    ("text", "metric", "value", "relative"),
+    [
+        ("flops=0.5", "macs", 0.5, True),
+        ("macs=50%", "macs", 0.5, True),
+        ("flops=10M", "macs", 10e6, False),
+        ("latency=2ms", "latency", 2.0, False),
+        ("latency=500us", "latency", 0.5, False),
+        ("size=50KB", "size", 50e3, False),
+        ("size=1KiB", "size", 1024.0, False),
+        ("energy=0.3mJ", "energy", 0.3, False),
+        ("params=20000", "params", 20000.0, False),
+    ],
+)
+def test_constraint_forms(text, metric, value, relative):
+    c = Constraint.parse(text)
+    assert (c.metric, c.relative) == (metric, relative)
+    assert c.value == pytest.approx(value)
+
+
+def test_limits_usage_and_satisfaction():
+    budget = Budget.parse(["flops=0.5", "latency=2ms"])
+    baseline = {"macs": 1000.0, "latency": 4.0}
+    assert budget.limits(baseline) == {"macs": 500.0, "latency": 2.0}
+    assert budget.usage({"macs": 250.0, "latency": 2.0}, baseline) == {
+        "macs": 0.5,
+        "latency": 1.0,
+    }
+    assert budget.satisfied({"macs": 500.0, "latency": 1.0}, baseline)
+    assert not budget.satisfied({"macs": 501.0, "latency": 1.0}, baseline)
+
+
+def test_round_trip_through_dict():
+    budget = Budget.parse(["flops=0.5", "size=50KB", "latency=2ms"])
+    assert Budget.parse(budget.to_dict()) == budget
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("flops", "no '='"),
+        ("speed=0.5", "unknown budget key"),
+        ("flops=abc", "cannot parse"),
+        ("latency=2parsecs", "unit 'parsecs'"),
+        ("flops=0", "must be positive"),
+    ],
+)
+def test_bad_targets(text, message):
+    with pytest.raises(AutopruneError, match=message):
+        Constraint.parse(text)
+
+
+def test_duplicate_keys_refused():
+    with pytest.raises(AutopruneError, match="twice"):
+        Budget.parse(["flops=0.5", "macs=0.4"])
