@@ -1,0 +1,150 @@
+"""Search configuration: one dataclass, read from YAML and overridden by CLI flags.
+
+Only the CLI parses files and flags into a :class:`SearchConfig`; library code receives it.
+Unknown keys and bad values fail with an :class:`AutopruneError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from autoprune.errors import AutopruneError
+
+MODES = ("prune", "quantize", "joint")
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Everything a search needs, as data.
+
+    Example:
+        >>> SearchConfig.from_mapping({"model": "demo", "targets": ["flops=0.5"]}).episodes
+        60
+    """
+
+    model: str = "demo"
+    """Zoo name, ``file.py:fn``, ``module:fn`` or ``torchvision:NAME``."""
+    weights: str | None = None
+    """State dict of the trained model; None trains (or loads the cached) baseline."""
+    dataset: str = "digits"
+    """Dataset name, ``npz:PATH`` or ``file.py:fn``."""
+    data_dir: str | None = None
+    """Folder of the dataset files."""
+    agent: str = "ddpg"
+    """Search method (see ``autoprune agents``)."""
+    mode: str = "prune"
+    """``prune`` (keep ratios), ``quantize`` (bits) or ``joint`` (both per step)."""
+    targets: tuple[str, ...] = ("flops=0.5",)
+    """Hard budget constraints, e.g. ``flops=0.5``, ``latency=2ms``, ``size=50KB``."""
+    reward: str = "accuracy"
+    """Reward function: accuracy, amc, mnas or weighted."""
+    episodes: int = 60
+    """Evaluation budget: episodes (RL) or trials (Optuna) — equal cost across methods."""
+    profile: str = "bitfusion"
+    """Hardware profile for latency/energy: a packaged name or a YAML path."""
+    seed: int = 0
+    """Seed of the search (agent, sampler, calibration batches)."""
+    val_samples: int | None = 1000
+    """Validation images per evaluation (None: the whole validation split)."""
+    calib_batches: int = 4
+    """Training batches for BN recalibration and activation ranges."""
+    finetune_epochs: int = 0
+    """Fine-tuning inside each evaluation (HAQ used 1)."""
+    importance: str = "l1"
+    """Channel importance criterion."""
+    round_to: int | None = None
+    """Round kept channels to a multiple (AMC used 8)."""
+    min_keep: float = 0.2
+    """Smallest keep ratio an action can choose."""
+    min_bits: int = 2
+    """Smallest bit-width an action can choose."""
+    max_bits: int = 8
+    """Largest bit-width an action can choose."""
+    runs_dir: str = "runs"
+    """Root of checkpoints, the default MLflow store and search state."""
+    tracking_uri: str | None = None
+    """MLflow tracking URI (None: a local store under ``runs_dir``)."""
+    storage: str | None = None
+    """Optuna storage URL (None: a SQLite file under ``runs_dir``)."""
+    checkpoint_every: int = 5
+    """Episodes between search checkpoints."""
+    agent_options: dict[str, Any] = field(default_factory=dict)
+    """Method-specific overrides (e.g. ``warmup_episodes``, ``noise``, ``n_workers``)."""
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> SearchConfig:
+        """Build from a mapping, rejecting unknown keys and wrong types."""
+        names = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(names))
+        if unknown:
+            raise AutopruneError(
+                f"unknown config key(s) {unknown}; valid keys: {', '.join(sorted(names))}"
+            )
+        values = dict(data)
+        if isinstance(values.get("targets"), str):
+            values["targets"] = (values["targets"],)
+        if "targets" in values:
+            values["targets"] = tuple(str(t) for t in values["targets"])
+        config = cls(**values)
+        config.check()
+        return config
+
+    def replace(self, **changes: Any) -> SearchConfig:
+        """A copy with ``changes`` applied (None values are ignored) and re-checked."""
+        config = dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        config.check()
+        return config
+
+    def check(self) -> None:
+        """Raise :class:`AutopruneError` for a value no search can use."""
+        if self.mode not in MODES:
+            raise AutopruneError(f"unknown mode '{self.mode}'; choose one of: {', '.join(MODES)}")
+        if not isinstance(self.episodes, int) or self.episodes < 1:
+            raise AutopruneError(
+                f"episodes {self.episodes!r} must be a positive integer; pass --episodes 20"
+            )
+        if not 0.0 < self.min_keep <= 1.0:
+            raise AutopruneError(f"min_keep {self.min_keep} must be in (0, 1]")
+        if not 1 <= self.min_bits <= self.max_bits <= 8:
+            raise AutopruneError(
+                f"bits range {self.min_bits}..{self.max_bits} must satisfy 1 <= min <= max <= 8"
+            )
+        if not isinstance(self.agent_options, dict):
+            raise AutopruneError("agent_options must be a mapping of option names to values")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain form (for logging and YAML)."""
+        out = dataclasses.asdict(self)
+        out["targets"] = list(self.targets)
+        return out
+
+    @property
+    def runs_path(self) -> Path:
+        """``runs_dir`` as a path."""
+        return Path(self.runs_dir)
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file into a mapping; malformed YAML gets a one-line error."""
+    path = Path(path)
+    if not path.is_file():
+        raise AutopruneError(f"config file {path} does not exist; pass an existing YAML file")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise AutopruneError(
+            f"config file {path} is not valid YAML{where}; fix the syntax"
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise AutopruneError(f"config file {path} must hold a mapping of keys to values")
+    return data
