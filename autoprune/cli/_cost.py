@@ -1,0 +1,127 @@
+"""``autoprune cost``: per-layer cost table, and ``cost validate`` against measurement."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from autoprune.baseline import build_for
+from autoprune.cli._common import open_dataset
+from autoprune.cli._console import console, err_console
+from autoprune.compress import ChannelPlan, pruned_specs
+from autoprune.cost import CostReport, build_cost_model, load_profile
+from autoprune.errors import AutopruneError
+from autoprune.latency_check import random_prune_policies, validate_latency
+from autoprune.models import load_weights
+from autoprune.policy import Policy
+from autoprune.specs import discover_layers
+
+cost_app = typer.Typer(
+    help="Price a model (and a policy) on a hardware profile; validate the latency model.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+MODEL = typer.Option("demo", "--model", "-m", help="Zoo name, file.py:fn or module:fn.")
+DATASET = typer.Option("digits", "--dataset", "-d", help="Dataset (for the input shape).")
+PROFILE = typer.Option("bitfusion", "--profile", "-p", help="Profile name or YAML path.")
+DATA_DIR = typer.Option(None, "--data-dir", help="Where the dataset files are.")
+RUNS_DIR = typer.Option(Path("runs"), "--runs-dir", help="Root of caches and the MLflow store.")
+
+
+def _print_report(report: CostReport, title: str) -> None:
+    table = Table(title=title)
+    for column in report.columns:
+        table.add_column(column, justify="left" if column in ("layer", "bound") else "right")
+    for row in report.to_rows():
+        table.add_row(*row)
+    console.print(table)
+
+
+@cost_app.callback()
+def cost_command(
+    ctx: typer.Context,
+    model: str = MODEL,
+    dataset: str = DATASET,
+    profile: str = PROFILE,
+    policy: Path | None = typer.Option(None, "--policy", help="Policy JSON to price."),
+    weights: Path | None = typer.Option(None, "--weights", help="Weights (not needed)."),
+    data_dir: Path | None = DATA_DIR,
+    runs_dir: Path = RUNS_DIR,
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Print the per-layer cost table of a model, or of a model under a policy."""
+    if ctx.invoked_subcommand is not None:
+        return
+    hardware = load_profile(profile)
+    data = open_dataset(dataset, data_dir)
+    net = build_for(model, data).eval()
+    if weights is not None:
+        load_weights(net, weights)
+    specs = discover_layers(net, data.input_shape)
+    chosen = Policy.load(policy, specs) if policy else Policy.identity(specs)
+    example = data.x_val[:1]
+    keep = {n: lp.keep_ratio for n, lp in chosen.layers.items() if lp.keep_ratio < 1}
+    shaped = pruned_specs(specs, ChannelPlan.build(net, example), keep) if keep else specs
+    cost_model = build_cost_model(hardware, lut_cache_dir=runs_dir / "latency_lut")
+    report = cost_model.estimate(shaped, chosen.layers)
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+        return
+    label = "measured" if hardware.kind == "measured" else "modelled"
+    _print_report(report, f"{model} on {hardware.name} ({label}), batch {report.batch_size}")
+
+
+@cost_app.command("validate")
+def validate_command(
+    model: str = MODEL,
+    dataset: str = DATASET,
+    profile: str = typer.Option("cpu", "--profile", "-p", help="A measured profile."),
+    samples: int = typer.Option(50, "--samples", help="Random policies to measure."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random policies."),
+    data_dir: Path | None = DATA_DIR,
+    runs_dir: Path = RUNS_DIR,
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow URI."),
+    no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Do not log to MLflow."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Predicted vs measured latency over random pruning policies (Spearman, MAPE)."""
+    if samples < 2:
+        raise AutopruneError(f"--samples {samples} is too few; pass at least 2 (e.g. 50)")
+    hardware = load_profile(profile)
+    if hardware.kind != "measured":
+        raise AutopruneError(
+            f"profile '{hardware.name}' is modelled, not measured; validate a measured "
+            "profile such as --profile cpu"
+        )
+    data = open_dataset(dataset, data_dir)
+    net = build_for(model, data).eval()
+    example = data.x_val[:1]
+    specs = discover_layers(net, data.input_shape)
+    policies = random_prune_policies(specs, ChannelPlan.build(net, example), samples, seed=seed)
+    cost_model = build_cost_model(hardware, lut_cache_dir=runs_dir / "latency_lut")
+    err_console.print(f"measuring {samples} pruned variants of {model} ...")
+    result = validate_latency(net, specs, cost_model, hardware, example, policies)
+    summary = {"model": model, "profile": hardware.name, **result.summary()}
+    summary["seconds"] = round(result.seconds, 2)
+    if not no_mlflow:
+        from autoprune.cli._tracking import log_validation
+
+        summary["mlflow_run_id"] = log_validation(
+            summary, result, tracking_uri, runs_dir, f"cost-validate__{model}"
+        )
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    console.print(
+        f"{model} on {hardware.name}: n={summary['n']}, Spearman {summary['spearman']:.3f}, "
+        f"MAPE {summary['mape_percent']:.1f}% ({summary['seconds']}s)"
+    )
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``cost`` group to ``app``."""
+    app.add_typer(cost_app, name="cost")
