@@ -1,0 +1,306 @@
+"""SearchTracker: one MLflow run per search, metrics per episode, policy and plots as artifacts."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from autoprune.errors import AutopruneError
+from autoprune.policy import Policy
+from autoprune.results import EpisodeRecord, SearchResult
+from autoprune.tracking._params import MAX_KEY_LENGTH, clean_key, clean_tags, flatten_params
+from autoprune.tracking._store import TrackingStore, make_client
+
+EPISODE_METRICS = ("accuracy", "latency", "energy", "size", "macs", "params", "budget_use")
+"""Keys of :attr:`EpisodeRecord.metrics` logged per episode (missing ones are skipped)."""
+BEST_POLICY_ARTIFACT = "best_policy.json"
+SUMMARY_ARTIFACT = "summary.json"
+PLOTS_DIR = "plots"
+MODEL_DIR = "model"
+PARENT_TAG = "mlflow.parentRunId"
+_PARAMS_PER_BATCH = 100
+_log = logging.getLogger(__name__)
+
+
+class SearchTracker:
+    """A thin MLflow client for searches; MLflow is imported on the first :meth:`start`.
+
+    Logging goes to the innermost open run: the search run of :meth:`start`, or a child
+    run of :meth:`start_child` while that block is open. A run that ends with an
+    exception is marked FAILED (KILLED for Ctrl-C), never left RUNNING.
+
+    Args:
+        tracking_uri: A directory or ``.db`` file (local SQLite store, see
+            :class:`TrackingStore`), a ``sqlite:///`` URI or an ``http(s)://`` server;
+            None means ``runs/mlflow``.
+        experiment: MLflow experiment name, created when missing.
+        run_name: Name of the run opened by :meth:`start`.
+        parent_run_id: Nest the run of :meth:`start` under this existing run.
+
+    Example:
+        A search with a result ``result`` (a :class:`SearchResult`)::
+
+            tracker = SearchTracker("runs/mlflow", run_name="demo__ddpg__0")
+            with tracker.start({"agent": {"name": "ddpg"}}, {"model": "demo"}) as run_id:
+                best = -1.0
+                for record in result.history:
+                    best = max(best, record.metrics["accuracy"])
+                    tracker.log_episode(record, best_so_far=best)
+                tracker.log_result(result, Path("runs/demo"))
+    """
+
+    def __init__(
+        self,
+        tracking_uri: str | Path | None = None,
+        experiment: str = "autoprune",
+        run_name: str | None = None,
+        parent_run_id: str | None = None,
+    ) -> None:
+        if not experiment.strip():
+            raise AutopruneError("experiment name is empty; pass e.g. --experiment autoprune")
+        self.store = TrackingStore.resolve(tracking_uri)
+        self.experiment = experiment
+        self.run_name = run_name
+        self.parent_run_id = parent_run_id
+        self._client: Any = None
+        self._experiment_id: str | None = None
+        self._runs: list[str] = []
+
+    @property
+    def tracking_uri(self) -> str:
+        """The resolved MLflow tracking URI."""
+        return self.store.uri
+
+    @property
+    def run_id(self) -> str:
+        """The innermost open run."""
+        if not self._runs:
+            raise RuntimeError("no open run; log inside 'with tracker.start(...)'")
+        return self._runs[-1]
+
+    def start(
+        self, params: Mapping[str, Any] | None = None, tags: Mapping[str, Any] | None = None
+    ) -> contextlib.AbstractContextManager[str]:
+        """Open the search run (context manager yielding its run id).
+
+        Args:
+            params: Configuration; nested mappings become ``a.b`` params.
+            tags: e.g. model, dataset, agent, seed, ``git_sha`` (also written as
+                ``mlflow.source.git.commit`` so the UI shows it).
+
+        Raises:
+            AutopruneError: when the tracking server does not answer.
+        """
+        return self._open(self.run_name, self.parent_run_id, params, tags)
+
+    def start_child(
+        self,
+        name: str,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> contextlib.AbstractContextManager[str]:
+        """Open a run nested under the current one (one per method in ``compare``)."""
+        return self._open(name, self.run_id, params, tags)
+
+    @contextlib.contextmanager
+    def _open(
+        self,
+        name: str | None,
+        parent: str | None,
+        params: Mapping[str, Any] | None,
+        tags: Mapping[str, Any] | None,
+    ) -> Iterator[str]:
+        client = self._connect()
+        all_tags = clean_tags(tags)
+        if "git_sha" in all_tags:
+            all_tags["mlflow.source.git.commit"] = all_tags["git_sha"]
+        if parent is not None:
+            all_tags[PARENT_TAG] = parent
+        run = client.create_run(self._experiment_id, run_name=name, tags=all_tags)
+        run_id = run.info.run_id
+        self._runs.append(run_id)
+        status = "FINISHED"
+        try:
+            self.log_params(params or {})
+            yield run_id
+        except Exception:
+            status = "FAILED"
+            raise
+        except BaseException:  # KeyboardInterrupt, SystemExit
+            status = "KILLED"
+            raise
+        finally:
+            self._runs.pop()
+            self._terminate(run_id, status)
+
+    def _connect(self) -> Any:
+        if self._client is None:
+            self.store.prepare()
+            client = make_client(self.store.uri)
+            self._experiment_id = self._experiment(client)
+            self._client = client
+        return self._client
+
+    def _experiment(self, client: Any) -> str:
+        """The experiment's id: created with the store's artifact root, or restored."""
+        from mlflow.exceptions import MlflowException
+
+        found = client.get_experiment_by_name(self.experiment)
+        if found is not None:
+            if found.lifecycle_stage == "deleted":
+                client.restore_experiment(found.experiment_id)
+            return found.experiment_id
+        try:
+            return client.create_experiment(
+                self.experiment, artifact_location=self.store.artifact_root
+            )
+        except MlflowException as exc:
+            found = client.get_experiment_by_name(self.experiment)  # made by another process?
+            if found is None:
+                raise AutopruneError(
+                    f"cannot create MLflow experiment '{self.experiment}' in {self.store.uri} "
+                    f"({exc.message}); pass another --experiment name"
+                ) from None
+            return found.experiment_id
+
+    def _terminate(self, run_id: str, status: str) -> None:
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # MLflow prints run URLs
+                self._client.set_terminated(run_id, status=status)
+        except Exception as exc:
+            if status == "FINISHED":
+                raise
+            _log.warning("could not mark MLflow run %s %s: %s", run_id, status, exc)
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Log (flattened, truncated) params on the current run, 100 per request."""
+        from mlflow.entities import Param
+
+        run_id = self.run_id
+        items = [Param(k, v) for k, v in flatten_params(params).items()]
+        for start in range(0, len(items), _PARAMS_PER_BATCH):
+            self._client.log_batch(run_id, params=items[start : start + _PARAMS_PER_BATCH])
+
+    def log_metrics(self, values: Mapping[str, float], step: int) -> None:
+        """Log several metrics at one step in a single request."""
+        from mlflow.entities import Metric
+
+        run_id, now = self.run_id, int(time.time() * 1000)
+        metrics = [
+            Metric(clean_key(k)[:MAX_KEY_LENGTH], float(v), now, step)
+            for k, v in values.items()
+            if v is not None
+        ]
+        if metrics:
+            self._client.log_batch(run_id, metrics=metrics)
+
+    def log_episode(self, record: EpisodeRecord, best_so_far: float) -> None:
+        """Log one evaluation at ``step=record.index`` (one request).
+
+        Logged: reward, feasible (0/1), eval_seconds, the :data:`EPISODE_METRICS` present in
+        ``record.metrics``, and ``best_accuracy`` (= ``best_so_far``).
+        """
+        values = {
+            "reward": record.reward,
+            "feasible": float(record.feasible),
+            "eval_seconds": record.seconds,
+            "best_accuracy": best_so_far,
+        }
+        values.update({k: record.metrics[k] for k in EPISODE_METRICS if k in record.metrics})
+        self.log_metrics(values, step=record.index)
+
+    def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
+        """Upload a file or a folder to the current run (under ``artifact_path``)."""
+        path, run_id = Path(path), self.run_id
+        if not path.exists():
+            raise AutopruneError(f"cannot log artifact {path}: it does not exist")
+        if path.is_dir():
+            self._client.log_artifacts(run_id, str(path), artifact_path)
+        else:
+            self._client.log_artifact(run_id, str(path), artifact_path)
+
+    def log_model_file(self, path: str | Path) -> None:
+        """Upload a compressed model file (``.pt``, ``.onnx``, coded weights) under ``model/``."""
+        self.log_artifact(path, MODEL_DIR)
+
+    def log_result(self, result: SearchResult, out_dir: str | Path) -> dict[str, Path]:
+        """Write the search's outputs to ``out_dir`` and log them on the current run.
+
+        Writes ``best_policy.json`` (when a feasible policy exists), ``summary.json`` and
+        ``plots/{policy,pareto,reward}.png``; logs each as an artifact at the same relative
+        path, plus run metrics ``best_<metric>``, ``best_reward``, ``best_index``,
+        ``evaluations``, ``search_seconds`` and ``baseline_<metric>``. These are logged at
+        step ``len(result.history)``, one past the last episode, so they are the values the
+        MLflow UI shows for the run (``best_accuracy`` then is the best policy's accuracy).
+
+        Returns:
+            The written files keyed by artifact path.
+        """
+        files = write_result_files(result, Path(out_dir), self.run_id, self.tracking_uri)
+        for rel, path in files.items():
+            parent = str(Path(rel).parent)
+            self.log_artifact(path, None if parent == "." else parent)
+        self.log_metrics(_result_metrics(result), step=len(result.history))
+        return files
+
+
+def best_policy(record: EpisodeRecord) -> Policy:
+    """The record's policy with its measured metrics filled in (when it has none)."""
+    policy = record.policy
+    return policy if policy.metrics else replace(policy, metrics=dict(record.metrics))
+
+
+def write_result_files(
+    result: SearchResult, out_dir: Path, run_id: str | None = None, tracking_uri: str | None = None
+) -> dict[str, Path]:
+    """Write best policy, summary and plots under ``out_dir``; keys are relative paths."""
+    from autoprune import plots
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    best = result.best
+    if best is not None:
+        files[BEST_POLICY_ARTIFACT] = best_policy(best).save(out_dir / BEST_POLICY_ARTIFACT)
+    summary = {"run_id": run_id, "tracking_uri": tracking_uri, **result.to_dict()}
+    summary_path = out_dir / SUMMARY_ARTIFACT
+    summary_path.write_text(json.dumps(summary, indent=2, default=_json_default))
+    files[SUMMARY_ARTIFACT] = summary_path
+    plot_dir = out_dir / PLOTS_DIR
+    if best is not None:
+        files[f"{PLOTS_DIR}/policy.png"] = plots.plot_policy(
+            best_policy(best), plot_dir / "policy.png"
+        )
+    files[f"{PLOTS_DIR}/pareto.png"] = plots.plot_pareto_grid(
+        result.history, plot_dir / "pareto.png"
+    )
+    files[f"{PLOTS_DIR}/reward.png"] = plots.plot_reward_curve(
+        result.history, plot_dir / "reward.png"
+    )
+    return files
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (tuple, set)):
+        return list(value)
+    return str(value)
+
+
+def _result_metrics(result: SearchResult) -> dict[str, float]:
+    values: dict[str, float] = {
+        "evaluations": float(len(result.history)),
+        "search_seconds": result.seconds,
+    }
+    values.update({f"baseline_{k}": v for k, v in result.baseline_metrics.items()})
+    best = result.best
+    if best is not None:
+        values.update({f"best_{k}": v for k, v in best.metrics.items()})
+        values["best_reward"] = best.reward
+        values["best_index"] = float(best.index)
+    return values
