@@ -9,7 +9,6 @@ latency and energy against the original — the numbers a user needs before depl
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -187,11 +186,10 @@ def _measure(
     result.original["predicted_latency_ms"] = base_costs["latency"]
     result.compressed["predicted_latency_ms"] = new_costs["latency"]
     shape = tuple(data.input_shape)
-    measure: Callable[[Path], float] = lambda path: (
-        measure_latency(  # noqa: E731
-            path, shape, runtime="onnxruntime", repeats=repeats
-        ).median_ms
-    )
+
+    def measure(path: Path) -> float:
+        return measure_latency(path, shape, runtime="onnxruntime", repeats=repeats).median_ms
+
     result.original["onnx_latency_ms"] = measure(result.files["original_onnx"])
     result.compressed["onnx_latency_ms"] = measure(result.files["onnx"])
     if "int8_onnx" in result.files:
