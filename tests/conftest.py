@@ -7,6 +7,9 @@ import torch
 
 from autoprune.data import DataSplits, load_dataset
 
+# Tests use tiny tensors: one thread avoids thread start-up and contention costs.
+torch.set_num_threads(1)
+
 
 @pytest.fixture(scope="session")
 def digits() -> DataSplits:

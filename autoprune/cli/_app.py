@@ -8,7 +8,7 @@ import traceback
 import click
 import typer
 
-from autoprune.cli import _cost, _inspect, _train
+from autoprune.cli import _apply, _cost, _inspect, _train, _ui
 from autoprune.cli._console import err_console
 from autoprune.errors import AutopruneError
 
@@ -35,6 +35,8 @@ def _root(
 _train.register(app)
 _inspect.register(app)
 _cost.register(app)
+_apply.register(app)
+_ui.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -244,7 +244,9 @@ class ChannelPlan:
     def group_kept(self, keep: Mapping[str, float], round_to: int | None = None) -> list[int]:
         """Channels kept in every group (``size`` for frozen ones), after validating ``keep``."""
         self.check_keep(keep)
-        if round_to is not None and (isinstance(round_to, bool) or round_to < 1):
+        if round_to is not None and (
+            isinstance(round_to, bool) or not isinstance(round_to, int) or round_to < 1
+        ):
             raise AutopruneError(f"round_to={round_to!r} is invalid; use a positive int or None")
         kept = []
         for info in self.group_info:
@@ -325,6 +327,8 @@ def _analyse_group(
     members = tuple(sorted((n for n, k, _ in touches if k != "in"), key=rank.__getitem__))
     if classifier in members:
         frozen = "contains the classifier"
+    if not members:
+        members, frozen = (root,), frozen or "has no Conv2d/Linear output to prune"
     controller = next((m for m in members if not _is_depthwise(graph, m)), members[0])
     info = GroupInfo(root, members, controller, size, channel_groups, frozen)
     return info, touches
@@ -380,6 +384,9 @@ def _resize_spec(spec: LayerSpec, in_ch: int, out_ch: int) -> LayerSpec:
     old_weights = spec.weight_count
     has_bias = spec.params > old_weights
     groups = out_ch if spec.kind == "depthwise" else spec.groups
+    kind = spec.kind
+    if kind == "grouped" and groups == in_ch == out_ch:
+        kind = "depthwise"  # what discover_layers reports for the pruned layer
     weights = out_ch * (in_ch // groups) * kh * kw
     if spec.kind == "linear":
         positions = spec.macs // max(1, spec.in_channels * spec.out_channels)
@@ -388,6 +395,7 @@ def _resize_spec(spec: LayerSpec, in_ch: int, out_ch: int) -> LayerSpec:
         macs = weights * spec.out_hw[0] * spec.out_hw[1]
     return replace(
         spec,
+        kind=kind,
         in_channels=in_ch,
         out_channels=out_ch,
         groups=groups,

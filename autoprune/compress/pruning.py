@@ -119,10 +119,12 @@ def prune_channels_report(
     groups = graph_groups(graph)
     plan = ChannelPlan.from_graph(graph, groups, execution_order(model, example_input))
     kept = plan.group_kept(keep, round_to)
+    criterion = _criterion(importance, calib_batches)
     todo = [i for i, info in enumerate(plan.group_info) if kept[i] < info.size]
     tracks = {name: list(range(out)) for name, (_, out) in plan.shapes.items()}
     if todo:
-        criterion = _prepared_criterion(importance, model, calib_batches)
+        if needs_data(criterion):
+            criterion.calibrate(model, calib_batches)
         drops = {i: _select(criterion, groups[i], plan.group_info[i], kept[i]) for i in todo}
         for i in todo:
             _prune_group(graph, plan.group_info[i], drops[i], tracks)
@@ -158,25 +160,24 @@ def channel_scores(
     index = next((i for i, g in enumerate(plan.group_info) if layer in g.members), None)
     if index is None:
         raise AutopruneError(f"layer '{layer}' has no output channels to score")
-    criterion = _prepared_criterion(importance, model, calib_batches)
+    criterion = _criterion(importance, calib_batches)
+    if needs_data(criterion):
+        criterion.calibrate(model, calib_batches)
     scores = _scores(criterion, groups[index], plan.group_info[index])
     if isinstance(criterion, DataImportance):
         model.zero_grad(set_to_none=True)
     return scores
 
 
-def _prepared_criterion(
-    importance: str | Importance, model: nn.Module, calib_batches: Iterable[Batch] | None
-) -> Importance:
+def _criterion(importance: str | Importance, calib_batches: Iterable[Batch] | None) -> Importance:
+    """The criterion object; raise early when it needs data and none was given."""
     criterion = make_importance(importance) if isinstance(importance, str) else importance
-    if needs_data(criterion):
-        if calib_batches is None:
-            name = importance if isinstance(importance, str) else type(importance).__name__
-            raise AutopruneError(
-                f"importance '{name}' needs calibration data; pass calib_batches "
-                "(a few training batches) or use a weight-based criterion such as 'l1'"
-            )
-        criterion.calibrate(model, calib_batches)
+    if needs_data(criterion) and calib_batches is None:
+        name = importance if isinstance(importance, str) else type(importance).__name__
+        raise AutopruneError(
+            f"importance '{name}' needs calibration data; pass calib_batches "
+            "(a few training batches) or use a weight-based criterion such as 'l1'"
+        )
     return criterion
 
 

@@ -199,3 +199,14 @@ def test_pruned_specs_match_the_specs_of_the_pruned_model(tiny_model):
     predicted = pruned_specs(specs, plan, keep, round_to=2)
     pruned = prune_channels(copy.deepcopy(model), x, keep, round_to=2)
     assert predicted == discover_layers(pruned, tuple(x.shape[1:]))
+
+
+def test_pruned_specs_follow_a_grouped_conv_that_becomes_depthwise(make_tiny_model, example_input):
+    model = make_tiny_model("grouped")
+    plan = ChannelPlan.build(model, example_input)
+    keep = dict.fromkeys(plan.prunable, 0.01)
+    specs = discover_layers(model, (1, 8, 8))
+    predicted = {s.name: s for s in pruned_specs(specs, plan, keep)}
+    assert (predicted["group4.0"].kind, predicted["group4.0"].groups) == ("depthwise", 4)
+    pruned = prune_channels(copy.deepcopy(model), example_input, keep)
+    assert list(predicted.values()) == discover_layers(pruned, (1, 8, 8))

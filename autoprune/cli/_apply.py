@@ -1,0 +1,107 @@
+"""``autoprune apply`` and ``autoprune export``: use a discovered policy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+import yaml
+from rich.table import Table
+
+from autoprune.apply import apply_policy
+from autoprune.baseline import build_for
+from autoprune.cli._common import open_dataset
+from autoprune.cli._console import console, progress_bar
+from autoprune.cli._tracking import tracking_location
+from autoprune.cost import build_cost_model, load_profile
+from autoprune.errors import AutopruneError
+from autoprune.models import load_weights
+from autoprune.policy import Policy
+from autoprune.specs import discover_layers
+from autoprune.tracking import read_best_policy
+
+
+def apply_command(
+    policy_path: Path = typer.Argument(..., metavar="POLICY", help="Policy JSON."),
+    model: str = typer.Option("demo", "--model", "-m", help="Model the policy was made for."),
+    weights: Path | None = typer.Option(None, "--weights", "-w", help="Trained state dict."),
+    dataset: str = typer.Option("digits", "--dataset", "-d", help="Dataset."),
+    finetune_epochs: int = typer.Option(0, "--finetune-epochs", help="Fine-tuning epochs."),
+    lr: float = typer.Option(0.01, "--lr", help="Fine-tuning learning rate."),
+    export: Path | None = typer.Option(None, "--export", help="Output folder."),
+    profile: str = typer.Option("bitfusion", "--profile", "-p", help="Profile for energy."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Dataset folder."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Root of runs."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+) -> None:
+    """Apply a policy to a trained model: compress, fine-tune, export .pt/.onnx/.apz, report."""
+    if finetune_epochs < 0:
+        raise AutopruneError(f"--finetune-epochs {finetune_epochs} must be 0 or more")
+    if weights is None:
+        raise AutopruneError(
+            "--weights is required: pass the trained state dict the policy was searched on "
+            "(e.g. the checkpoint printed by 'autoprune train')"
+        )
+    data = open_dataset(dataset, data_dir)
+    net = load_weights(build_for(model, data), weights)
+    policy = Policy.load(policy_path, discover_layers(net, data.input_shape))
+    hardware = load_profile(profile)
+    cost_model = build_cost_model(hardware, lut_cache_dir=runs_dir / "latency_lut")
+    out_dir = export or (runs_dir / "exports" / policy_path.stem)
+    with progress_bar("fine-tune") as progress:
+        task = progress.add_task("fine-tune", total=None, info="", visible=finetune_epochs > 0)
+
+        def on_batch(step: int, total: int, loss: float) -> None:
+            progress.update(task, completed=step, total=total, info=f"loss {loss:.3f}")
+
+        result = apply_policy(
+            net,
+            policy,
+            data,
+            cost_model,
+            out_dir,
+            finetune_epochs=finetune_epochs,
+            lr=lr,
+            on_batch=on_batch,
+        )
+    if as_json:
+        print(json.dumps(result.to_dict(), indent=2))
+        return
+    table = Table(title=f"{model} under {policy_path.name} (test split)")
+    for column in ("metric", "original", "compressed", "ratio"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for row in result.rows():
+        table.add_row(*row)
+    console.print(table)
+    for kind, path in result.files.items():
+        console.print(f"  {kind}: {path}")
+
+
+def export_command(
+    run_id: str = typer.Argument(..., metavar="RUN_ID", help="MLflow run id of a search."),
+    fmt: str = typer.Option("json", "--format", "-f", help="json or yaml."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write to a file."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Root of runs."),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow URI."),
+) -> None:
+    """Print (or write) the best policy of a recorded search."""
+    if fmt not in ("json", "yaml"):
+        raise AutopruneError(f"unknown format '{fmt}'; use --format json or --format yaml")
+    policy = read_best_policy(run_id, tracking_location(tracking_uri, runs_dir))
+    data = policy.to_dict()
+    text = json.dumps(data, indent=2) if fmt == "json" else yaml.safe_dump(data, sort_keys=False)
+    if output is None:
+        print(text)
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    tmp = output.with_name(f".{output.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(output)
+    console.print(f"wrote {output}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``apply`` and ``export`` to ``app``."""
+    app.command("apply")(apply_command)
+    app.command("export")(export_command)

@@ -1,0 +1,19 @@
+"""Turn ``--config`` plus flags into a validated :class:`SearchConfig`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from autoprune.config import SearchConfig, load_config_file
+
+
+def resolve_config(config_file: Path | None, **flags: Any) -> SearchConfig:
+    """YAML file values, overridden by every flag the user gave (None = not given)."""
+    data = load_config_file(config_file) if config_file is not None else {}
+    base = SearchConfig.from_mapping(data)
+    if flags.get("targets") == []:
+        flags["targets"] = None
+    if flags.get("targets") is not None:
+        flags["targets"] = tuple(flags["targets"])
+    return base.replace(**flags)

@@ -1,0 +1,48 @@
+"""``autoprune ui``: the MLflow UI on the local store."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import typer
+
+from autoprune.cli._console import err_console
+from autoprune.cli._tracking import tracking_location
+from autoprune.tracking import TrackingStore, ui_command
+
+
+def ui_cmd(
+    port: int = typer.Option(5000, "--port", help="Port on 127.0.0.1."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Root of runs."),
+    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="Store to show."),
+) -> None:
+    """Start the MLflow UI on the local store (Ctrl-C stops it)."""
+    location = tracking_location(tracking_uri, runs_dir)
+    store = TrackingStore.resolve(location)
+    argv = ui_command(location, port=port, host=host)
+    err_console.print(f"MLflow UI for {store.uri} at http://{host}:{port} (Ctrl-C to stop)")
+    process = subprocess.Popen(argv, start_new_session=True)
+
+    def stop(*_: object) -> None:
+        # mlflow ui's server workers live in its process group: stop them all
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    try:
+        code = process.wait()
+    except KeyboardInterrupt:
+        stop()
+        code = process.wait()
+    sys.exit(code if code >= 0 else 0)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``ui`` to ``app``."""
+    app.command("ui")(ui_cmd)
