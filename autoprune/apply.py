@@ -124,7 +124,7 @@ def apply_policy(
     files["apz"] = out_dir / "model.apz"
     result.files = files
     _measure(result, model, policy, data, specs, cost_model, example, latency_repeats)
-    result.original["size_bytes"] = float(apz.fp32_bytes)
+    result.original["size_bytes"] = float(4 * sum(t.numel() for t in model.state_dict().values()))
     result.compressed["size_bytes"] = float(apz.file_bytes)
     if "int8_onnx" in files:
         result.compressed["int8_test_accuracy"] = onnx_accuracy(
