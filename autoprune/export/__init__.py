@@ -12,8 +12,9 @@ Example:
 from __future__ import annotations
 
 from autoprune.export._bundle import export_bundle
+from autoprune.export._compare import compare_latency
 from autoprune.export._int8 import BatchReader, quantize_onnx_int8
-from autoprune.export._latency import LatencyStats, compare_latency, measure_latency
+from autoprune.export._latency import LatencyStats, measure_latency
 from autoprune.export._onnx import INPUT_NAME, OUTPUT_NAME, export_onnx, onnx_node_names_for
 
 __all__ = [

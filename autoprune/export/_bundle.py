@@ -30,11 +30,15 @@ from autoprune.export._onnx import export_onnx
 
 def _save_exported_program(model: nn.Module, example_input: torch.Tensor, path: Path) -> None:
     """``torch.export`` the eval-mode model with a dynamic batch axis and save it."""
+    device = next(model.parameters(), torch.empty(0)).device
+    # torch.export specialises a dimension of size 1, so trace with at least two samples
+    x = example_input.detach().to(device)
+    x = x.repeat(2, *([1] * (x.dim() - 1))) if x.shape[0] == 1 else x
     modes = {module: module.training for module in model.modules()}
     model.eval()
     try:
         batch = torch.export.Dim("batch", min=1)
-        program = torch.export.export(model, (example_input,), dynamic_shapes=({0: batch},))
+        program = torch.export.export(model, (x,), dynamic_shapes=({0: batch},))
         torch.export.save(program, str(path))
     finally:
         for module, training in modes.items():

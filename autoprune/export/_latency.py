@@ -1,14 +1,17 @@
 """Measured wall-clock latency of whole models in ONNX Runtime or PyTorch on this machine.
 
 Per-layer latency tables for the cost model live in :mod:`autoprune.cost`; this module times
-complete exported models, for the speed-up rows of the CLI and the benchmarks.
+complete exported models, for the speed-up rows of the CLI and the benchmarks. When several
+models are compared, their timed runs are interleaved (A, B, A, B, ...) so that load from
+other processes hits all of them alike.
 """
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +27,7 @@ from autoprune.export._onnx import export_onnx
 Runtime = Literal["onnxruntime", "torch"]
 RUNTIMES: tuple[str, ...] = ("onnxruntime", "torch")
 ModelOrPath = nn.Module | str | Path
+Runner = Callable[[], object]
 
 
 @dataclass(frozen=True)
@@ -68,66 +72,109 @@ class LatencyStats:
         return asdict(self)
 
 
-def _time_runs(run: Callable[[], object], warmup: int, repeats: int) -> list[float]:
-    """Call ``run`` ``warmup`` times untimed, then ``repeats`` times timed (ms each)."""
-    for _ in range(warmup):
-        run()
-    samples = []
+def time_interleaved(runs: Sequence[Runner], warmup: int, repeats: int) -> list[list[float]]:
+    """Time each runner ``repeats`` times, alternating between them; ms per run, per runner.
+
+    Every runner is first called ``warmup`` times untimed.
+    """
+    for run in runs:
+        for _ in range(warmup):
+            run()
+    samples: list[list[float]] = [[] for _ in runs]
     for _ in range(repeats):
-        start = time.perf_counter_ns()
-        run()
-        samples.append((time.perf_counter_ns() - start) / 1e6)
+        for run, times in zip(runs, samples, strict=True):
+            start = time.perf_counter_ns()
+            run()
+            times.append((time.perf_counter_ns() - start) / 1e6)
     return samples
 
 
-def _ort_session(path: Path, threads: int) -> ort.InferenceSession:
+def _ort_runner(path: Path, shape: tuple[int, ...], threads: int) -> Runner:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-
-
-def _ort_samples(
-    path: Path, shape: tuple[int, ...], threads: int, warmup: int, repeats: int
-) -> list[float]:
-    session = _ort_session(path, threads)
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     feed = {session.get_inputs()[0].name: x}
-    return _time_runs(lambda: session.run(None, feed), warmup, repeats)
+    return lambda: session.run(None, feed)
 
 
-def _torch_samples(
-    model: nn.Module, shape: tuple[int, ...], threads: int, warmup: int, repeats: int
-) -> list[float]:
+def _torch_runner(model: nn.Module, shape: tuple[int, ...]) -> Runner:
     device = next(model.parameters(), torch.empty(0)).device
     x = torch.randn(shape, generator=torch.Generator().manual_seed(0)).to(device)
-    modes = {module: module.training for module in model.modules()}
-    previous_threads = torch.get_num_threads()
-    model.eval()
 
     def run() -> None:
         model(x)
         if x.is_cuda:
             torch.cuda.synchronize()
 
+    return run
+
+
+@contextlib.contextmanager
+def _torch_settings(models: Sequence[nn.Module], threads: int) -> Iterator[None]:
+    """Eval mode, ``threads`` threads and inference mode; all restored on exit."""
+    previous = torch.get_num_threads()
+    modes = {module: module.training for model in models for module in model.modules()}
     try:
         torch.set_num_threads(threads)
+        for model in models:
+            model.eval()
         with torch.inference_mode():
-            return _time_runs(run, warmup, repeats)
+            yield
     finally:
-        torch.set_num_threads(previous_threads)
+        torch.set_num_threads(previous)
         for module, training in modes.items():
             module.training = training
 
 
-def _check_args(runtime: str, batch_size: int, threads: int, warmup: int, repeats: int) -> None:
+def _onnx_file(source: ModelOrPath) -> Path:
+    path = Path(source)  # type: ignore[arg-type]
+    if not path.is_file():
+        raise AutopruneError(f"ONNX file {path} does not exist; export it with export_onnx")
+    return path
+
+
+@contextlib.contextmanager
+def runners(
+    sources: Sequence[ModelOrPath], shape: tuple[int, ...], runtime: Runtime, threads: int
+) -> Iterator[list[Runner]]:
+    """Ready forward passes of each source on a random batch of ``shape``, settings applied.
+
+    For ``onnxruntime``, modules are exported to a temporary ONNX file first; ``torch``
+    needs modules.
+    """
+    if runtime == "torch":
+        for source in sources:
+            if not isinstance(source, nn.Module):
+                raise AutopruneError(
+                    f"runtime 'torch' needs an nn.Module, got {source!r}; "
+                    "pass the model itself or use runtime='onnxruntime' for ONNX files"
+                )
+        with _torch_settings(sources, threads):  # type: ignore[arg-type]
+            yield [_torch_runner(model, shape) for model in sources]  # type: ignore[arg-type]
+        return
+    with tempfile.TemporaryDirectory(prefix="autoprune-latency-") as tmp:
+        paths = [
+            export_onnx(source, torch.zeros(shape), Path(tmp) / f"model{index}.onnx")
+            if isinstance(source, nn.Module)
+            else _onnx_file(source)
+            for index, source in enumerate(sources)
+        ]
+        yield [_ort_runner(path, shape, threads) for path in paths]
+
+
+def check_timing_args(
+    runtime: str, batch_size: int, threads: int, warmup: int, repeats: int
+) -> None:
+    """Raise :class:`AutopruneError` for an unknown runtime or non-positive counts."""
     if runtime not in RUNTIMES:
         raise AutopruneError(f"unknown runtime '{runtime}'; choose one of: {', '.join(RUNTIMES)}")
-    for name, value, low in (("batch_size", batch_size, 1), ("threads", threads, 1)):
-        if value < low:
-            raise AutopruneError(f"{name} {value} must be at least {low}")
+    for name, value in (("batch_size", batch_size), ("threads", threads)):
+        if value < 1:
+            raise AutopruneError(f"{name} {value} must be at least 1")
     if warmup < 0 or repeats < 1:
         raise AutopruneError(f"warmup {warmup} must be >= 0 and repeats {repeats} >= 1")
 
@@ -162,128 +209,8 @@ def measure_latency(
     Returns:
         Median, 10th/90th percentile and mean latency per forward pass.
     """
-    _check_args(runtime, batch_size, threads, warmup, repeats)
+    check_timing_args(runtime, batch_size, threads, warmup, repeats)
     shape = (batch_size, *(int(d) for d in input_shape))
-    if runtime == "torch":
-        if not isinstance(model_or_path, nn.Module):
-            raise AutopruneError(
-                f"runtime 'torch' needs an nn.Module, got {model_or_path!r}; "
-                "pass the model itself or use runtime='onnxruntime' for ONNX files"
-            )
-        samples = _torch_samples(model_or_path, shape, threads, warmup, repeats)
-    elif isinstance(model_or_path, nn.Module):
-        with tempfile.TemporaryDirectory(prefix="autoprune-latency-") as tmp:
-            path = export_onnx(model_or_path, torch.zeros(shape), Path(tmp) / "model.onnx")
-            samples = _ort_samples(path, shape, threads, warmup, repeats)
-    else:
-        path = Path(model_or_path)
-        if not path.is_file():
-            raise AutopruneError(f"ONNX file {path} does not exist; export it with export_onnx")
-        samples = _ort_samples(path, shape, threads, warmup, repeats)
+    with runners([model_or_path], shape, runtime, threads) as runs:
+        samples = time_interleaved(runs, warmup, repeats)[0]
     return LatencyStats.from_samples(samples, runtime, batch_size, threads)
-
-
-def _onnx_source(model: ModelOrPath, shape: tuple[int, ...], folder: Path, stem: str) -> Path:
-    """An ONNX file for ``model``: the path itself, or a dynamic-batch export into ``folder``."""
-    if isinstance(model, nn.Module):
-        return export_onnx(model, torch.zeros((1, *shape)), folder / f"{stem}.onnx")
-    return Path(model)
-
-
-def compare_latency(
-    original: ModelOrPath,
-    compressed: ModelOrPath,
-    example_shape: Sequence[int],
-    *,
-    batch_sizes: Sequence[int] = (1, 64),
-    runtimes: Sequence[Runtime] = ("onnxruntime", "torch"),
-    int8_path: str | Path | None = None,
-    threads: int = 1,
-    warmup: int = 5,
-    repeats: int = 30,
-) -> list[dict[str, Any]]:
-    """Median latency of the original and the compressed model, side by side.
-
-    Modules are exported to ONNX once (dynamic batch) for the ``onnxruntime`` rows. With
-    ``int8_path``, extra ``onnxruntime-int8`` rows compare the fp32 original in ONNX Runtime
-    with that int8 model.
-
-    Args:
-        original: The uncompressed model (module, or ONNX path for onnxruntime only).
-        compressed: The compressed model (module, or ONNX path for onnxruntime only).
-        example_shape: Shape of one sample without the batch axis, e.g. ``(1, 28, 28)``.
-        batch_sizes: Batch sizes to time.
-        runtimes: Runtimes to time, from ``onnxruntime`` and ``torch``.
-        int8_path: Optional int8 ONNX file of the compressed model.
-        threads: Intra-op threads for every measurement.
-        warmup: Untimed runs before each measurement.
-        repeats: Timed runs per measurement.
-
-    Returns:
-        Rows ``{runtime, batch, original_ms, compressed_ms, speedup, threads}``; times are
-        medians, ``speedup = original_ms / compressed_ms``.
-    """
-    shape = tuple(int(d) for d in example_shape)
-    options = {"threads": threads, "warmup": warmup, "repeats": repeats}
-    cache: dict[tuple[int, str, int], float] = {}
-
-    def median(source: ModelOrPath, runtime: Runtime, batch: int) -> float:
-        key = (id(source), runtime, batch)
-        if key not in cache:
-            stats = measure_latency(source, shape, runtime=runtime, batch_size=batch, **options)
-            cache[key] = stats.median_ms
-        return cache[key]
-
-    rows: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="autoprune-compare-") as tmp:
-        for label, runtime, before, after in _pairs(
-            original, compressed, shape, runtimes, int8_path, Path(tmp)
-        ):
-            for batch in batch_sizes:
-                before_ms, after_ms = median(before, runtime, batch), median(after, runtime, batch)
-                rows.append(
-                    {
-                        "runtime": label,
-                        "batch": int(batch),
-                        "original_ms": before_ms,
-                        "compressed_ms": after_ms,
-                        "speedup": before_ms / after_ms,
-                        "threads": threads,
-                    }
-                )
-    return rows
-
-
-def _pairs(
-    original: ModelOrPath,
-    compressed: ModelOrPath,
-    shape: tuple[int, ...],
-    runtimes: Sequence[Runtime],
-    int8_path: str | Path | None,
-    folder: Path,
-) -> list[tuple[str, Runtime, ModelOrPath, ModelOrPath]]:
-    """``(row label, runtime, original source, compressed source)`` for every comparison."""
-    pairs: list[tuple[str, Runtime, ModelOrPath, ModelOrPath]] = []
-    onnx_original: Path | None = None
-    for runtime in runtimes:
-        if runtime not in RUNTIMES:
-            raise AutopruneError(
-                f"unknown runtime '{runtime}'; choose one of: {', '.join(RUNTIMES)}"
-            )
-        if runtime == "onnxruntime":
-            onnx_original = _onnx_source(original, shape, folder, "original")
-            pairs.append(
-                (
-                    runtime,
-                    runtime,
-                    onnx_original,
-                    _onnx_source(compressed, shape, folder, "compressed"),
-                )
-            )
-        else:
-            pairs.append((runtime, runtime, original, compressed))
-    if int8_path is not None:
-        if onnx_original is None:
-            onnx_original = _onnx_source(original, shape, folder, "original")
-        pairs.append(("onnxruntime-int8", "onnxruntime", onnx_original, Path(int8_path)))
-    return pairs

@@ -56,16 +56,40 @@ def test_int8_is_qdq_smaller_and_agrees_with_fp32(
     assert (reference.argmax(1) == quantized.argmax(1)).mean() >= 0.95
 
 
-def test_onnxruntime_fuses_qdq_into_integer_kernels(
-    fp32_path: Path, toy_batches: Batches, tmp_path: Path
-) -> None:
-    int8_path = quantize_onnx_int8(fp32_path, tmp_path / "q.onnx", toy_batches(2, 16, 7))
+def _optimized_ops(path: Path, tmp_path: Path) -> set[str]:
+    """Operator types after ONNX Runtime's graph optimisations (where QDQ groups are fused)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
-    ort.InferenceSession(str(int8_path), options, providers=["CPUExecutionProvider"])
-    ops = {node.op_type for node in onnx.load(str(tmp_path / "optimized.onnx")).graph.node}
-    assert "QLinearConv" in ops
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return {node.op_type for node in onnx.load(str(tmp_path / "optimized.onnx")).graph.node}
+
+
+def test_every_conv_and_residual_add_runs_as_an_integer_kernel(
+    fp32_path: Path, toy_batches: Batches, tmp_path: Path
+) -> None:
+    # The stem output feeds both the depthwise conv and the residual add: with int8
+    # activations ONNX Runtime leaves such convs in float; uint8 (the default) fuses them.
+    int8_path = quantize_onnx_int8(fp32_path, tmp_path / "q.onnx", toy_batches(2, 16, 7))
+    ops = _optimized_ops(int8_path, tmp_path)
+    assert {"QLinearConv", "QLinearAdd", "QGemm"} <= ops
+    assert not ops & {"Conv", "Add", "Gemm"}
+
+
+def test_int8_activations_and_reduced_range_also_work(
+    fp32_path: Path, toy_batches: Batches, tmp_path: Path
+) -> None:
+    int8_path = quantize_onnx_int8(
+        fp32_path,
+        tmp_path / "q.onnx",
+        toy_batches(2, 16, 7),
+        activation_type="int8",
+        reduce_range=True,
+        per_channel=False,
+    )
+    x = toy_batches(1, 100, 11)[0]
+    agreement = (_logits(fp32_path, x).argmax(1) == _logits(int8_path, x).argmax(1)).mean()
+    assert agreement >= 0.9
 
 
 def test_excluded_layer_keeps_float_weights(
@@ -90,6 +114,8 @@ def test_bad_inputs_raise_and_write_nothing(fp32_path: Path, tmp_path: Path) -> 
         quantize_onnx_int8(fp32_path, out, batch, exclude_nodes=["/no/Conv"])
     with pytest.raises(AutopruneError, match="calibration is empty"):
         quantize_onnx_int8(fp32_path, out, [])
+    with pytest.raises(AutopruneError, match="activation_type"):
+        quantize_onnx_int8(fp32_path, out, batch, activation_type="int4")  # type: ignore[arg-type]
     with pytest.raises(AutopruneError, match="does not exist"):
         quantize_onnx_int8(tmp_path / "missing.onnx", out, batch)
     assert not out.exists()

@@ -76,5 +76,12 @@ def test_compare_latency_rows(
     for row in rows:
         assert row["original_ms"] > 0 and row["compressed_ms"] > 0
         assert row["speedup"] == pytest.approx(row["original_ms"] / row["compressed_ms"])
-    # the fp32 original is timed once per batch size and reused by the int8 rows
-    assert rows[4]["original_ms"] == rows[0]["original_ms"]
+    assert all(row["threads"] == 1 for row in rows)
+
+
+def test_compare_latency_rejects_paths_for_torch(plain_net: nn.Module, tmp_path: Path) -> None:
+    path = export_onnx(plain_net, torch.zeros(1, *SHAPE), tmp_path / "m.onnx")
+    with pytest.raises(AutopruneError, match="nn.Module"):
+        compare_latency(plain_net, path, SHAPE, runtimes=("torch",), repeats=1)
+    with pytest.raises(AutopruneError, match="batch_size"):
+        compare_latency(plain_net, plain_net, SHAPE, batch_sizes=(0,))
