@@ -1,0 +1,27 @@
+"""Search methods on one runner: SB3 agents, Optuna samplers and the uniform baseline.
+
+Every method drives the same :class:`envs.CompressionEnv` episodes; :func:`run_search` owns
+the evaluation budget, the history, checkpoints and resume.
+
+Example:
+    >>> from agents import method_names
+    >>> "ddpg" in method_names() and "nsga2" in method_names()
+    True
+"""
+
+from __future__ import annotations
+
+from agents._base import SearchMethod
+from agents._context import SearchContext
+from agents._registry import make_method, method_class, method_names
+from agents._runner import run_name_for, run_search
+
+__all__ = [
+    "SearchContext",
+    "SearchMethod",
+    "make_method",
+    "method_class",
+    "method_names",
+    "run_name_for",
+    "run_search",
+]

@@ -122,7 +122,9 @@ def time_episodes(env: CompressionEnv, episodes: int, seed: int) -> None:
     )
 
 
-def random_policies(env: CompressionEnv, count: int, seed: int) -> list[Policy]:
+def random_policies(
+    env: CompressionEnv, evaluator: PolicyEvaluator, count: int, seed: int
+) -> list[Policy]:
     """``count`` distinct budget-feasible policies from random episodes (evaluated once)."""
     rng = np.random.default_rng(seed + 1)
     policies: dict[str, Policy] = {}
@@ -131,16 +133,18 @@ def random_policies(env: CompressionEnv, count: int, seed: int) -> list[Policy]:
             break
         _, info = random_episode(env, rng)
         policy = info["policy"]
-        policies.setdefault(env.evaluator.key(policy), policy)
+        policies.setdefault(evaluator.key(policy), policy)
     return list(policies.values())
 
 
 def rank_correlation(
-    env: CompressionEnv, data: DataSplits, count: int, args: argparse.Namespace
+    env: CompressionEnv,
+    evaluator: PolicyEvaluator,
+    data: DataSplits,
+    args: argparse.Namespace,
 ) -> None:
-    """Print search-time vs fine-tuned accuracy of ``count`` policies and their Spearman rho."""
-    evaluator = env.evaluator
-    policies = random_policies(env, count, args.seed)
+    """Print search-time vs fine-tuned accuracy of random policies and their Spearman rho."""
+    policies = random_policies(env, evaluator, args.spearman, args.seed)
     lr = args.finetune_lr
     print(f"\nSpearman: {len(policies)} random policies, 1 fine-tune epoch each (lr {lr})")
     print(f"{'policy':>6} {'search_acc':>10} {'tuned_acc':>10} {'tune_s':>8}")
@@ -169,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     env = CompressionEnv(evaluator, args.budget or ["flops=0.5"], mode=args.mode)
     time_episodes(env, args.episodes, args.seed)
     if args.spearman:
-        rank_correlation(env, data, args.spearman, args)
+        rank_correlation(env, evaluator, data, args)
     return 0
 
 

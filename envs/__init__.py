@@ -1,0 +1,43 @@
+"""Gymnasium environments of autoprune: per-layer compression search as an episode.
+
+Importing this package registers ``autoprune/Compression-v0`` (entry point
+``envs.compression_env:CompressionEnv``).
+
+Example:
+    >>> import gymnasium as gym
+    >>> ENV_ID in gym.registry
+    True
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+from envs.actions import ACTION_DIMS, MODES, LayerAction, decode_action
+from envs.compression_env import CompressionEnv
+from envs.observation import FEATURES, OBS_SIZE
+from envs.rewards import RewardFn, make_reward, reward_names
+from envs.search_space import EvaluatorLike, LayerRole, SearchSpace
+
+ENV_ID = "autoprune/Compression-v0"
+"""Registered id of :class:`CompressionEnv`."""
+
+if ENV_ID not in gym.registry:
+    gym.register(id=ENV_ID, entry_point="envs.compression_env:CompressionEnv")
+
+__all__ = [
+    "ACTION_DIMS",
+    "ENV_ID",
+    "FEATURES",
+    "MODES",
+    "OBS_SIZE",
+    "CompressionEnv",
+    "EvaluatorLike",
+    "LayerAction",
+    "LayerRole",
+    "RewardFn",
+    "SearchSpace",
+    "decode_action",
+    "make_reward",
+    "reward_names",
+]

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import onnxruntime as ort
 import torch
 from torch import nn
 
+from autoprune.cost._measure import ort_session
 from autoprune.errors import AutopruneError
 from autoprune.export._onnx import export_onnx
 
@@ -90,12 +90,7 @@ def time_interleaved(runs: Sequence[Runner], warmup: int, repeats: int) -> list[
 
 
 def _ort_runner(path: Path, shape: tuple[int, ...], threads: int) -> Runner:
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = ort_session(path, threads)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
     feed = {session.get_inputs()[0].name: x}
     return lambda: session.run(None, feed)
