@@ -1,0 +1,297 @@
+"""The Gymnasium environment: one step per layer, a compressed model at the end of an episode."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from functools import partial
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from autoprune.budget import Budget
+from autoprune.errors import AutopruneError
+from autoprune.policy import LayerPolicy, Policy
+from envs.actions import ACTION_DIMS, MODES, Mode, decode_action
+from envs.observation import OBS_SIZE, headroom, layer_table, observation, rest_macs
+from envs.rewards import RewardFn, make_reward
+from envs.search_space import EvaluatorLike, SearchSpace
+
+BudgetLike = Budget | str | Iterable[str] | Mapping[str, str | float] | None
+
+
+class CompressionEnv(gym.Env[np.ndarray, np.ndarray]):
+    """Search per-layer keep ratios and/or bit-widths of a trained CNN under a hard budget.
+
+    ## Description
+
+    An episode walks the searchable layers of the model in execution order, one step per
+    layer (AMC, HAQ). At each step the agent sees an embedding of the layer and of what the
+    episode has decided so far, and answers with the layer's keep ratio, bit-widths, or both
+    (``joint`` mode: pruning and mixed precision searched by one agent). After the last
+    layer the policy is compressed, BatchNorm-recalibrated and scored on a validation subset
+    by the injected evaluator (``evaluator.evaluate``, cached by policy), and the reward is
+    paid. Every finished policy satisfies the budget (see Episode End).
+
+    Steps per mode (``layers`` restricts the walk to a subset):
+
+    - ``prune``: the layers whose keep ratio decides channels, i.e. the controllers of the
+      prunable groups of the evaluator's ``ChannelPlan``; layers coupled to them (residual
+      adds, depthwise convolutions) follow their controller, the classifier is never pruned.
+    - ``quantize``: every layer whose bits are searched, i.e. all but the pinned first and
+      last layers (fixed at 8 bits as in HAQ when ``pin_first_last``).
+    - ``joint``: every layer with at least one searched dimension; the keep ratio of a layer
+      that is not a controller, and the bits of a pinned layer, are ignored.
+
+    ## Action Space
+
+    ``Box(-1, 1, (k,), float32)``: ``k = 1`` in prune mode ``[keep]``, ``2`` in quantize mode
+    ``[w_bits, a_bits]``, ``3`` in joint mode ``[keep, w_bits, a_bits]``. The keep ratio is
+    linear in ``[min_keep, max_keep]`` and rounded to whole channels (multiples of the
+    evaluator's ``round_to``); bits use HAQ's equal-width bins over ``[min_bits, max_bits]``
+    (:func:`envs.actions.decode_action`). The action is then clipped so that the remaining
+    layers at their minimum can still meet the budget (AMC's wall).
+
+    ## Observation Space
+
+    ``Box(0, 1, (22,), float32)``; min-max normalisation is over the layers of the network.
+
+    | Num | Observation      | Meaning                                                       |
+    |-----|------------------|---------------------------------------------------------------|
+    | 0   | layer_index      | position among all layers / (layers - 1)                      |
+    | 1-4 | type one-hot     | conv, depthwise, grouped, linear                              |
+    | 5   | in_channels      | input channels (features), min-max                            |
+    | 6   | out_channels     | output channels (features), min-max                           |
+    | 7   | stride           | stride, min-max                                               |
+    | 8   | kernel           | kernel size, min-max                                          |
+    | 9   | log_params       | log parameters, min-max                                       |
+    | 10  | log_macs         | log MACs, min-max                                             |
+    | 11  | input_fmap       | input feature-map pixels (HAQ), min-max                       |
+    | 12  | latency_share    | layer's share of the uncompressed model's latency             |
+    | 13  | energy_share     | layer's share of the uncompressed model's energy              |
+    | 14  | macs_reduced     | 1 - MACs(decided layers, rest at maximum) / original MACs     |
+    | 15  | macs_rest        | original MACs of the later layers / original MACs             |
+    | 16  | budget_headroom  | (limit - cost at min) / (cost at max - cost at min), tightest |
+    | 17  | prev_keep        | keep ratio chosen at the previous step (1 at the first)       |
+    | 18  | prev_w_bits      | log2(weight bits) / 5 of the previous step (float = 1)        |
+    | 19  | prev_a_bits      | log2(activation bits) / 5 of the previous step (float = 1)    |
+    | 20  | keep_searched    | 1 when this layer's keep ratio is searched                    |
+    | 21  | bits_searched    | 1 when this layer's bit-widths are searched                   |
+
+    "cost at min/max" prices the decided layers with this and every later layer at its
+    smallest/largest setting; the headroom is 1 without a budget.
+
+    ## Rewards
+
+    0 at every step but the last; the last pays ``reward(metrics, baseline, limits)``
+    (:mod:`envs.rewards`: ``accuracy`` (default), ``amc``, ``mnas``, ``weighted``, or any
+    callable of that signature).
+
+    ## Starting State
+
+    The first searchable layer with nothing decided; there is no randomness, so
+    ``reset(seed=...)`` only seeds ``np_random`` for wrappers that want it.
+
+    ## Episode End
+
+    Termination after the last layer (never truncated). Before evaluation HAQ's repair lowers
+    bits, then keep ratios, from the last layer back if the policy still violated the budget.
+    The terminal observation is all zeros; its ``info`` holds ``policy`` (a validated
+    :class:`~autoprune.policy.Policy` with ``metrics`` and ``budget``), ``metrics`` (accuracy,
+    costs, ``accuracy_drop`` and ``budget_use_<metric>``), ``feasible``, ``repaired``,
+    ``cached``, ``eval_seconds`` and ``seconds``. Every step's ``info`` names the ``layer``
+    decided, its ``keep_ratio``, ``w_bits``, ``a_bits`` and whether it was ``clipped``.
+
+    ## Arguments
+
+    ```python
+    >>> import gymnasium as gym, envs
+    >>> env = gym.make("autoprune/Compression-v0", evaluator=evaluator,  # doctest: +SKIP
+    ...                budget=["flops=0.5"], mode="joint", reward="mnas")
+    ```
+
+    | Parameter        | Type                    | Default      | Description                    |
+    |------------------|-------------------------|--------------|--------------------------------|
+    | `evaluator`      | PolicyEvaluator         | (required)   | scores policies, prices costs  |
+    | `budget`         | Budget / list / dict    | None         | hard limits (Budget.parse)     |
+    | `reward`         | str or callable         | `"accuracy"` | see Rewards                    |
+    | `mode`           | str                     | `"prune"`    | prune, quantize or joint       |
+    | `min_keep`       | float                   | 0.2          | keep ratio of action -1        |
+    | `max_keep`       | float                   | 1.0          | keep ratio of action +1        |
+    | `min_bits`       | int                     | 2            | lowest bit-width               |
+    | `max_bits`       | int                     | 8            | highest bit-width              |
+    | `pin_first_last` | bool                    | True         | first and last layer at 8 bits |
+    | `reward_kwargs`  | mapping                 | None         | keyword arguments of `reward`  |
+    | `layers`         | list of str             | None (all)   | layer names to search          |
+
+    ## Version History
+
+    * v0: Initial version.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(
+        self,
+        evaluator: EvaluatorLike,
+        budget: BudgetLike = None,
+        reward: str | RewardFn = "accuracy",
+        mode: Mode = "prune",
+        *,
+        min_keep: float = 0.2,
+        max_keep: float = 1.0,
+        min_bits: int = 2,
+        max_bits: int = 8,
+        pin_first_last: bool = True,
+        reward_kwargs: Mapping[str, float] | None = None,
+        layers: Sequence[str] | None = None,
+    ) -> None:
+        _check_settings(mode, min_keep, max_keep, min_bits, max_bits)
+        self.evaluator = evaluator
+        if isinstance(budget, str):
+            budget = [budget]
+        self.budget = budget if isinstance(budget, Budget) else Budget.parse(budget)
+        self.mode: Mode = mode
+        self.reward_fn, self.reward_name = _resolve_reward(reward, reward_kwargs)
+        self.space = SearchSpace(
+            evaluator,
+            self.budget,
+            mode,
+            min_keep=min_keep,
+            max_keep=max_keep,
+            min_bits=min_bits,
+            max_bits=max_bits,
+            pin_first_last=pin_first_last,
+            layers=layers,
+        )
+        self._decode = partial(
+            decode_action,
+            mode=mode,
+            min_keep=min_keep,
+            max_keep=max_keep,
+            min_bits=min_bits,
+            max_bits=max_bits,
+        )
+        specs = self.space.specs
+        self._table = layer_table(specs, evaluator.cost_report(Policy.identity(specs)))
+        self._rest = rest_macs(specs)
+        self.action_space = spaces.Box(-1.0, 1.0, (ACTION_DIMS[mode],), np.float32)
+        self.observation_space = spaces.Box(0.0, 1.0, (OBS_SIZE,), np.float32)
+        self._step = 0
+        self._decided: dict[str, LayerPolicy] = {}
+        self._done = True
+
+    @property
+    def layer_names(self) -> list[str]:
+        """The layers an episode walks, one step each."""
+        return [role.name for role in self.space.steps]
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Start an episode at the first searchable layer."""
+        super().reset(seed=seed)
+        self._step = 0
+        self._decided = {}
+        self._done = False
+        return self._get_obs(), self._get_info()
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        """Decide the current layer; evaluate and pay the reward after the last one."""
+        if self._done:
+            raise AutopruneError("the episode is over; call reset() before step()")
+        role = self.space.steps[self._step]
+        wanted = self._decode(action)
+        chosen = self.space.clip(self._step, self._decided, wanted)
+        self._decided[role.name] = chosen
+        self._step += 1
+        info = {
+            "layer": role.name,
+            "keep_ratio": chosen.keep_ratio,
+            "w_bits": chosen.w_bits,
+            "a_bits": chosen.a_bits,
+            "clipped": chosen != self.space.request(role, wanted),
+        }
+        if self._step < len(self.space.steps):
+            return self._get_obs(), 0.0, False, False, {**info, **self._get_info()}
+        self._done = True
+        reward, result = self._finish()
+        return np.zeros(OBS_SIZE, dtype=np.float32), reward, True, False, {**info, **result}
+
+    def _get_obs(self) -> np.ndarray:
+        space = self.space
+        role = space.steps[self._step]
+        high = space.costs(space.state(self._decided, self._step, "max"))
+        room = 1.0
+        if space.limits:
+            low = space.costs(space.state(self._decided, self._step, "min"))
+            room = headroom(space.limits, low, high)
+        reduced = 1.0 - high["macs"] / space.baseline["macs"] if space.baseline["macs"] else 0.0
+        previous = LayerPolicy()
+        if self._step:
+            previous = self._decided[space.steps[self._step - 1].name]
+        return observation(
+            self._table[role.index],
+            (reduced, self._rest[role.index], room),
+            previous,
+            (role.prunes, role.bits),
+        )
+
+    def _get_info(self) -> dict[str, Any]:
+        return {"step": self._step, "next_layer": self.space.steps[self._step].name}
+
+    def _finish(self) -> tuple[float, dict[str, Any]]:
+        """Repair, evaluate and score the finished policy."""
+        space = self.space
+        layers, repaired = space.repair({**space.fixed, **self._decided})
+        policy = Policy.for_specs(space.specs, layers)
+        evaluation = self.evaluator.evaluate(policy)
+        measured = evaluation.metrics
+        reward = float(self.reward_fn(measured, space.baseline, space.limits))
+        usage = self.budget.usage(measured, space.baseline)
+        metrics = {
+            **measured,
+            "accuracy_drop": space.baseline["accuracy"] - measured["accuracy"],
+            **{f"budget_use_{metric}": use for metric, use in usage.items()},
+        }
+        policy.metrics = dict(metrics)
+        policy.budget = self.budget.to_dict()
+        policy.meta = {"search": "CompressionEnv-v0", "mode": self.mode, "reward": self.reward_name}
+        return reward, {
+            "policy": policy,
+            "metrics": metrics,
+            "feasible": self.budget.satisfied(measured, space.baseline),
+            "repaired": repaired,
+            "cached": evaluation.cached,
+            "eval_seconds": evaluation.eval_seconds,
+            "seconds": evaluation.seconds,
+        }
+
+
+def _check_settings(
+    mode: str, min_keep: float, max_keep: float, min_bits: int, max_bits: int
+) -> None:
+    if mode not in MODES:
+        raise AutopruneError(f"unknown mode '{mode}'; choose one of: {', '.join(MODES)}")
+    if not 0.0 < min_keep <= max_keep <= 1.0:
+        raise AutopruneError(
+            f"keep range [{min_keep}, {max_keep}] is invalid; use 0 < min_keep <= max_keep <= 1"
+        )
+    if not 2 <= min_bits <= max_bits <= 8:
+        raise AutopruneError(
+            f"bit range [{min_bits}, {max_bits}] is invalid; use 2 <= min_bits <= max_bits <= 8"
+        )
+
+
+def _resolve_reward(
+    reward: str | RewardFn, kwargs: Mapping[str, float] | None
+) -> tuple[RewardFn, str]:
+    if isinstance(reward, str):
+        return make_reward(reward, **dict(kwargs or {})), reward
+    if not callable(reward):
+        raise AutopruneError(
+            f"reward {reward!r} is neither a name nor a callable; pass e.g. reward='accuracy'"
+        )
+    name = getattr(reward, "__name__", type(reward).__name__)
+    return (partial(reward, **kwargs) if kwargs else reward), name

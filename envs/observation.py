@@ -1,0 +1,140 @@
+"""Observations of :class:`~envs.compression_env.CompressionEnv`: one float32 vector per step.
+
+Every feature lies in ``[0, 1]``. Static features describe the layer (AMC's embedding plus
+HAQ's feature-map size and the cost model's latency and energy shares); dynamic ones describe
+what the episode has decided so far. :data:`FEATURES` names them in order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from autoprune.cost import CostReport
+from autoprune.policy import FLOAT_BITS, LayerPolicy
+from autoprune.specs import LayerSpec
+
+FEATURES: tuple[str, ...] = (
+    "layer_index",
+    "type_conv",
+    "type_depthwise",
+    "type_grouped",
+    "type_linear",
+    "in_channels",
+    "out_channels",
+    "stride",
+    "kernel",
+    "log_params",
+    "log_macs",
+    "input_fmap",
+    "latency_share",
+    "energy_share",
+    "macs_reduced",
+    "macs_rest",
+    "budget_headroom",
+    "prev_keep",
+    "prev_w_bits",
+    "prev_a_bits",
+    "keep_searched",
+    "bits_searched",
+)
+"""Observation layout (see the table in :class:`~envs.compression_env.CompressionEnv`)."""
+OBS_SIZE = len(FEATURES)
+_KINDS = ("conv", "depthwise", "grouped", "linear")
+_STATIC = FEATURES.index("macs_reduced")
+
+
+def _minmax(values: Sequence[float]) -> np.ndarray:
+    """Min-max normalise over the network; all zeros when every value is the same."""
+    array = np.asarray(values, dtype=np.float64)
+    span = float(array.max() - array.min())
+    return (array - array.min()) / span if span > 0 else np.zeros_like(array)
+
+
+def _shares(values: Sequence[float]) -> np.ndarray:
+    array = np.asarray(values, dtype=np.float64)
+    total = float(array.sum())
+    return array / total if total > 0 else np.zeros_like(array)
+
+
+def layer_table(specs: Sequence[LayerSpec], report: CostReport) -> np.ndarray:
+    """Static features 0-13 of every layer, shape ``(len(specs), 14)``.
+
+    Args:
+        specs: Every layer of the model in execution order.
+        report: The cost model's report of the uncompressed model (one entry per spec).
+    """
+    count = len(specs)
+    table = np.zeros((count, _STATIC), dtype=np.float64)
+    table[:, 0] = np.arange(count) / max(1, count - 1)
+    for row, spec in enumerate(specs):
+        table[row, 1 + _KINDS.index(spec.kind)] = 1.0
+    table[:, 5] = _minmax([s.in_channels for s in specs])
+    table[:, 6] = _minmax([s.out_channels for s in specs])
+    table[:, 7] = _minmax([max(s.stride) for s in specs])
+    table[:, 8] = _minmax([max(s.kernel) for s in specs])
+    table[:, 9] = _minmax([math.log(max(1, s.params)) for s in specs])
+    table[:, 10] = _minmax([math.log(max(1, s.macs)) for s in specs])
+    table[:, 11] = _minmax([s.in_hw[0] * s.in_hw[1] for s in specs])
+    by_name = {layer.name: layer for layer in report.layers}
+    table[:, 12] = _shares([by_name[s.name].latency_ms for s in specs])
+    table[:, 13] = _shares([by_name[s.name].energy_mj for s in specs])
+    return table
+
+
+def rest_macs(specs: Sequence[LayerSpec]) -> np.ndarray:
+    """AMC's "FLOPs of the rest": share of the model's MACs in the layers after each layer."""
+    macs = np.asarray([s.macs for s in specs], dtype=np.float64)
+    after = macs[::-1].cumsum()[::-1] - macs
+    total = float(macs.sum())
+    return after / total if total > 0 else np.zeros_like(macs)
+
+
+def bits_feature(bits: int) -> float:
+    """``log2(bits) / 5``: 2 bits 0.2, 4 bits 0.4, 8 bits 0.6, float 1.0."""
+    return math.log2(bits) / math.log2(FLOAT_BITS)
+
+
+def headroom(
+    limits: Mapping[str, float], low: Mapping[str, float], high: Mapping[str, float]
+) -> float:
+    """Share of the remaining range the budget still allows, for the tightest constraint.
+
+    ``low`` and ``high`` are the costs with the current and later layers at their minimum and
+    maximum. 1 means the budget cannot bind any more (or there is none), 0 that every
+    remaining layer must take its minimum.
+    """
+    room = 1.0
+    for metric, limit in limits.items():
+        span = high[metric] - low[metric]
+        if span > 0:
+            room = min(room, (limit - low[metric]) / span)
+    return min(1.0, max(0.0, room))
+
+
+def observation(
+    static: np.ndarray,
+    dynamic: Sequence[float],
+    previous: LayerPolicy,
+    searched: tuple[bool, bool],
+) -> np.ndarray:
+    """Assemble one observation.
+
+    Args:
+        static: The layer's row of :func:`layer_table`.
+        dynamic: ``(macs_reduced, macs_rest, budget_headroom)``.
+        previous: The setting chosen at the previous step (``LayerPolicy()`` at the first).
+        searched: Whether this layer's keep ratio and bit-widths are searched.
+    """
+    tail = [
+        previous.keep_ratio,
+        bits_feature(previous.w_bits),
+        bits_feature(previous.a_bits),
+        float(searched[0]),
+        float(searched[1]),
+    ]
+    values = np.concatenate([static, np.asarray(dynamic, dtype=np.float64), tail])
+    assert values.shape == (OBS_SIZE,)
+    return np.clip(values, 0.0, 1.0).astype(np.float32)

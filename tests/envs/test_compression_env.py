@@ -1,0 +1,213 @@
+"""CompressionEnv: Gym API, episode walk, observations, terminal info, errors, determinism."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+from autoprune.budget import Budget
+from autoprune.errors import AutopruneError
+from autoprune.evaluation import PolicyEvaluator
+from envs import ENV_ID, FEATURES, OBS_SIZE, CompressionEnv, decode_action
+from envs.actions import LayerAction, bits_from_unit
+
+MODES = ("prune", "quantize", "joint")
+BUDGETS = {"prune": ["flops=0.5"], "quantize": ["latency=0.3"], "joint": ["energy=0.2"]}
+
+
+def _rollout(env: CompressionEnv, actions: list[np.ndarray], seed: int = 0) -> dict[str, Any]:
+    obs, info = env.reset(seed=seed)
+    observations, rewards = [obs], []
+    for action in actions:
+        obs, reward, terminated, truncated, info = env.step(action)
+        observations.append(obs)
+        rewards.append(reward)
+    assert terminated and not truncated
+    return {"obs": observations, "rewards": rewards, "info": info}
+
+
+def _feature(obs: np.ndarray, name: str) -> float:
+    return float(obs[FEATURES.index(name)])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_gymnasium_and_sb3_checkers_pass(trained_evaluator: PolicyEvaluator, mode: str) -> None:
+    env = CompressionEnv(trained_evaluator, BUDGETS[mode], mode=mode)
+    check_env(env, skip_render_check=True)
+    sb3_check_env(env, warn=True)
+
+
+def test_gym_make_builds_the_registered_env(trained_evaluator: PolicyEvaluator) -> None:
+    env = gym.make(ENV_ID, evaluator=trained_evaluator, budget=["flops=0.5"], mode="joint")
+    obs, _ = env.reset(seed=3)
+    assert isinstance(env.unwrapped, CompressionEnv)
+    assert env.action_space.shape == (3,)
+    assert env.observation_space.contains(obs)
+    env.close()
+
+
+def test_seeded_rollouts_are_identical(trained_evaluator: PolicyEvaluator) -> None:
+    rng = np.random.default_rng(7)
+    actions = [rng.uniform(-1, 1, 3).astype(np.float32) for _ in range(3)]
+    results = []
+    for _ in range(2):
+        trained_evaluator.cache.clear()  # both rollouts evaluate for real
+        env = CompressionEnv(trained_evaluator, ["latency=0.2"], reward="mnas", mode="joint")
+        results.append(_rollout(env, actions, seed=123))
+    first, second = results
+    assert not first["info"]["cached"] and not second["info"]["cached"]
+    for a, b in zip(first["obs"], second["obs"], strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert first["rewards"] == second["rewards"]
+    assert first["info"]["metrics"] == second["info"]["metrics"]
+    assert first["info"]["policy"].layers == second["info"]["policy"].layers
+
+
+def test_repeated_policy_is_served_from_the_cache(trained_evaluator: PolicyEvaluator) -> None:
+    env = CompressionEnv(trained_evaluator, ["flops=0.6"], mode="prune", reward="amc")
+    actions = [np.array([a], np.float32) for a in (0.9, -0.3, 0.1)]
+    first = _rollout(env, actions)["info"]
+    second = _rollout(env, actions)["info"]
+    assert second["cached"]
+    assert second["eval_seconds"] == 0.0
+    assert second["metrics"] == first["metrics"]
+    expected = -(1 - first["metrics"]["accuracy"]) * math.log(first["metrics"]["macs"])
+    assert second["policy"].metrics["accuracy"] == first["metrics"]["accuracy"]
+    assert _rollout(env, actions)["rewards"][-1] == pytest.approx(expected)
+
+
+def test_steps_per_mode(make_fake_evaluator: Callable) -> None:
+    evaluator = make_fake_evaluator()
+    assert CompressionEnv(evaluator, mode="prune").layer_names == list(evaluator.plan.prunable)
+    assert CompressionEnv(evaluator, mode="quantize").layer_names == ["conv2", "conv3"]
+    unpinned = CompressionEnv(evaluator, mode="quantize", pin_first_last=False)
+    assert unpinned.layer_names == ["conv1", "conv2", "conv3", "fc"]
+    joint = CompressionEnv(evaluator, mode="joint")
+    assert joint.layer_names == ["conv1", "conv2", "conv3"]
+    obs, _ = joint.reset()
+    assert _feature(obs, "keep_searched") == 1.0 and _feature(obs, "bits_searched") == 0.0
+
+
+def test_pinned_and_ignored_dimensions(make_fake_evaluator: Callable) -> None:
+    evaluator = make_fake_evaluator()
+    env = CompressionEnv(evaluator, mode="joint")
+    info = _rollout(env, [np.array([-1.0, -1.0, -1.0], np.float32)] * 3)["info"]
+    layers = info["policy"].layers
+    assert (layers["conv1"].w_bits, layers["conv1"].a_bits) == (8, 8)  # pinned first layer
+    assert (layers["fc"].keep_ratio, layers["fc"].w_bits) == (1.0, 8)  # classifier, pinned
+    assert (layers["conv2"].w_bits, layers["conv2"].a_bits) == (2, 2)
+    assert layers["conv2"].keep_ratio == 6 / 32  # kept_count(0.2, 32) = 6 channels
+
+
+def test_terminal_step_pays_the_reward_and_reports(make_fake_evaluator: Callable) -> None:
+    evaluator = make_fake_evaluator()
+    budget = Budget.parse(["flops=0.5", "size=0.6"])
+    env = CompressionEnv(evaluator, budget, mode="prune")
+    run = _rollout(env, [np.array([0.5], np.float32)] * 3)
+    info = run["info"]
+    assert run["rewards"][:-1] == [0.0, 0.0]
+    assert run["rewards"][-1] == info["metrics"]["accuracy"]  # the default reward
+    np.testing.assert_array_equal(run["obs"][-1], np.zeros(OBS_SIZE, np.float32))
+    assert {"policy", "metrics", "feasible", "cached", "eval_seconds", "seconds"} <= set(info)
+    metrics = info["metrics"]
+    assert {"accuracy", "macs", "params", "size", "latency", "energy"} <= set(metrics)
+    assert metrics["budget_use_macs"] <= 1.0 and metrics["budget_use_size"] <= 1.0
+    assert metrics["accuracy_drop"] == pytest.approx(1.0 - metrics["accuracy"])
+    policy = info["policy"]
+    assert policy.metrics == metrics and policy.budget == budget.to_dict()
+    policy.validate(evaluator.specs)
+    assert evaluator.evaluated[-1] is policy
+    with pytest.raises(AutopruneError, match="call reset"):
+        env.step(np.array([0.5], np.float32))
+
+
+def test_observation_features(make_fake_evaluator: Callable) -> None:
+    evaluator = make_fake_evaluator()
+    env = CompressionEnv(evaluator, mode="prune")
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (OBS_SIZE,) and obs.dtype == np.float32
+    assert info == {"step": 0, "next_layer": "conv1"}
+    assert _feature(obs, "layer_index") == 0.0 and _feature(obs, "type_conv") == 1.0
+    assert _feature(obs, "prev_keep") == 1.0 and _feature(obs, "budget_headroom") == 1.0
+    assert _feature(obs, "macs_reduced") == 0.0
+    total = sum(s.macs for s in evaluator.specs)
+    rest = sum(s.macs for s in evaluator.specs[1:]) / total
+    assert _feature(obs, "macs_rest") == pytest.approx(rest)
+    obs, _, _, _, info = env.step(np.array([-1.0], np.float32))
+    assert info["keep_ratio"] == 3 / 16  # kept_count(0.2, 16) = 3
+    assert _feature(obs, "prev_keep") == pytest.approx(3 / 16)
+    assert _feature(obs, "macs_reduced") > 0.0
+    assert _feature(obs, "layer_index") == pytest.approx(1 / 3)
+
+
+def test_headroom_shrinks_with_a_tighter_budget(make_fake_evaluator: Callable) -> None:
+    evaluator = make_fake_evaluator()
+    loose, _ = CompressionEnv(evaluator, ["flops=0.8"]).reset()
+    tight, _ = CompressionEnv(evaluator, ["flops=0.2"]).reset()
+    assert 0.0 < _feature(tight, "budget_headroom") < _feature(loose, "budget_headroom") <= 1.0
+
+
+def test_layer_subset(make_fake_evaluator: Callable) -> None:
+    evaluator = make_fake_evaluator()
+    env = CompressionEnv(evaluator, mode="prune", layers=["conv2"])
+    assert env.layer_names == ["conv2"]
+    info = _rollout(env, [np.array([-1.0], np.float32)])["info"]
+    assert info["policy"].layers["conv1"].keep_ratio == 1.0
+    with pytest.raises(AutopruneError, match="no layer to search"):
+        CompressionEnv(evaluator, mode="prune", layers=["fc"])
+
+
+def test_callable_reward_gets_its_arguments(make_fake_evaluator: Callable) -> None:
+    def scaled(metrics: dict, baseline: dict, limits: dict, *, scale: float) -> float:
+        return scale * metrics["accuracy"]
+
+    env = CompressionEnv(make_fake_evaluator(), reward=scaled, reward_kwargs={"scale": 2.0})
+    run = _rollout(env, [np.array([1.0], np.float32)] * 3)
+    assert run["rewards"][-1] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"reward": "speed"}, "unknown reward 'speed'"),
+        ({"reward": "mnas", "reward_kwargs": {"beta": 1.0}}, "takes no argument"),
+        ({"budget": ["watts=0.5"]}, "unknown budget key 'watts'"),
+        ({"budget": ["flops=0.001"]}, "infeasible: the smallest this search can reach is"),
+        ({"layers": ["conv9"]}, "unknown layer 'conv9'"),
+        ({"mode": "distill"}, "unknown mode 'distill'"),
+        ({"min_keep": 0.0}, "keep range"),
+        ({"min_bits": 1}, "bit range"),
+        ({"min_bits": 6, "max_bits": 4}, "bit range"),
+    ],
+)
+def test_bad_construction(make_fake_evaluator: Callable, kwargs: dict, message: str) -> None:
+    with pytest.raises(AutopruneError, match=message):
+        CompressionEnv(make_fake_evaluator(), **kwargs)
+
+
+def test_bad_actions(make_fake_evaluator: Callable) -> None:
+    env = CompressionEnv(make_fake_evaluator(), mode="quantize")
+    env.reset()
+    with pytest.raises(AutopruneError, match="takes 2"):
+        env.step(np.zeros(3, np.float32))
+    with pytest.raises(AutopruneError, match="not finite"):
+        env.step(np.array([np.nan, 0.0], np.float32))
+
+
+def test_decode_action() -> None:
+    bounds = {"min_keep": 0.2, "max_keep": 1.0, "min_bits": 2, "max_bits": 8}
+    assert decode_action(np.array([-1.0]), "prune", **bounds) == LayerAction(keep_ratio=0.2)
+    assert decode_action(np.array([3.0]), "prune", **bounds) == LayerAction(keep_ratio=1.0)
+    assert decode_action(np.array([0.0]), "prune", **bounds).keep_ratio == pytest.approx(0.6)
+    quantized = decode_action(np.array([-1.0, 1.0]), "quantize", **bounds)
+    assert quantized == LayerAction(keep_ratio=1.0, w_bits=2, a_bits=8)
+    # seven equal-width bins over [0, 1]: [0, 1/7) -> 2, ..., [6/7, 1] -> 8
+    assert [bits_from_unit(k / 7 + 1e-9, 2, 8) for k in range(7)] == [2, 3, 4, 5, 6, 7, 8]
+    assert [bits_from_unit(k / 7 - 1e-9, 2, 8) for k in range(1, 8)] == [2, 3, 4, 5, 6, 7, 8]
