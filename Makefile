@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: setup
-	$(VENV)/bin/autoprune train
+	$(VENV)/bin/autoprune search
 
 lint: setup
 	$(VENV)/bin/ruff check .

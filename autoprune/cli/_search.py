@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -89,10 +88,12 @@ def execute(
     from agents import run_search
 
     best = [float("-inf")]
+    logged: list[int] = []
     with progress_bar(f"search {config.agent}") as progress:
         task = progress.add_task("search", total=config.episodes, info="")
 
         def on_record(record: EpisodeRecord) -> None:
+            logged.append(record.index)
             if record.feasible:
                 best[0] = max(best[0], record.metrics["accuracy"])
             tracker.log_episode(record, best_so_far=best[0])
@@ -105,6 +106,13 @@ def execute(
         result = run_search(
             config, session=session, on_record=on_record, resume=resume, run_name=run_name
         )
+    if resume is not None:  # records from before the interruption go to the new MLflow run
+        fresh, running = set(logged), float("-inf")
+        for record in sorted(result.history, key=lambda r: r.index):
+            if record.feasible:
+                running = max(running, record.metrics["accuracy"])
+            if record.index not in fresh:
+                tracker.log_episode(record, best_so_far=running)
     out_dir = config.runs_path / "searches" / run_name
     files = tracker.log_result(result, out_dir)
     if result.best is not None:
@@ -173,20 +181,29 @@ def print_result(result: SearchResult, files: dict[str, Path], run_id: str, as_j
             ratio = best.metrics[key] / base[key] if base[key] else float("nan")
             metrics.add_row(key, f"{base[key]:.4g}", f"{best.metrics[key]:.4g}", f"{ratio:.3f}")
     console.print(metrics)
-    console.print(f"MLflow run {run_id}; files in {files.get('summary', '')}".rstrip())
-    for kind, path in files.items():
-        console.print(f"  {kind}: {path}")
-    console.print("Dashboard: autoprune ui")
+    console.print(f"MLflow run: {run_id}   (dashboard: autoprune ui)")
+    console.print(f"results:    {_run_folder(files)}")
+    console.print(f"policy:     {files.get('best_policy.json', '-')}")
+
+
+def _run_folder(files: dict[str, Path]) -> Path | str:
+    summary = files.get("summary.json")
+    return summary.parent if summary is not None else ""
 
 
 def _bits(bits: int) -> str:
     return "fp32" if bits == 32 else str(bits)
 
 
-def run_name_for(config: SearchConfig) -> str:
-    """CleanRL-style run name ``{model}__{agent}__{seed}__{time}``."""
-    model = "".join(c if c.isalnum() or c in "-_" else "-" for c in config.model)
-    return f"{model}__{config.agent}__{config.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
+def _saved_config(runs_dir: str | None, run_name: str) -> Path:
+    """The config a run was started with, so ``--resume RUN`` needs no other flag."""
+    path = Path(runs_dir or "runs") / "searches" / run_name / "config.json"
+    if not path.is_file():
+        raise AutopruneError(
+            f"no search named '{run_name}' under {path.parent.parent}; pass a run name "
+            "listed there (or the --runs-dir it was started with)"
+        )
+    return path
 
 
 def search_command(
@@ -208,6 +225,8 @@ def search_command(
     as_json: bool = JSON_OUT,
 ) -> None:
     """Search per-layer pruning ratios / bit-widths under a budget (default: a demo search)."""
+    if resume is not None and config_file is None:
+        config_file = _saved_config(runs_dir, resume)
     config = resolve_config(
         config_file,
         model=model,
@@ -230,6 +249,8 @@ def search_command(
             f"weights file {config.weights} does not exist; pass a state dict saved with "
             "torch.save(model.state_dict(), PATH) or omit --weights to train a baseline"
         )
+    from agents import run_name_for
+
     run_name = resume or run_name_for(config)
     tracker = open_tracker(config, run_name)
     session = prepare(config, data_dir)
