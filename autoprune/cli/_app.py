@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import traceback
 
 import click
 import typer
 
-from autoprune.cli import _apply, _cost, _inspect, _search, _train, _ui
+from autoprune.cli import _apply, _compare, _cost, _inspect, _search, _train, _ui
 from autoprune.cli._console import err_console
 from autoprune.errors import AutopruneError
 
@@ -34,6 +33,7 @@ def _root(
 
 
 _search.register(app)
+_compare.register(app)
 _train.register(app)
 _inspect.register(app)
 _cost.register(app)
@@ -44,7 +44,6 @@ _ui.register(app)
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the process exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
-    logging.getLogger("optuna").setLevel(logging.WARNING)  # the CLI prints its own progress
     debug = "--debug" in args
     try:
         app(args=args, prog_name="autoprune", standalone_mode=False)

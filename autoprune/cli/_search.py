@@ -36,8 +36,11 @@ JSON_OUT = typer.Option(False, "--json", help="Print a machine-readable summary.
 
 def check_agent(name: str) -> None:
     """Fail fast on an unknown search method."""
+    import optuna
+
     from agents import method_names
 
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the CLI shows its own progress
     if name not in method_names():
         raise unknown_name("agent", name, method_names())
 

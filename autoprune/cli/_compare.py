@@ -1,0 +1,143 @@
+"""``autoprune compare``: several search methods, equal budget, one table and one parent run."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from autoprune.cli._config_args import resolve_config
+from autoprune.cli._console import console
+from autoprune.cli._search import (
+    CONFIG,
+    DATA_DIR,
+    DATASET,
+    EPISODES,
+    JSON_OUT,
+    MODE,
+    MODEL,
+    PROFILE,
+    REWARD,
+    RUNS_DIR,
+    SEED,
+    TARGET,
+    TRACKING,
+    WEIGHTS,
+    check_agent,
+    execute,
+    open_tracker,
+    prepare,
+    run_tags,
+)
+from autoprune.errors import AutopruneError
+from autoprune.plots import plot_comparison
+from autoprune.results import SearchResult
+
+
+def compare_command(
+    agents: str = typer.Option(
+        "ddpg,tpe,random,uniform", "--agents", help="Comma-separated search methods."
+    ),
+    config_file: Path | None = CONFIG,
+    model: str | None = MODEL,
+    weights: str | None = WEIGHTS,
+    dataset: str | None = DATASET,
+    mode: str | None = MODE,
+    target: list[str] | None = TARGET,
+    reward: str | None = REWARD,
+    episodes: int | None = EPISODES,
+    profile: str | None = PROFILE,
+    seed: int | None = SEED,
+    data_dir: Path | None = DATA_DIR,
+    runs_dir: str | None = RUNS_DIR,
+    tracking_uri: str | None = TRACKING,
+    as_json: bool = JSON_OUT,
+) -> None:
+    """Run several search methods on the same evaluation path and budget; compare them."""
+    names = [a.strip() for a in agents.split(",") if a.strip()]
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise AutopruneError(
+            f"--agents '{agents}' must name two or more different methods, e.g. ddpg,tpe,random"
+        )
+    for name in names:
+        check_agent(name)
+    base = resolve_config(
+        config_file,
+        model=model,
+        weights=weights,
+        dataset=dataset,
+        mode=mode,
+        targets=target,
+        reward=reward,
+        episodes=episodes,
+        profile=profile,
+        seed=seed,
+        runs_dir=runs_dir,
+        tracking_uri=tracking_uri,
+        data_dir=str(data_dir) if data_dir else None,
+    )
+    from agents import run_name_for
+
+    parent_name = run_name_for(base.replace(agent="compare"))
+    tracker = open_tracker(base, parent_name)
+    session = prepare(base, data_dir)
+    results: dict[str, SearchResult] = {}
+    with tracker.start(base.to_dict(), {**run_tags(base), "agent": "compare"}) as parent_id:
+        for name in names:
+            config = base.replace(agent=name)
+            child_name = f"{parent_name}__{name}"
+            with tracker.start_child(name, {"agent": name}, run_tags(config)):
+                results[name], _ = execute(config, session, tracker, child_name)
+        out_dir = base.runs_path / "searches" / parent_name
+        plot = plot_comparison(results, out_dir / "comparison.png")
+        tracker.log_artifact(plot)
+        rows = _rows(results)
+        (out_dir / "comparison.json").write_text(json.dumps(rows, indent=2))
+        tracker.log_artifact(out_dir / "comparison.json")
+    if as_json:
+        print(json.dumps({"run_id": parent_id, "rows": rows}, indent=2))
+        return
+    table = Table(title=f"{base.model}: {', '.join(base.targets)}, {base.episodes} evaluations")
+    for column in ("agent", "best acc", "acc drop", "macs", "latency", "energy", "seconds"):
+        table.add_column(column, justify="left" if column == "agent" else "right")
+    for row in rows:
+        table.add_row(
+            row["agent"],
+            _pct(row.get("accuracy")),
+            _pct(row.get("accuracy_drop")),
+            _ratio(row.get("macs_ratio")),
+            _ratio(row.get("latency_ratio")),
+            _ratio(row.get("energy_ratio")),
+            f"{row['seconds']:.0f}",
+        )
+    console.print(table)
+    console.print(f"MLflow parent run: {parent_id}; plot: {plot}")
+
+
+def _rows(results: dict[str, SearchResult]) -> list[dict[str, float | str | None]]:
+    rows: list[dict[str, float | str | None]] = []
+    for name, result in results.items():
+        best, base = result.best, result.baseline_metrics
+        row: dict[str, float | str | None] = {"agent": name, "seconds": result.seconds}
+        if best is not None:
+            row["accuracy"] = best.metrics["accuracy"]
+            row["accuracy_drop"] = base["accuracy"] - best.metrics["accuracy"]
+            for key in ("macs", "latency", "energy", "size"):
+                row[f"{key}_ratio"] = best.metrics[key] / base[key] if base[key] else None
+        rows.append(row)
+    return rows
+
+
+def _pct(value: float | str | None) -> str:
+    return "-" if not isinstance(value, float) else f"{value:.2%}"
+
+
+def _ratio(value: float | str | None) -> str:
+    return "-" if not isinstance(value, float) else f"{value:.3f}"
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``compare`` to ``app``."""
+    app.command("compare")(compare_command)
