@@ -111,9 +111,9 @@ class SearchConfig:
             )
         if not 0.0 < self.min_keep <= 1.0:
             raise AutopruneError(f"min_keep {self.min_keep} must be in (0, 1]")
-        if not 1 <= self.min_bits <= self.max_bits <= 8:
+        if not 2 <= self.min_bits <= self.max_bits <= 8:
             raise AutopruneError(
-                f"bits range {self.min_bits}..{self.max_bits} must satisfy 1 <= min <= max <= 8"
+                f"bits range {self.min_bits}..{self.max_bits} must satisfy 2 <= min <= max <= 8"
             )
         if not isinstance(self.agent_options, dict):
             raise AutopruneError("agent_options must be a mapping of option names to values")

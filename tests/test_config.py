@@ -32,6 +32,7 @@ def test_flags_override_and_none_keeps_file_value():
         ({"episodes": 0}, "episodes 0 must be a positive integer"),
         ({"min_keep": 0}, "min_keep"),
         ({"min_bits": 9}, "bits range"),
+        ({"min_bits": 1}, "bits range"),
     ],
 )
 def test_bad_values(data, message):

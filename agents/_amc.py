@@ -1,0 +1,208 @@
+"""AMC's DDPG on Stable-Baselines3: separate critic learning rate, truncated-normal exploration
+and every transition of an episode credited with the episode's final reward.
+
+AMC (He et al. 2018) trains DDPG with actor/critic 300-300, lr 1e-4 (actor) / 1e-3 (critic),
+tau 0.01, discount 1, batch 64, 100 warm-up episodes of uniform random actions, exploration
+noise from a normal distribution around the actor's action truncated to the action bounds
+(sigma 0.5 of the action range, decaying x0.95 per episode after the warm-up), a replay
+memory of 100 x layers transitions, and rewards shifted by a moving-average baseline
+(alpha 0.5). The pieces here add exactly those details to SB3's DDPG:
+
+* :class:`AmcDDPG` — SB3's ``DDPG`` whose critic optimiser follows its own learning rate
+  (SB3 has one learning rate for every network) and whose exploration, once warm-up is over,
+  samples from :class:`TruncatedNormalNoise` around the actor's action. During warm-up it
+  takes SB3's uniform random actions without noise, as AMC did.
+* :class:`TruncatedNormalNoise` — an SB3 ``ActionNoise`` whose ``reset()`` (called by SB3 at
+  the end of every episode) counts episodes and so decays sigma.
+* :class:`FinalRewardCallback` — after each episode, rewrites the reward of every transition
+  of that episode in the replay buffer to ``R - b`` where ``R`` is the final reward and ``b``
+  the moving average ``b <- b + alpha (R - b)`` (started at the first ``R``; updated before
+  it is subtracted, like AMC). Done flags stay as stored (only the last step is terminal), so
+  with gamma 1 the critic learns ``Q(s_t) = (steps left) x (R - b)``, as in AMC.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy.stats import truncnorm
+from stable_baselines3 import DDPG
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.noise import ActionNoise, VectorizedActionNoise
+from stable_baselines3.common.utils import update_learning_rate
+from torch.optim import Optimizer
+
+
+class TruncatedNormalNoise(ActionNoise):
+    """Normal exploration noise truncated to the action bounds, decaying per episode.
+
+    Args:
+        size: Action dimensions.
+        sigma: Initial standard deviation as a fraction of the action range (AMC: 0.5).
+        decay: Factor applied per episode after the warm-up (AMC: 0.95).
+        warmup_episodes: Episodes before the decay starts.
+        seed: Seed of the noise's own generator.
+        low: Lower action bound (SB3 scales actions to ``[-1, 1]``).
+        high: Upper action bound.
+
+    Example:
+        >>> noise = TruncatedNormalNoise(2, sigma=0.5, seed=0)
+        >>> bool(np.all(np.abs(noise.perturb(np.array([0.9, -0.9]))) <= 1.0))
+        True
+        >>> noise.reset(); round(noise.sigma, 3)
+        0.95
+    """
+
+    def __init__(
+        self,
+        size: int,
+        sigma: float = 0.5,
+        decay: float = 0.95,
+        warmup_episodes: int = 0,
+        seed: int | Sequence[int] | None = None,
+        low: float = -1.0,
+        high: float = 1.0,
+    ) -> None:
+        super().__init__()
+        self.size = size
+        self.sigma0 = sigma
+        self.decay = decay
+        self.warmup_episodes = warmup_episodes
+        self.low, self.high = low, high
+        self.episodes = 0
+        self.rng = np.random.default_rng(seed)
+
+    @property
+    def sigma(self) -> float:
+        """Current standard deviation in action units."""
+        steps = max(0, self.episodes - self.warmup_episodes)
+        return self.sigma0 * (self.high - self.low) * self.decay**steps
+
+    def perturb(self, mean: np.ndarray) -> np.ndarray:
+        """A sample of ``N(mean, sigma)`` truncated to ``[low, high]`` (AMC's exploration)."""
+        mean = np.clip(np.asarray(mean, dtype=np.float64), self.low, self.high)
+        scale = max(self.sigma, 1e-8)
+        a, b = (self.low - mean) / scale, (self.high - mean) / scale
+        sample = truncnorm.rvs(a, b, loc=mean, scale=scale, random_state=self.rng)
+        return np.clip(np.asarray(sample, dtype=np.float32), self.low, self.high)
+
+    def __call__(self) -> np.ndarray:
+        """Additive zero-mean noise (truncated to the bounds around 0), for plain SB3 use."""
+        return self.perturb(np.zeros(self.size))
+
+    def reset(self) -> None:
+        """Called by SB3 when an episode ends (and when ``learn`` starts): one more episode.
+
+        :class:`AmcDDPG` overwrites :attr:`episodes` with its own episode count before each
+        sample, so its decay is exact across ``learn`` calls and resumes.
+        """
+        self.episodes += 1
+
+    def __repr__(self) -> str:
+        return f"TruncatedNormalNoise(sigma={self.sigma:.4f}, episodes={self.episodes})"
+
+
+def vectorized_noise(base: TruncatedNormalNoise, n_envs: int, seed: int) -> ActionNoise:
+    """``base`` for ``n_envs`` environments, each copy with its own generator and warm-up."""
+    if n_envs == 1:
+        return base
+    noise = VectorizedActionNoise(base, n_envs)
+    for rank, copy in enumerate(noise.noises):
+        copy.rng = np.random.default_rng([seed, rank])
+        copy.warmup_episodes = -(-base.warmup_episodes // n_envs)
+    return noise
+
+
+def truncated_noises(noise: ActionNoise | None) -> list[TruncatedNormalNoise] | None:
+    """The per-environment truncated-normal noises inside ``noise`` (None for other noises)."""
+    if isinstance(noise, TruncatedNormalNoise):
+        return [noise]
+    if isinstance(noise, VectorizedActionNoise) and all(
+        isinstance(n, TruncatedNormalNoise) for n in noise.noises
+    ):
+        return list(noise.noises)
+    return None
+
+
+class AmcDDPG(DDPG):
+    """SB3 DDPG with AMC's critic learning rate and truncated-normal exploration.
+
+    Args:
+        *args: As :class:`stable_baselines3.DDPG`; ``learning_rate`` is the actor's.
+        critic_learning_rate: Learning rate of the critic's optimiser (AMC: 1e-3).
+        **kwargs: As :class:`stable_baselines3.DDPG`.
+
+    Example:
+        >>> # AmcDDPG("MlpPolicy", env, learning_rate=1e-4, critic_learning_rate=1e-3)
+    """
+
+    def __init__(self, *args: Any, critic_learning_rate: float = 1e-3, **kwargs: Any) -> None:
+        self.critic_learning_rate = critic_learning_rate
+        super().__init__(*args, **kwargs)
+
+    def _update_learning_rate(self, optimizers: list[Optimizer] | Optimizer) -> None:
+        """The schedule for the actor (SB3's behaviour), a constant rate for the critic."""
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        critic = self.critic.optimizer
+        super()._update_learning_rate([o for o in optimizers if o is not critic])
+        if any(o is critic for o in optimizers):
+            update_learning_rate(critic, self.critic_learning_rate)
+
+    def _sample_action(
+        self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Uniform random actions in warm-up; then truncated normal around the actor."""
+        noises = truncated_noises(action_noise)
+        if noises is None:
+            return super()._sample_action(learning_starts, action_noise, n_envs)
+        if self.num_timesteps < learning_starts:
+            return super()._sample_action(learning_starts, None, n_envs)
+        for noise in noises:  # SB3 also resets noise when learn() starts: count episodes here
+            noise.episodes = self._episode_num // len(noises)
+        action, _ = self.predict(self._last_obs, deterministic=True)
+        scaled = self.policy.scale_action(action)
+        scaled = np.stack([noise.perturb(row) for noise, row in zip(noises, scaled, strict=True)])
+        return self.policy.unscale_action(scaled), scaled
+
+
+class FinalRewardCallback(BaseCallback):
+    """Credit every transition of a finished episode with its final reward minus a baseline.
+
+    Works for any SB3 off-policy algorithm with a plain ``ReplayBuffer`` that trains only
+    between rollouts of whole episodes (``train_freq`` of one episode, or of one episode's
+    steps with several environments). Positions are noted in ``_on_step`` (SB3 stores the
+    transition right after it) and rewritten in ``_on_rollout_end`` (before training).
+
+    Args:
+        alpha: Weight of the newest reward in the moving-average baseline (AMC: 0.5).
+        baseline: Initial baseline (None: the first final reward).
+    """
+
+    def __init__(self, alpha: float = 0.5, baseline: float | None = None) -> None:
+        super().__init__()
+        self.alpha = alpha
+        self.baseline = baseline
+        self._rows: dict[int, list[int]] = {}
+        self._pending: list[tuple[list[int], int, float]] = []
+
+    def _on_step(self) -> bool:
+        buffer = self.model.replay_buffer
+        for env_index, done in enumerate(self.locals["dones"]):
+            self._rows.setdefault(env_index, []).append(buffer.pos)
+            if done:
+                final = float(self.locals["rewards"][env_index])
+                if self.baseline is None:
+                    self.baseline = final
+                else:
+                    self.baseline += self.alpha * (final - self.baseline)
+                rows = self._rows.pop(env_index)
+                self._pending.append((rows, env_index, final - self.baseline))
+        return True
+
+    def _on_rollout_end(self) -> None:
+        rewards = self.model.replay_buffer.rewards
+        for rows, env_index, value in self._pending:
+            rewards[rows, env_index] = value
+        self._pending.clear()

@@ -1,0 +1,245 @@
+"""Optuna search methods: ``tpe``, ``gp``, ``cmaes``, ``random`` and ``nsga2``.
+
+Each trial is one episode of the environment: for the layer of each step the trial suggests
+one float in ``[-1, 1]`` per action dimension (``trial.suggest_float("conv1.0", -1, 1)``);
+the environment clips, repairs and evaluates, and the trial's value is the episode reward
+(``nsga2``: accuracy to maximise, latency, energy and size to minimise). The evaluated policy
+is a user attribute of the trial, so the study alone holds the whole history.
+
+The study is named after the run and lives in ``config.storage`` (any SQLAlchemy URL;
+default ``sqlite:///<runs_dir>/optuna.db``); a resumed run loads it by name. With
+``n_workers > 1``, ``n_workers - 1`` processes (each calling ``prepare_search``) optimise the
+same study next to this one; the budget is shared exactly (see :mod:`agents._optuna_study`).
+Records enter the history in the order their trials complete. Samplers are re-seeded from
+``(seed, worker, finished trials)`` so that workers and resumed runs do not repeat samples.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import optuna
+from optuna.samplers import BaseSampler
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
+
+from agents._base import SearchMethod
+from agents._context import SearchContext, worker_processes, worker_threads
+from agents._optuna_study import (
+    EpisodeObjective,
+    episode_info,
+    fail_running,
+    make_storage,
+    sampler_seed,
+    storage_url,
+    worker_main,
+)
+from autoprune.errors import AutopruneError
+
+PARETO_OBJECTIVES = ("accuracy", "latency", "energy", "size")
+
+
+@dataclass(frozen=True)
+class OptunaOptions:
+    """Options of the Optuna methods (``agent_options``)."""
+
+    n_workers: int = 1
+    """Processes optimising the study, this one included."""
+    sampler_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Further keyword arguments of the sampler's constructor."""
+
+    def check(self) -> None:
+        """Raise :class:`AutopruneError` on an unusable value."""
+        if not isinstance(self.n_workers, int) or self.n_workers < 1:
+            raise AutopruneError(f"agent option n_workers={self.n_workers!r} must be >= 1")
+
+
+class TrialRecorder:
+    """Records finished trials with the runner, in completion order, each exactly once.
+
+    Used as an Optuna callback (after each trial of this process) and polled while worker
+    processes run.
+    """
+
+    def __init__(self, ctx: SearchContext, study: optuna.Study) -> None:
+        self.ctx = ctx
+        self.study = study
+        self.seen = {r.policy.meta.get("trial_number") for r in ctx.history}
+
+    def sync(self) -> None:
+        """Record every COMPLETE trial not recorded yet (up to the budget)."""
+        trials = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        for trial in sorted(trials, key=lambda t: (t.datetime_complete, t.number)):
+            if trial.number in self.seen or self.ctx.exhausted:
+                continue
+            info, reward = episode_info(trial)
+            self.ctx.record(info, reward, meta={"trial_number": trial.number})
+            self.seen.add(trial.number)
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.sync()
+        self.ctx.maybe_checkpoint()
+
+
+class OptunaMethod(SearchMethod):
+    """Common driver of the Optuna methods (subclasses pick the sampler)."""
+
+    Options: ClassVar[type[Any]] = OptunaOptions
+    directions: ClassVar[tuple[str, ...]] = ("maximize",)
+
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self.options.check()
+
+    def make_sampler(self, seed: int, budget: int) -> BaseSampler:
+        """The sampler of one worker."""
+        raise NotImplementedError
+
+    def values(self, reward: float, metrics: dict[str, float]) -> float | Sequence[float]:
+        """The trial value(s) of an episode."""
+        return reward
+
+    def run(self, ctx: SearchContext) -> None:
+        """Rounds of workers until the study holds ``budget`` COMPLETE trials."""
+        url = storage_url(ctx.config)
+        storage = make_storage(url)
+        study = self._create_study(ctx, storage, url)
+        recorder = TrialRecorder(ctx, study)
+        while True:
+            fail_running(study, storage)
+            recorder.sync()
+            if ctx.exhausted:
+                return
+            before = ctx.recorded
+            self._round(ctx, storage, url, recorder)
+            recorder.sync()
+            if ctx.recorded == before:
+                raise RuntimeError(f"no trial of study '{study.study_name}' finished in a round")
+
+    def _create_study(self, ctx: SearchContext, storage: BaseStorage, url: str) -> optuna.Study:
+        name = ctx.run_dir.name
+        try:
+            return optuna.create_study(
+                study_name=name,
+                storage=storage,
+                directions=list(self.directions),
+                load_if_exists=ctx.resumed,
+            )
+        except optuna.exceptions.DuplicatedStudyError:
+            raise AutopruneError(
+                f"study '{name}' already exists in {url}; resume it or choose another run name"
+            ) from None
+
+    def _round(
+        self, ctx: SearchContext, storage: BaseStorage, url: str, recorder: TrialRecorder
+    ) -> None:
+        """This process and ``n_workers - 1`` worker processes optimise until the budget."""
+        workers = self.options.n_workers
+        done = ctx.recorded
+        seed = ctx.config.seed
+        processes = [
+            worker_processes().Process(
+                target=worker_main,
+                args=(
+                    ctx.config,
+                    ctx.env_kwargs,
+                    recorder.study.study_name,
+                    url,
+                    sampler_seed(seed, rank, done),
+                    worker_threads(workers),
+                    os.getpid(),
+                ),
+                daemon=True,
+            )
+            for rank in range(1, workers)
+        ]
+        for process in processes:
+            process.start()
+        try:
+            study = optuna.load_study(
+                study_name=recorder.study.study_name,
+                storage=storage,
+                sampler=self.make_sampler(sampler_seed(seed, 0, done), ctx.budget),
+            )
+            study.optimize(
+                EpisodeObjective(ctx.make_env(), ctx.budget, self.values), callbacks=[recorder]
+            )
+            for process in processes:
+                while process.is_alive():
+                    process.join(timeout=0.5)
+                    recorder.sync()
+        finally:
+            for process in processes:
+                if process.is_alive():
+                    process.terminate()
+                process.join()
+
+
+class TPEMethod(OptunaMethod):
+    """``tpe``: Optuna's tree-structured Parzen estimator."""
+
+    name = "tpe"
+
+    def make_sampler(self, seed: int, budget: int) -> BaseSampler:
+        """``TPESampler`` with ``sampler_kwargs``."""
+        return optuna.samplers.TPESampler(seed=seed, **self.options.sampler_kwargs)
+
+
+class GPMethod(OptunaMethod):
+    """``gp``: Optuna's Gaussian-process Bayesian optimisation."""
+
+    name = "gp"
+
+    def make_sampler(self, seed: int, budget: int) -> BaseSampler:
+        """``GPSampler`` with ``sampler_kwargs``."""
+        return optuna.samplers.GPSampler(seed=seed, **self.options.sampler_kwargs)
+
+
+class CmaEsMethod(OptunaMethod):
+    """``cmaes``: Optuna's CMA-ES sampler (needs the ``cmaes`` package)."""
+
+    name = "cmaes"
+
+    def make_sampler(self, seed: int, budget: int) -> BaseSampler:
+        """``CmaEsSampler`` with ``sampler_kwargs``."""
+        try:
+            import cmaes  # noqa: F401
+        except ModuleNotFoundError:
+            raise AutopruneError(
+                "agent 'cmaes' needs the cmaes package; pip install cmaes"
+            ) from None
+        return optuna.samplers.CmaEsSampler(seed=seed, **self.options.sampler_kwargs)
+
+
+class RandomMethod(OptunaMethod):
+    """``random``: uniform random actions (Optuna's ``RandomSampler``)."""
+
+    name = "random"
+
+    def make_sampler(self, seed: int, budget: int) -> BaseSampler:
+        """``RandomSampler``."""
+        return optuna.samplers.RandomSampler(seed=seed, **self.options.sampler_kwargs)
+
+
+class NSGA2Method(OptunaMethod):
+    """``nsga2``: multi-objective NSGA-II over accuracy, latency, energy and size.
+
+    The population defaults to ``min(50, max(4, episodes // 4))`` so that small budgets
+    still see several generations.
+    """
+
+    name = "nsga2"
+    objectives = PARETO_OBJECTIVES
+    directions = ("maximize", "minimize", "minimize", "minimize")
+
+    def make_sampler(self, seed: int, budget: int) -> BaseSampler:
+        """``NSGAIISampler`` with ``sampler_kwargs``."""
+        kwargs = {"population_size": min(50, max(4, budget // 4)), **self.options.sampler_kwargs}
+        return optuna.samplers.NSGAIISampler(seed=seed, **kwargs)
+
+    def values(self, reward: float, metrics: dict[str, float]) -> Sequence[float]:
+        """Accuracy, latency, energy, size."""
+        return [float(metrics[key]) for key in PARETO_OBJECTIVES]

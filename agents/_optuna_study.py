@@ -1,0 +1,182 @@
+"""Optuna plumbing: storage URLs, one episode per trial, the shared trial budget, workers.
+
+Budget without lost or duplicated trials. Optuna numbers the trials of a study in creation
+order, atomically in the storage. Before evaluating, a trial counts the COMPLETE or RUNNING
+trials with a smaller number (:func:`slot`); only trials whose slot is below the budget
+evaluate, the others are marked PRUNED and stop their worker. So COMPLETE trials never
+exceed the budget, whatever the number of workers. A worker that dies leaves a RUNNING trial
+that holds a slot; between rounds (when no worker is alive) the runner marks such trials
+FAIL (:func:`fail_running`) and starts another round for the slots still free.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import optuna
+import torch
+from optuna.storages import BaseStorage, RDBStorage
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from autoprune.config import SearchConfig
+from autoprune.errors import AutopruneError
+from autoprune.policy import Policy
+from autoprune.session import prepare_search
+from envs.compression_env import CompressionEnv
+
+ValuesFn = Callable[[float, dict[str, float]], float | Sequence[float]]
+EPISODE_ATTR = "episode"
+"""User attribute of a trial holding the evaluated (repaired) policy and its metrics."""
+
+
+def storage_url(config: SearchConfig) -> str:
+    """``config.storage`` or ``sqlite:///<runs_dir>/optuna.db`` (absolute, folder created)."""
+    if config.storage:
+        return config.storage
+    config.runs_path.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(config.runs_path / 'optuna.db').resolve()}"
+
+
+def make_storage(url: str) -> BaseStorage:
+    """An RDB storage for ``url`` (SQLite waits up to 60 s on a lock held by a worker)."""
+    kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite:"):
+        kwargs = {"connect_args": {"timeout": 60}}
+    try:
+        return RDBStorage(url, engine_kwargs=kwargs)
+    except ModuleNotFoundError as exc:
+        raise AutopruneError(
+            f"storage {url.split(':', 1)[0]} needs the Python driver '{exc.name}'; install it "
+            "(for PostgreSQL: pip install psycopg2-binary)"
+        ) from None
+
+
+def sampler_seed(seed: int, rank: int, done: int) -> int:
+    """Distinct sampler seeds per worker ``rank`` and per resume point ``done``."""
+    return int(np.random.SeedSequence([seed, rank, done]).generate_state(1)[0])
+
+
+def slot(trial: Trial) -> int:
+    """How many COMPLETE or RUNNING trials were created before ``trial``."""
+    states = (TrialState.COMPLETE, TrialState.RUNNING)
+    earlier = trial.study.get_trials(deepcopy=False, states=states)
+    return sum(1 for t in earlier if t.number < trial.number)
+
+
+def fail_running(study: optuna.Study, storage: BaseStorage) -> int:
+    """Mark the RUNNING trials of ``study`` FAIL (call only while no worker is alive)."""
+    study_id = storage.get_study_id_from_name(study.study_name)
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in stale:
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        storage.set_trial_state_values(trial_id, TrialState.FAIL)
+    return len(stale)
+
+
+def run_episode(env: CompressionEnv, trial: Trial) -> tuple[float, dict[str, Any]]:
+    """One episode whose action for layer ``L`` is ``trial.suggest_float("L.d", -1, 1)``."""
+    _, info = env.reset()
+    dims = int(env.action_space.shape[0])
+    while True:
+        layer = info["next_layer"]
+        action = [trial.suggest_float(f"{layer}.{d}", -1.0, 1.0) for d in range(dims)]
+        _, reward, terminated, truncated, info = env.step(np.asarray(action, dtype=np.float32))
+        if terminated or truncated:
+            return float(reward), info
+
+
+class EpisodeObjective:
+    """The objective of every worker: claim a budget slot, run one episode, store it.
+
+    Args:
+        env: The worker's environment.
+        budget: Total evaluations of the study.
+        values: Trial value(s) from ``(reward, metrics)``.
+    """
+
+    def __init__(self, env: CompressionEnv, budget: int, values: ValuesFn) -> None:
+        self.env = env
+        self.budget = budget
+        self.values = values
+
+    def __call__(self, trial: Trial) -> float | Sequence[float]:
+        if slot(trial) >= self.budget:
+            trial.study.stop()
+            raise optuna.TrialPruned("the evaluation budget is spent")
+        reward, info = run_episode(self.env, trial)
+        trial.set_user_attr(
+            EPISODE_ATTR,
+            {
+                "reward": reward,
+                "policy": info["policy"].to_dict(),
+                "metrics": {k: float(v) for k, v in info["metrics"].items()},
+                "feasible": bool(info["feasible"]),
+                "cached": bool(info["cached"]),
+                "seconds": float(info["seconds"]),
+                "worker": os.getpid(),
+            },
+        )
+        return self.values(reward, info["metrics"])
+
+
+def episode_info(trial: FrozenTrial) -> tuple[dict[str, Any], float]:
+    """The terminal ``info`` and reward a finished trial stored."""
+    data = trial.user_attrs[EPISODE_ATTR]
+    info = {**data, "policy": Policy.from_dict(data["policy"])}
+    return info, float(data["reward"])
+
+
+def exit_with(parent: int, every: float = 1.0) -> threading.Thread:
+    """End this process soon after process ``parent`` is gone (a killed runner's workers
+    would otherwise go on filling the study while it is being resumed)."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(every)
+            try:
+                os.kill(parent, 0)
+            except ProcessLookupError:
+                os._exit(1)
+
+    thread = threading.Thread(target=watch, name="exit-with-runner", daemon=True)
+    thread.start()
+    return thread
+
+
+def worker_main(
+    config: SearchConfig,
+    env_kwargs: dict[str, Any],
+    study_name: str,
+    url: str,
+    seed: int,
+    threads: int,
+    runner: int,
+) -> None:
+    """Entry point of an Optuna worker process: its own session, environment and sampler.
+
+    Args:
+        config: The search config (the worker calls ``prepare_search`` with it).
+        env_kwargs: :class:`CompressionEnv` keyword arguments.
+        study_name: The study to optimise.
+        url: Its storage URL.
+        seed: Seed of this worker's sampler.
+        threads: torch threads of this worker.
+        runner: Process id of the runner; the worker exits when it is gone.
+    """
+    from agents._registry import make_method
+
+    exit_with(runner)
+    torch.set_num_threads(threads)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    session = prepare_search(config)
+    env = CompressionEnv(session.evaluator, session.budget, **env_kwargs)
+    options = {k: v for k, v in config.agent_options.items() if k != "env_kwargs"}
+    method = make_method(config.agent, options)
+    sampler = method.make_sampler(seed, config.episodes)  # type: ignore[attr-defined]
+    study = optuna.load_study(study_name=study_name, storage=make_storage(url), sampler=sampler)
+    study.optimize(EpisodeObjective(env, config.episodes, method.values))  # type: ignore[attr-defined]

@@ -1,0 +1,236 @@
+"""``run_search``: the one runner of every search method.
+
+The runner owns the evaluation budget (exactly ``config.episodes`` records), the history,
+checkpoints and resume; the method only drives environments (see
+:class:`~agents._base.SearchMethod`).
+
+Resume semantics. Every finished episode is appended to ``history.jsonl`` (fsync'ed) before
+anything else hears of it, and the agent is checkpointed every ``checkpoint_every`` episodes
+and at the end. After a crash (even ``kill -9``), ``run_search(config, resume=run_name)``
+keeps every record of ``history.jsonl`` — none is lost or counted twice — and restores the
+agent, random states and evaluator cache from the newest checkpoint. Records written after
+that checkpoint stay in the history and count against the budget, but the agent has not
+learnt from them (an SB3 agent continues from its checkpointed weights and replay buffer;
+their metrics do seed the evaluator cache). Optuna methods resume from their study in the
+storage, which holds every finished trial.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from agents._base import SearchMethod
+from agents._context import SearchContext, env_kwargs
+from agents._registry import make_method
+from agents._rng import seed_everything, set_rng_state
+from agents._store import RunStore, read_json
+from autoprune.budget import Budget
+from autoprune.config import SearchConfig
+from autoprune.errors import AutopruneError
+from autoprune.results import EpisodeRecord, SearchResult
+from autoprune.session import SearchSession, prepare_search
+from envs.compression_env import CompressionEnv
+
+RESUME_MAY_CHANGE = ("episodes", "checkpoint_every", "runs_dir", "tracking_uri", "data_dir")
+"""Config keys a resumed search may change (a larger ``episodes`` extends the search)."""
+SESSION_KEYS = (
+    "model",
+    "weights",
+    "dataset",
+    "data_dir",
+    "profile",
+    "seed",
+    "val_samples",
+    "calib_batches",
+    "finetune_epochs",
+    "importance",
+    "round_to",
+)
+"""Config keys that ``prepare_search`` consumes: a given session must match them."""
+
+
+def run_name_for(config: SearchConfig, when: float | None = None) -> str:
+    """CleanRL-style run name ``{model}__{agent}__{seed}__{YYYYmmdd-HHMMSS}``.
+
+    Example:
+        >>> run_name_for(SearchConfig(model="demo", agent="tpe", seed=3), when=0)[:15]
+        'demo__tpe__3__1'
+    """
+    model = "".join(c if c.isalnum() or c in "-_" else "-" for c in config.model)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if when is None else when))
+    return f"{model}__{config.agent}__{config.seed}__{stamp}"
+
+
+def run_search(
+    config: SearchConfig,
+    *,
+    session: SearchSession | None = None,
+    on_record: Callable[[EpisodeRecord], None] | None = None,
+    resume: str | None = None,
+    run_name: str | None = None,
+) -> SearchResult:
+    """Run (or resume) the search ``config.agent`` for ``config.episodes`` evaluations.
+
+    Args:
+        config: The search settings; ``agent_options`` are the method's options, except
+            ``env_kwargs`` (a mapping of extra :class:`~envs.CompressionEnv` arguments such as
+            ``max_keep`` or ``pin_first_last``).
+        session: A session prepared for ``config``'s model, data, profile and evaluator
+            settings (None: ``prepare_search(config)``); its budget is replaced by
+            ``config.targets``.
+        on_record: Called with each new record, after it is stored durably.
+        resume: Name of a run under ``<runs_dir>/searches`` to continue.
+        run_name: Name of a new run (default :func:`run_name_for`); with ``resume`` it must
+            be the same name.
+
+    Returns:
+        The result; ``len(result.history) == config.episodes``.
+
+    Raises:
+        AutopruneError: For a bad config, an unknown method or option, an existing run name,
+            or a resume whose settings differ from the saved run.
+
+    Example:
+        >>> # result = run_search(SearchConfig(agent="tpe", episodes=20)); result.best.policy
+    """
+    ctx = _start(config, session, on_record, resume, run_name)
+    if not ctx.exhausted:
+        ctx.method.run(ctx)
+        if not ctx.exhausted:
+            raise RuntimeError(
+                f"search method '{config.agent}' stopped after {ctx.recorded} of {ctx.budget} "
+                "evaluations"
+            )
+        ctx.maybe_checkpoint(force=True)
+    result = SearchResult(
+        method=config.agent,
+        history=list(ctx.history),
+        baseline_metrics=dict(ctx.evaluator.baseline_metrics),
+        objectives=ctx.method.objectives,
+        seconds=ctx.seconds,
+    )
+    ctx.store.write_result(result.to_dict())
+    return result
+
+
+def _start(
+    config: SearchConfig,
+    session: SearchSession | None,
+    on_record: Callable[[EpisodeRecord], None] | None,
+    resume: str | None,
+    run_name: str | None,
+) -> SearchContext:
+    """Check the settings (an infeasible budget fails here, in the environment's constructor,
+    before a run directory exists), then open the run and restore its state."""
+    config.check()
+    options = dict(config.agent_options)
+    env_options = options.pop("env_kwargs", None)
+    if env_options is not None and not isinstance(env_options, dict):
+        raise AutopruneError("agent option env_kwargs must be a mapping of CompressionEnv args")
+    method = make_method(config.agent, options)
+    if session is not None:
+        session = _session_for(config, session)
+    store = _open_store(config, resume, run_name) if resume else _check_new_run(config, run_name)
+    session = session or prepare_search(config)
+    CompressionEnv(session.evaluator, session.budget, **env_kwargs(config, env_options))
+    store = store or _open_store(config, None, run_name)
+    history = store.read_history() if resume else []
+    checkpoint = store.latest_checkpoint() if resume else None
+    ctx = SearchContext(
+        config,
+        session,
+        store,
+        method,
+        history,
+        on_record=on_record,
+        env_options=env_options,
+        resumed=resume is not None,
+        seconds_before=_restore(config, checkpoint, history, session, method),
+    )
+    for record in history:
+        ctx.remember(record)
+    return ctx
+
+
+def _session_for(config: SearchConfig, session: SearchSession) -> SearchSession:
+    """``session`` with ``config``'s budget; refused when it was prepared for other data."""
+    given, prepared = config.to_dict(), session.config.to_dict()
+    differing = [k for k in SESSION_KEYS if given[k] != prepared[k]]
+    if differing:
+        raise AutopruneError(
+            f"the session was prepared with other {', '.join(differing)}; pass "
+            "session=prepare_search(config) or leave session out"
+        )
+    return replace(session, config=config, budget=Budget.parse(list(config.targets)))
+
+
+def _check_new_run(config: SearchConfig, run_name: str | None) -> None:
+    """Fail before any slow work when the new run's name is taken (returns no store)."""
+    if run_name is not None and (config.runs_path / "searches" / run_name).exists():
+        raise AutopruneError(
+            f"run '{run_name}' already exists under {config.runs_path / 'searches'}; pass "
+            f"resume='{run_name}' to continue it or choose another run name"
+        )
+
+
+def _open_store(config: SearchConfig, resume: str | None, run_name: str | None) -> RunStore:
+    root = config.runs_path / "searches"
+    if resume is None:
+        return RunStore.create(root / (run_name or _unique_name(root, config)), config.to_dict())
+    if run_name is not None and run_name != resume:
+        raise AutopruneError(
+            f"run_name '{run_name}' differs from resume '{resume}'; pass only resume"
+        )
+    store = RunStore.open(root / resume)
+    _check_same_settings(store.saved_config, config.to_dict())
+    return store
+
+
+def _unique_name(root: Path, config: SearchConfig) -> str:
+    name = run_name_for(config)
+    candidate, suffix = name, 1
+    while (root / candidate).exists():
+        suffix += 1
+        candidate = f"{name}-{suffix}"
+    return candidate
+
+
+def _check_same_settings(saved: dict[str, Any], given: dict[str, Any]) -> None:
+    differing = sorted(
+        key
+        for key in set(saved) | set(given)
+        if key not in RESUME_MAY_CHANGE and saved.get(key) != given.get(key)
+    )
+    if differing:
+        detail = "; ".join(
+            f"{k}: saved {saved.get(k)!r}, given {given.get(k)!r}" for k in differing
+        )
+        raise AutopruneError(
+            f"cannot resume with different settings ({detail}); resume with the saved config"
+        )
+
+
+def _restore(
+    config: SearchConfig,
+    checkpoint: Path | None,
+    history: list[EpisodeRecord],
+    session: SearchSession,
+    method: SearchMethod,
+) -> float:
+    """Load the checkpoint (or seed a fresh start); the search seconds before this call."""
+    if checkpoint is None:
+        seed_everything(config.seed + len(history))
+        return 0.0
+    saved = read_json(checkpoint / "history.json")
+    if saved != [r.to_dict() for r in history[: len(saved)]] or len(saved) > len(history):
+        raise AutopruneError(
+            f"checkpoint {checkpoint} disagrees with history.jsonl; start a new run instead"
+        )
+    set_rng_state(read_json(checkpoint / "rng.json"))
+    session.evaluator.load_state_dict(read_json(checkpoint / "evaluator.json"))
+    method.load_state(checkpoint / "method")
+    return float(read_json(checkpoint / "runner.json")["seconds"])

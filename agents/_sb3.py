@@ -1,0 +1,348 @@
+"""Stable-Baselines3 search methods: ``ddpg`` (AMC's settings), ``td3``, ``sac`` and ``ppo``.
+
+Each method drives the runner's environment through SB3's ``learn``; a callback records every
+finished episode with the runner (which stops learning once the budget is spent) and asks
+for a checkpoint between rollouts, where the model, replay buffer, noise and random states
+describe the agent completely.
+
+Off-policy methods (ddpg, td3, sac) train after each episode (``train_freq`` one episode,
+``gradient_steps=-1``: one gradient step per collected transition, as AMC) and credit every
+transition with the episode's final reward minus a moving-average baseline
+(:class:`~agents._amc.FinalRewardCallback`). Their warm-up is ``warmup_episodes`` of uniform
+random actions (default ``min(100, episodes // 4)``: AMC's 100 when the budget allows, a
+quarter of the budget otherwise). PPO is on-policy: the terminal reward with gamma 1 reaches
+every step through its value estimates directly.
+
+With ``n_envs > 1`` episodes run in parallel worker processes (``SubprocVecEnv``; each
+worker calls ``prepare_search``). Up to ``n_envs - 1`` episodes of the last round may be
+evaluated beyond the budget; they are not recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from stable_baselines3 import PPO, SAC, TD3
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.noise import ActionNoise, NormalActionNoise
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+
+from agents._amc import AmcDDPG, FinalRewardCallback, TruncatedNormalNoise, vectorized_noise
+from agents._base import SearchMethod
+from agents._context import SearchContext, worker_processes
+from agents._rng import rng_state, set_rng_state
+from autoprune.errors import AutopruneError
+
+MODEL_FILE = "model.zip"
+REPLAY_FILE = "replay.pkl"
+STATE_FILE = "state.json"
+
+
+@dataclass(frozen=True)
+class SB3Options:
+    """Options shared by the SB3 methods (``agent_options``)."""
+
+    n_envs: int = 1
+    """Episodes evaluated in parallel worker processes (1: in this process)."""
+    net_arch: tuple[int, ...] = (64, 64)
+    """Hidden layers of the actor and the critic."""
+    learning_rate: float | None = None
+    """Learning rate (the actor's for ddpg); None: the method's default."""
+    gamma: float | None = None
+    """Discount; None: the method's default."""
+    batch_size: int | None = None
+    """Mini-batch size; None: the method's default."""
+    device: str = "cpu"
+    """torch device of the networks."""
+    verbose: int = 0
+    """SB3 verbosity."""
+    algo_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Further keyword arguments of the SB3 constructor."""
+
+    def check(self) -> None:
+        """Raise :class:`AutopruneError` on an unusable value."""
+        if not isinstance(self.n_envs, int) or self.n_envs < 1:
+            raise AutopruneError(f"agent option n_envs={self.n_envs!r} must be an integer >= 1")
+
+
+@dataclass(frozen=True)
+class OffPolicyOptions(SB3Options):
+    """Options of td3 and sac."""
+
+    warmup_episodes: int | None = None
+    """Episodes of uniform random actions (None: ``min(100, episodes // 4)``)."""
+    buffer_size: int | None = None
+    """Replay transitions (None: every transition of the search)."""
+    reward_alpha: float = 0.5
+    """Moving-average weight of the reward baseline (AMC: 0.5)."""
+    noise_sigma: float = 0.1
+    """Exploration noise (td3: Gaussian sigma in action units; unused by sac)."""
+
+
+@dataclass(frozen=True)
+class DDPGOptions(OffPolicyOptions):
+    """Options of ddpg; the defaults are AMC's."""
+
+    net_arch: tuple[int, ...] = (300, 300)
+    learning_rate: float | None = 1e-4
+    critic_learning_rate: float = 1e-3
+    """Learning rate of the critic."""
+    tau: float = 0.01
+    """Soft target update rate."""
+    gamma: float | None = 1.0
+    batch_size: int | None = 64
+    buffer_size_per_layer: int = 100
+    """Replay size per layer when ``buffer_size`` is None (AMC: 100 x layers)."""
+    noise_sigma: float = 0.5
+    """Truncated-normal sigma as a fraction of the action range (AMC: 0.5)."""
+    noise_decay: float = 0.95
+    """Sigma decay per episode after warm-up (AMC: 0.95)."""
+
+
+@dataclass(frozen=True)
+class PPOOptions(SB3Options):
+    """Options of ppo."""
+
+    gamma: float | None = 1.0
+    episodes_per_update: int = 4
+    """Episodes per environment collected between PPO updates (``n_steps`` / layers)."""
+
+
+class RunnerCallback(BaseCallback):
+    """Records finished episodes with the runner, stops at the budget, checkpoints."""
+
+    def __init__(self, ctx: SearchContext) -> None:
+        super().__init__()
+        self.ctx = ctx
+
+    def _on_rollout_start(self) -> None:
+        self.ctx.maybe_checkpoint()
+
+    def _on_step(self) -> bool:
+        infos, rewards = self.locals["infos"], self.locals["rewards"]
+        for index, done in enumerate(self.locals["dones"]):
+            if done:
+                self.ctx.record(infos[index], float(rewards[index]))
+        return not self.ctx.exhausted
+
+
+class SB3Method(SearchMethod):
+    """Common driver of the SB3 methods (subclasses pick the algorithm and its arguments)."""
+
+    algorithm: ClassVar[type[BaseAlgorithm]]
+    Options: ClassVar[type[Any]] = SB3Options
+
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self.options.check()
+        self.model: BaseAlgorithm | None = None
+        self._resume_from: Path | None = None
+
+    def algorithm_kwargs(self, ctx: SearchContext, env: VecEnv, steps: int) -> dict[str, Any]:
+        """Constructor arguments of :attr:`algorithm` for ``env`` and episodes of ``steps``."""
+        opts = self.options
+        kwargs: dict[str, Any] = {"policy_kwargs": {"net_arch": list(opts.net_arch)}}
+        for key in ("learning_rate", "gamma", "batch_size"):
+            if getattr(opts, key) is not None:
+                kwargs[key] = getattr(opts, key)
+        return kwargs
+
+    def callbacks(self) -> list[BaseCallback]:
+        """Extra callbacks of the method (run before the runner's)."""
+        return []
+
+    def run(self, ctx: SearchContext) -> None:
+        """Learn until the runner's budget is spent."""
+        n_envs = self.options.n_envs
+        env = self._vec_env(ctx, n_envs)
+        try:
+            steps = len(env.get_attr("layer_names")[0])
+            if self._resume_from is not None:
+                self.model = self._load(env, self._resume_from)
+            else:
+                self.model = self._build(ctx, env, steps)
+            rounds = -(-ctx.remaining // n_envs)
+            callback = CallbackList([*self.callbacks(), RunnerCallback(ctx)])
+            self.model.learn(
+                total_timesteps=rounds * n_envs * steps,
+                callback=callback,
+                reset_num_timesteps=self._resume_from is None,
+            )
+        finally:
+            env.close()
+
+    def _vec_env(self, ctx: SearchContext, n_envs: int) -> VecEnv:
+        if n_envs == 1:
+            return DummyVecEnv([ctx.make_env])
+        start = worker_processes().get_start_method()
+        return SubprocVecEnv([ctx.env_factory(n_envs) for _ in range(n_envs)], start)
+
+    def _build(self, ctx: SearchContext, env: VecEnv, steps: int) -> BaseAlgorithm:
+        kwargs = {
+            **self.algorithm_kwargs(ctx, env, steps),
+            **self.options.algo_kwargs,
+            "device": self.options.device,
+            "verbose": self.options.verbose,
+            "seed": ctx.config.seed,
+        }
+        return self.algorithm("MlpPolicy", env, **kwargs)
+
+    def _load(self, env: VecEnv, folder: Path) -> BaseAlgorithm:
+        model = self.algorithm.load(folder / MODEL_FILE, env=env, device=self.options.device)
+        model._last_obs = None  # the new environment must be reset by learn()
+        state = json.loads((folder / STATE_FILE).read_text())
+        model.action_space.np_random.bit_generator.state = state["action_space_rng"]
+        set_rng_state(state["rng"])  # SB3's load re-seeded the global generators
+        return model
+
+    def save_state(self, folder: Path) -> None:
+        """Model (weights, optimisers, noise, counters), random states."""
+        assert self.model is not None
+        self.model.save(folder / MODEL_FILE)
+        state = {
+            "action_space_rng": self.model.action_space.np_random.bit_generator.state,
+            "rng": rng_state(),
+            **self.extra_state(),
+        }
+        (folder / STATE_FILE).write_text(json.dumps(state))
+
+    def extra_state(self) -> dict[str, Any]:
+        """More JSON state of a subclass."""
+        return {}
+
+    def load_state(self, folder: Path) -> None:
+        """Remember the checkpoint; the model is loaded once ``run`` has an environment."""
+        self._resume_from = folder
+
+
+class OffPolicyMethod(SB3Method):
+    """td3/sac/ddpg: per-episode training, final-reward credit, replay buffer checkpoints."""
+
+    Options: ClassVar[type[Any]] = OffPolicyOptions
+
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self.reward_callback = FinalRewardCallback(self.options.reward_alpha)
+
+    def warmup_episodes(self, ctx: SearchContext) -> int:
+        """Episodes of random actions before learning starts."""
+        chosen = self.options.warmup_episodes
+        return min(100, ctx.budget // 4) if chosen is None else int(chosen)
+
+    def buffer_size(self, ctx: SearchContext, steps: int) -> int:
+        """Replay capacity in transitions per environment."""
+        if self.options.buffer_size is not None:
+            return int(self.options.buffer_size)
+        return max(1, ctx.budget * steps)
+
+    def noise(self, ctx: SearchContext, env: VecEnv) -> ActionNoise | None:
+        """Exploration noise (None: the algorithm's own)."""
+        return None
+
+    def algorithm_kwargs(self, ctx: SearchContext, env: VecEnv, steps: int) -> dict[str, Any]:
+        """Per-episode training and a warm-up of random episodes."""
+        n_envs = self.options.n_envs
+        kwargs = super().algorithm_kwargs(ctx, env, steps)
+        kwargs.update(
+            buffer_size=self.buffer_size(ctx, steps),
+            learning_starts=self.warmup_episodes(ctx) * steps,
+            train_freq=(1, "episode") if n_envs == 1 else (steps, "step"),
+            gradient_steps=-1,
+            action_noise=self.noise(ctx, env),
+        )
+        return kwargs
+
+    def callbacks(self) -> list[BaseCallback]:
+        """The final-reward credit runs before the runner's callback."""
+        return [self.reward_callback]
+
+    def _load(self, env: VecEnv, folder: Path) -> BaseAlgorithm:
+        model = super()._load(env, folder)
+        assert isinstance(model, OffPolicyAlgorithm)
+        model.load_replay_buffer(folder / REPLAY_FILE)
+        state = json.loads((folder / STATE_FILE).read_text())
+        self.reward_callback.baseline = state["reward_baseline"]
+        return model
+
+    def save_state(self, folder: Path) -> None:
+        """Also the replay buffer."""
+        super().save_state(folder)
+        assert isinstance(self.model, OffPolicyAlgorithm)
+        self.model.save_replay_buffer(folder / REPLAY_FILE)
+
+    def extra_state(self) -> dict[str, Any]:
+        """The reward baseline."""
+        return {"reward_baseline": self.reward_callback.baseline}
+
+
+class DDPGMethod(OffPolicyMethod):
+    """``ddpg``: AMC's DDPG (see :mod:`agents._amc`)."""
+
+    name = "ddpg"
+    algorithm = AmcDDPG
+    Options = DDPGOptions
+
+    def buffer_size(self, ctx: SearchContext, steps: int) -> int:
+        """AMC: 100 x layers transitions unless ``buffer_size`` is given."""
+        if self.options.buffer_size is not None:
+            return int(self.options.buffer_size)
+        return self.options.buffer_size_per_layer * steps
+
+    def noise(self, ctx: SearchContext, env: VecEnv) -> ActionNoise | None:
+        """AMC's truncated normal, one generator per environment."""
+        opts = self.options
+        base = TruncatedNormalNoise(
+            size=env.action_space.shape[0],
+            sigma=opts.noise_sigma,
+            decay=opts.noise_decay,
+            warmup_episodes=self.warmup_episodes(ctx),
+            seed=ctx.config.seed,
+        )
+        return vectorized_noise(base, opts.n_envs, ctx.config.seed)
+
+    def algorithm_kwargs(self, ctx: SearchContext, env: VecEnv, steps: int) -> dict[str, Any]:
+        """AMC's tau and critic learning rate on top of the off-policy settings."""
+        kwargs = super().algorithm_kwargs(ctx, env, steps)
+        kwargs.update(tau=self.options.tau, critic_learning_rate=self.options.critic_learning_rate)
+        return kwargs
+
+
+class TD3Method(OffPolicyMethod):
+    """``td3``: SB3's TD3 with Gaussian exploration noise."""
+
+    name = "td3"
+    algorithm = TD3
+
+    def noise(self, ctx: SearchContext, env: VecEnv) -> ActionNoise | None:
+        """Gaussian noise of ``noise_sigma`` (SB3's TD3 has none by default)."""
+        size = env.action_space.shape[0]
+        return NormalActionNoise(np.zeros(size), np.full(size, self.options.noise_sigma))
+
+
+class SACMethod(OffPolicyMethod):
+    """``sac``: SB3's SAC (a stochastic policy explores by itself)."""
+
+    name = "sac"
+    algorithm = SAC
+
+
+class PPOMethod(SB3Method):
+    """``ppo``: SB3's PPO, updated every ``episodes_per_update`` episodes per environment."""
+
+    name = "ppo"
+    algorithm = PPO
+    Options = PPOOptions
+
+    def algorithm_kwargs(self, ctx: SearchContext, env: VecEnv, steps: int) -> dict[str, Any]:
+        """Rollouts of whole episodes, one full-batch mini-batch by default."""
+        kwargs = super().algorithm_kwargs(ctx, env, steps)
+        n_steps = max(1, self.options.episodes_per_update) * steps
+        kwargs["n_steps"] = n_steps
+        kwargs.setdefault("batch_size", max(2, n_steps * self.options.n_envs))
+        return kwargs

@@ -1,0 +1,108 @@
+"""``uniform``: the same setting in every layer, the largest one that meets the budget.
+
+The method plays one number ``u`` in ``[-1, 1]`` for every action dimension of every layer:
+the same keep ratio (prune), the same weight and activation bits (quantize), or both moving
+together (joint). ``u`` is bisected on the evaluator's cost predictions (no model is touched)
+to the largest value whose policy meets the budget, and that episode is evaluated first.
+The rest of the budget is a sweep of evenly spaced smaller values from ``u`` down to -1
+(every one predicted feasible); neighbours that round to the same channels and bits are
+answered by the evaluator's cache. The schedule depends only on the budget, so a resumed
+run continues it where the history ends.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from agents._base import SearchMethod
+from agents._context import SearchContext
+from autoprune.policy import LayerPolicy, Policy
+from envs.actions import decode_action
+from envs.compression_env import CompressionEnv
+from envs.search_space import PINNED_BITS
+
+TOLERANCE = 1e-4
+"""Bisection stops when the bracket is this narrow (in action units)."""
+
+
+def predicted_policy(ctx: SearchContext, env: CompressionEnv, u: float) -> Policy:
+    """The policy the environment would build from action ``u`` at every step."""
+    kwargs = ctx.env_kwargs
+    dims = int(env.action_space.shape[0])
+    action = decode_action(
+        np.full(dims, u),
+        kwargs["mode"],
+        min_keep=kwargs["min_keep"],
+        max_keep=kwargs.get("max_keep", 1.0),
+        min_bits=kwargs["min_bits"],
+        max_bits=kwargs["max_bits"],
+    )
+    specs = ctx.evaluator.specs
+    prunable = {s.name for s in specs if s.prunable}
+    layers: dict[str, LayerPolicy] = {}
+    for name in env.layer_names:
+        keep = action.keep_ratio if name in prunable else 1.0
+        layers[name] = LayerPolicy(keep_ratio=keep, w_bits=action.w_bits, a_bits=action.a_bits)
+    if kwargs["mode"] != "prune" and kwargs.get("pin_first_last", True):
+        for spec in (specs[0], specs[-1]):
+            layers[spec.name] = LayerPolicy(w_bits=PINNED_BITS, a_bits=PINNED_BITS)
+    return Policy.for_specs(specs, layers)
+
+
+def largest_feasible(ctx: SearchContext, env: CompressionEnv) -> float:
+    """The largest ``u`` whose predicted policy meets the budget (-1 when none does)."""
+    baseline = ctx.evaluator.baseline_metrics
+
+    def fits(u: float) -> bool:
+        costs = ctx.evaluator.costs(predicted_policy(ctx, env, u))
+        return ctx.session.budget.satisfied(costs, baseline)
+
+    if fits(1.0):
+        return 1.0
+    low, high = -1.0, 1.0
+    if not fits(low):
+        return low
+    while high - low > TOLERANCE:
+        mid = (low + high) / 2
+        low, high = (mid, high) if fits(mid) else (low, mid)
+    return low
+
+
+def schedule(best: float, budget: int) -> list[float]:
+    """``budget`` values: ``best`` first, then evenly spaced down to -1.
+
+    Example:
+        >>> schedule(0.5, 4)
+        [0.5, 0.0, -0.5, -1.0]
+    """
+    if budget == 1:
+        return [best]
+    step = (best + 1.0) / (budget - 1)
+    return [best - j * step for j in range(budget)]
+
+
+def play(env: CompressionEnv, u: float) -> tuple[float, dict[str, Any]]:
+    """One episode with action ``u`` in every dimension of every step."""
+    env.reset()
+    action = np.full(env.action_space.shape, u, dtype=np.float32)
+    while True:
+        _, reward, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            return float(reward), info
+
+
+class UniformMethod(SearchMethod):
+    """``uniform``: one keep ratio and/or bit-width for all layers (see the module doc)."""
+
+    name = "uniform"
+
+    def run(self, ctx: SearchContext) -> None:
+        """Bisect, then play the schedule from the first unrecorded position."""
+        env = ctx.make_env()
+        values = schedule(largest_feasible(ctx, env), ctx.budget)
+        for u in values[ctx.recorded :]:
+            reward, info = play(env, u)
+            ctx.record(info, reward)
+            ctx.maybe_checkpoint()

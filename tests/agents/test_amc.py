@@ -1,0 +1,62 @@
+"""AMC's DDPG details: truncated-normal noise, final-reward credit, the critic's own lr."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from stable_baselines3.common.save_util import load_from_pkl
+
+from agents import run_search
+from agents._amc import AmcDDPG, TruncatedNormalNoise
+from autoprune.config import SearchConfig
+from autoprune.session import SearchSession
+
+
+def test_truncated_normal_noise_stays_in_bounds_and_decays_after_warmup() -> None:
+    noise = TruncatedNormalNoise(size=3, sigma=0.5, decay=0.5, warmup_episodes=2, seed=1)
+    samples = np.stack([noise.perturb(np.array([0.99, -0.99, 0.0])) for _ in range(500)])
+    assert samples.min() >= -1.0 and samples.max() <= 1.0
+    assert abs(float(samples[:, 2].mean())) < 0.1  # centred on the actor's action
+    assert samples[:, 0].mean() < 0.99 < samples[:, 0].max() + 0.01  # truncated, not clipped
+
+    sigmas = []
+    for _ in range(4):
+        sigmas.append(noise.sigma)
+        noise.reset()
+    assert sigmas == [1.0, 1.0, 1.0, 0.5]  # 0.5 of the range [-1, 1]; decay after 2 episodes
+    again = TruncatedNormalNoise(size=3, sigma=0.5, seed=1)
+    assert np.array_equal(
+        TruncatedNormalNoise(size=3, sigma=0.5, seed=1).perturb(np.zeros(3)),
+        again.perturb(np.zeros(3)),
+    )
+
+
+def test_ddpg_credits_every_transition_with_the_final_reward_minus_baseline(
+    run_config: Callable[..., SearchConfig], session: SearchSession
+) -> None:
+    config = run_config("ddpg", episodes=4, agent_options={"warmup_episodes": 2})
+    result = run_search(config, session=session, run_name="amc-credit")
+    folder = Path(config.runs_dir) / "searches" / "amc-credit" / "checkpoint.json"
+    latest = folder.parent / "checkpoints"
+    (checkpoint,) = list(latest.iterdir())
+    buffer = load_from_pkl(checkpoint / "method" / "replay.pkl")
+    steps = 3  # conv1, conv2, conv3 of the demo CNN
+
+    baseline = None
+    for episode, record in enumerate(result.history[:3]):  # the last one ends the search
+        baseline = (
+            record.reward if baseline is None else baseline + 0.5 * (record.reward - baseline)
+        )
+        rows = buffer.rewards[episode * steps : (episode + 1) * steps, 0]
+        assert np.allclose(rows, record.reward - baseline, atol=1e-6)
+        dones = buffer.dones[episode * steps : (episode + 1) * steps, 0]
+        assert dones.tolist() == [0.0, 0.0, 1.0]
+
+    model = AmcDDPG.load(checkpoint / "method" / "model.zip", device="cpu")
+    assert model.buffer_size == 100 * steps and model.batch_size == 64
+    assert (model.tau, model.gamma) == (0.01, 1.0)
+    assert model.actor.optimizer.param_groups[0]["lr"] == 1e-4
+    assert model.critic.optimizer.param_groups[0]["lr"] == 1e-3
+    assert model.action_noise.episodes == 3

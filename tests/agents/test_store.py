@@ -1,0 +1,72 @@
+"""RunStore: durable history lines, torn-line recovery, atomic checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from torch import nn
+
+from agents._store import RunStore
+from autoprune.errors import AutopruneError
+from autoprune.policy import Policy
+from autoprune.results import EpisodeRecord
+from autoprune.specs import discover_layers
+
+
+def _record(index: int) -> EpisodeRecord:
+    specs = discover_layers(nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 2)), (4,))
+    policy = Policy.uniform(specs, keep_ratio=0.5)
+    return EpisodeRecord(index, policy, reward=0.1 * index, metrics={"accuracy": 0.5})
+
+
+def test_history_survives_a_torn_last_line(tmp_path: Path) -> None:
+    store = RunStore.create(tmp_path / "run", {"agent": "x"})
+    for index in range(3):
+        store.append(_record(index))
+    with open(store.path / "history.jsonl", "a") as handle:
+        handle.write('{"index": 3, "rew')  # a crash in the middle of a write
+
+    reopened = RunStore.open(store.path)
+    records = reopened.read_history()
+
+    assert [r.index for r in records] == [0, 1, 2]
+    assert (store.path / "history.jsonl").read_text().endswith("\n")
+    reopened.append(_record(3))
+    assert [r.index for r in reopened.read_history()] == [0, 1, 2, 3]
+
+
+def test_history_with_a_gap_is_refused(tmp_path: Path) -> None:
+    store = RunStore.create(tmp_path / "run", {})
+    store.append(_record(0))
+    store.append(_record(2))
+    with pytest.raises(AutopruneError, match="corrupt"):
+        store.read_history()
+
+
+def test_checkpoints_are_published_only_when_complete(tmp_path: Path) -> None:
+    store = RunStore.create(tmp_path / "run", {})
+    assert store.latest_checkpoint() is None
+    store.write_checkpoint(2, lambda folder: (folder / "a.json").write_text("2"))
+
+    def crash(folder: Path) -> None:
+        (folder / "a.json").write_text("4")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        store.write_checkpoint(4, crash)
+    latest = store.latest_checkpoint()
+    assert latest is not None and (latest / "a.json").read_text() == "2"
+    assert json.loads((store.path / "checkpoint.json").read_text())["episodes"] == 2
+
+    store.write_checkpoint(6, lambda folder: (folder / "a.json").write_text("6"))
+    assert [p.name for p in (store.path / "checkpoints").iterdir()] == [
+        store.latest_checkpoint().name
+    ]
+
+
+def test_an_existing_run_is_not_overwritten(tmp_path: Path) -> None:
+    RunStore.create(tmp_path / "run", {})
+    with pytest.raises(AutopruneError, match="resume="):
+        RunStore.create(tmp_path / "run", {})
