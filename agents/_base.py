@@ -60,6 +60,8 @@ class SearchMethod(ABC):
 
     name: ClassVar[str] = ""
     """Registry name (``SearchConfig.agent``)."""
+    fixed_evaluations: ClassVar[int | None] = None
+    """Set by one-shot methods (ADMM, Deep Compression) whose budget is always this many."""
     Options: ClassVar[type[Any]] = NoOptions
     """Frozen dataclass of the method's options (``SearchConfig.agent_options``)."""
     objectives: ClassVar[tuple[str, ...]] = ("accuracy", "latency")

@@ -20,6 +20,8 @@ _METHODS: dict[str, tuple[str, str]] = {
     "random": ("agents._optuna", "RandomMethod"),
     "nsga2": ("agents._optuna", "NSGA2Method"),
     "uniform": ("agents._uniform", "UniformMethod"),
+    "admm": ("agents._admm_method", "AdmmMethod"),
+    "deep-compression": ("agents._deep_compression_method", "DeepCompressionMethod"),
 }
 
 

@@ -27,6 +27,7 @@ from autoprune.cli._search import (
     WEIGHTS,
     check_agent,
     execute,
+    one_shot_budget,
     open_tracker,
     prepare,
     run_tags,
@@ -86,7 +87,7 @@ def compare_command(
     results: dict[str, SearchResult] = {}
     with tracker.start(base.to_dict(), {**run_tags(base), "agent": "compare"}) as parent_id:
         for name in names:
-            config = base.replace(agent=name)
+            config = one_shot_budget(base.replace(agent=name), None)
             child_name = f"{parent_name}__{name}"
             with tracker.start_child(name, {"agent": name}, run_tags(config)):
                 results[name], _ = execute(config, session, tracker, child_name)

@@ -45,6 +45,16 @@ def check_agent(name: str) -> None:
         raise unknown_name("agent", name, method_names())
 
 
+def one_shot_budget(config: SearchConfig, episodes: int | None) -> SearchConfig:
+    """One-shot methods (admm, deep-compression) spend a fixed number of evaluations."""
+    from agents import method_class
+
+    fixed = method_class(config.agent).fixed_evaluations
+    if fixed is not None and episodes is None:
+        return config.replace(episodes=fixed)
+    return config
+
+
 def open_tracker(config: SearchConfig, run_name: str, parent: str | None = None) -> SearchTracker:
     """A tracker for ``config``; an unreachable server fails here, before any work."""
     tracker = SearchTracker(
@@ -247,6 +257,7 @@ def search_command(
         data_dir=str(data_dir) if data_dir else None,
     )
     check_agent(config.agent)
+    config = one_shot_budget(config, episodes)
     if config.weights is not None and not Path(config.weights).is_file():
         raise AutopruneError(
             f"weights file {config.weights} does not exist; pass a state dict saved with "

@@ -1,0 +1,203 @@
+"""``admm``: Yang et al.'s joint sparsity + k-means quantization under the size target.
+
+Not an RL method: it trains the model once with ADMM (:func:`autoprune.admm.admm_compress`)
+and produces ONE policy (per-layer sparsity and k-means bit-width), recorded once: the
+method's evaluation budget is that single evaluation (``--episodes 1``). Its ``accuracy`` is
+the ADMM-trained model's on the evaluator's validation images; the shared evaluator's score
+of the policy on the original weights (comparable with searches that do not retrain) is
+``accuracy_without_retraining``; costs come from the shared cost model.
+
+The search needs a ``size`` target. The evaluator's ``size`` counts what a file stores
+(relative indices, codebooks, float biases, filler entries); Yang et al.'s count is only
+Σ bits × nonzeros. By default ADMM's budget therefore also counts a relative index per kept
+weight (5 bits fc, 8 bits conv) and float32 codebooks, and its value is calibrated by
+bisection on the cost model's size predictions (projections of the original weights, no
+training) so that the policy meets the target; ``yang_budget=True`` passes the target as
+Yang's bare count instead.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from agents._base import SearchMethod
+from agents._context import SearchContext
+from autoprune.admm import AdmmConfig, Overhead, admm_compress, project_joint
+from autoprune.errors import AutopruneError
+from autoprune.evaluation import PolicyEvaluator
+from autoprune.policy import LayerPolicy, Policy
+from autoprune.training import evaluate
+from envs.rewards import make_reward
+
+CALIBRATION_STEPS = 12
+"""Bisection steps of the Yang budget (relative precision about 2**-12)."""
+
+
+@dataclass(frozen=True)
+class AdmmOptions:
+    """Options of ``admm`` (``agent_options``)."""
+
+    epochs: int = 6
+    """ADMM epochs."""
+    finetune_epochs: int = 3
+    """Fine-tuning epochs after the hard projection."""
+    rho: float = 0.02
+    """Initial ADMM penalty."""
+    rho_growth: float = 1.5
+    """Growth of the penalty per epoch."""
+    lr: float = 0.01
+    """Learning rate of the ADMM epochs."""
+    yang_budget: bool = False
+    """Use the size target as Σ bits × nonzeros directly instead of calibrating it."""
+
+
+def check_single_evaluation(ctx: SearchContext, method: str) -> None:
+    """Refuse a budget of more than one evaluation (these methods make one policy)."""
+    if ctx.remaining != 1:
+        raise AutopruneError(
+            f"method '{method}' makes exactly one policy and one evaluation, but the search "
+            f"has {ctx.remaining} left; pass --episodes 1"
+        )
+
+
+def record_policy(
+    ctx: SearchContext, policy: Policy, meta: dict[str, Any], trained: nn.Module
+) -> None:
+    """Record the method's policy like an episode.
+
+    Costs come from the shared evaluator. ``accuracy`` is the method's own retrained model on
+    the evaluator's validation images (these methods train, so that is their result);
+    ``accuracy_without_retraining`` is the shared evaluator's score of the policy applied to
+    the original weights, comparable with the RL and Optuna searches.
+    """
+    started = time.perf_counter()
+    evaluation = ctx.evaluator.evaluate(policy)
+    baseline = ctx.evaluator.baseline_metrics
+    budget = ctx.session.budget
+    reward_fn = make_reward(ctx.config.reward, **dict(ctx.env_kwargs.get("reward_kwargs") or {}))
+    measured = {
+        **evaluation.metrics,
+        "accuracy": evaluate(trained, ctx.evaluator.x_val, ctx.evaluator.y_val),
+        "accuracy_without_retraining": evaluation.metrics["accuracy"],
+    }
+    usage = budget.usage(measured, baseline)
+    metrics = {
+        **measured,
+        "accuracy_drop": baseline["accuracy"] - measured["accuracy"],
+        **{f"budget_use_{metric}": use for metric, use in usage.items()},
+    }
+    policy.metrics = dict(metrics)
+    policy.budget = budget.to_dict()
+    policy.meta = {**policy.meta, **meta}
+    info = {
+        "policy": policy,
+        "metrics": metrics,
+        "feasible": budget.satisfied(measured, baseline),
+        "cached": evaluation.cached,
+        "seconds": time.perf_counter() - started,
+    }
+    ctx.record(info, float(reward_fn(measured, baseline, budget.limits(baseline))))
+
+
+def size_limit(ctx: SearchContext, method: str) -> float:
+    """The search's size limit in bytes; an error when the budget has none."""
+    limits = ctx.session.budget.limits(ctx.evaluator.baseline_metrics)
+    if "size" not in limits:
+        raise AutopruneError(
+            f"method '{method}' needs a model-size target; pass e.g. --target size=0.025 "
+            "(a fraction of the float model) or --target size=20KB"
+        )
+    return float(limits["size"])
+
+
+def storage_overhead(evaluator: PolicyEvaluator) -> Overhead:
+    """Relative-index bits by layer kind (Deep Compression: 5 fc, 8 conv), float32 codebooks."""
+    index = {s.name: 5 if s.kind == "linear" else 8 for s in evaluator.specs}
+    return Overhead(index, codebook_bits=32)
+
+
+def _predicted_size(evaluator: PolicyEvaluator, weights: dict, budget_bits: float) -> float:
+    """The cost model's size of the policy that projecting ``weights`` onto the budget gives.
+
+    A layer the projection empties is priced with one weight (a policy cannot prune all).
+    """
+    overhead = storage_overhead(evaluator)
+    projection = project_joint(weights, budget_bits, max_iter=10, overhead=overhead)
+    layers = {
+        name: LayerPolicy(
+            w_bits=projection.bits[name],
+            sparsity=(mask.numel() - max(1, int(mask.sum()))) / mask.numel(),
+            quantizer="kmeans",
+        )
+        for name, mask in projection.masks.items()
+    }
+    return evaluator.costs(Policy.for_specs(evaluator.specs, layers))["size"]
+
+
+def calibrate_yang_budget(evaluator: PolicyEvaluator, limit_bytes: float) -> float:
+    """The largest Yang budget (bytes) whose projected policy the cost model fits in the limit.
+
+    Raises:
+        AutopruneError: When even a budget of one bit per 1000 weights does not fit.
+    """
+    model = evaluator.model
+    weights = {s.name: model.get_submodule(s.name).weight.detach() for s in evaluator.specs}
+    dense_bits = 32.0 * sum(w.numel() for w in weights.values())
+    high = min(8.0 * limit_bytes, dense_bits)
+    low = dense_bits / 32_000
+    with torch.no_grad():
+        if _predicted_size(evaluator, weights, high) <= limit_bytes:
+            return high / 8
+        if _predicted_size(evaluator, weights, low) > limit_bytes:
+            raise AutopruneError(
+                f"size target of {limit_bytes:.0f} bytes is below what biases, codebooks and "
+                "indices alone take; raise the size target"
+            )
+        for _ in range(CALIBRATION_STEPS):
+            mid = (low + high) / 2
+            fits = _predicted_size(evaluator, weights, mid) <= limit_bytes
+            low, high = (mid, high) if fits else (low, mid)
+    return low / 8
+
+
+class AdmmMethod(SearchMethod):
+    """``admm``: one ADMM run under the size target, one recorded evaluation."""
+
+    name = "admm"
+    fixed_evaluations = 1
+    Options = AdmmOptions
+    objectives = ("accuracy", "size")
+
+    def run(self, ctx: SearchContext) -> None:
+        """Calibrate the budget, run ADMM on the session's model, record the policy."""
+        check_single_evaluation(ctx, self.name)
+        limit = size_limit(ctx, self.name)
+        options = self.options
+        yang_bytes = limit if options.yang_budget else calibrate_yang_budget(ctx.evaluator, limit)
+        dense_bytes = 4.0 * sum(s.weight_count for s in ctx.evaluator.specs)
+        overhead = None if options.yang_budget else storage_overhead(ctx.evaluator)
+        config = AdmmConfig(
+            epochs=options.epochs,
+            finetune_epochs=options.finetune_epochs,
+            rho=options.rho,
+            rho_growth=options.rho_growth,
+            lr=options.lr,
+            index_bits=None if overhead is None else dict(overhead.index_bits or {}),
+            codebook_bits=0 if overhead is None else overhead.codebook_bits,
+            seed=ctx.config.seed,
+        )
+        budget = min(yang_bytes, dense_bytes)
+        result = admm_compress(ctx.session.model, ctx.session.data, budget, config)
+        meta = {
+            "method": self.name,
+            "admm_budget_bytes": result.budget_bits / 8,
+            "admm_cost_bytes": result.cost_bits / 8,
+            "yang_bytes": result.yang_bits / 8,
+            "method_val_accuracy": result.val_accuracy,
+        }
+        record_policy(ctx, result.policy, meta, result.model)

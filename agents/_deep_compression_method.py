@@ -1,0 +1,143 @@
+"""``deep-compression``: Han et al.'s prune → k-means share → Huffman recipe as a baseline.
+
+Not an RL method: per-layer target sparsities come from a sensitivity scan on the validation
+split (or ``targets``), the model is pruned gradually with retraining, then k-means-shared
+(8-bit conv, 5-bit fc) with centroid fine-tuning (:func:`autoprune.deep_compression.
+deep_compress`). It produces ONE policy, recorded once (``--episodes 1``), with the
+retrained model's validation ``accuracy`` and the shared evaluator's
+``accuracy_without_retraining`` (see :func:`agents._admm_method.record_policy`); the
+``.apz`` sizes of its stages are kept in the policy's ``meta``.
+
+Deep Compression has no budget of its own. When the search has a ``size`` target and
+``fit_size`` is on, every layer's density is scaled down by one common factor (keeping the
+scan's allocation) until the cost model predicts that the policy fits; other targets are
+only checked (``feasible``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agents._admm_method import check_single_evaluation, record_policy
+from agents._base import SearchMethod
+from agents._context import SearchContext
+from autoprune.deep_compression import (
+    DeepCompressionConfig,
+    deep_compress,
+    sensitivity_scan,
+    targets_for_budget,
+)
+from autoprune.errors import AutopruneError, unknown_name
+from autoprune.evaluation import PolicyEvaluator
+from autoprune.policy import LayerPolicy, Policy
+
+FIT_STEPS = 40
+"""Bisection steps when scaling densities to the size target."""
+
+
+@dataclass(frozen=True)
+class DeepCompressionOptions:
+    """Options of ``deep-compression`` (``agent_options``)."""
+
+    targets: dict[str, float] | None = None
+    """Final sparsity per layer; None: chosen by the sensitivity scan."""
+    tolerance: float = 0.02
+    """Accuracy drop a layer may cause alone in the scan."""
+    fit_size: bool = True
+    """Scale the densities down until a ``size`` target of the search is met."""
+    prune_epochs: int = 4
+    """Retraining epochs of gradual pruning."""
+    quant_epochs: int = 2
+    """Centroid fine-tuning epochs."""
+    conv_bits: int = 8
+    """k-means bits of conv layers."""
+    fc_bits: int = 5
+    """k-means bits of fully connected layers."""
+
+
+def _predicted_size(
+    evaluator: PolicyEvaluator, targets: dict[str, float], bits: dict[str, int]
+) -> float:
+    layers = {
+        n: LayerPolicy(w_bits=bits[n], sparsity=s, quantizer="kmeans") for n, s in targets.items()
+    }
+    return evaluator.costs(Policy.for_specs(evaluator.specs, layers))["size"]
+
+
+def fit_to_size(
+    evaluator: PolicyEvaluator, base: dict[str, float], bits: dict[str, int], limit: float
+) -> dict[str, float]:
+    """``base`` with every density scaled down until the predicted size is within ``limit``.
+
+    Raises:
+        AutopruneError: When one weight per layer does not fit either.
+    """
+    if _predicted_size(evaluator, base, bits) <= limit:
+        return dict(base)
+    counts = {s.name: s.weight_count for s in evaluator.specs}
+    high = float(sum(bits[n] * round((1 - s) * counts[n]) for n, s in base.items()))
+    low = float(sum(bits.values()))
+    fitted = targets_for_budget(counts, bits, low, base)
+    if _predicted_size(evaluator, fitted, bits) > limit:
+        raise AutopruneError(
+            f"size target of {limit:.0f} bytes is below one weight per layer plus biases and "
+            "codebooks; raise the size target"
+        )
+    for _ in range(FIT_STEPS):
+        mid = (low + high) / 2
+        candidate = targets_for_budget(counts, bits, mid, base)
+        if _predicted_size(evaluator, candidate, bits) <= limit:
+            low, fitted = mid, candidate
+        else:
+            high = mid
+    return fitted
+
+
+class DeepCompressionMethod(SearchMethod):
+    """``deep-compression``: one Deep Compression run, one recorded evaluation."""
+
+    name = "deep-compression"
+    fixed_evaluations = 1
+    Options = DeepCompressionOptions
+    objectives = ("accuracy", "size")
+
+    def _targets(self, ctx: SearchContext, bits: dict[str, int]) -> dict[str, float]:
+        options = self.options
+        evaluator = ctx.evaluator
+        if options.targets is not None:
+            for name in options.targets:
+                if name not in bits:
+                    raise unknown_name("layer in targets", name, list(bits))
+            base = {n: float(options.targets.get(n, 0.0)) for n in bits}
+        else:
+            scan = sensitivity_scan(ctx.session.model, evaluator.x_val, evaluator.y_val, list(bits))
+            base = scan.targets(options.tolerance)
+        limits = ctx.session.budget.limits(evaluator.baseline_metrics)
+        if options.fit_size and "size" in limits:
+            return fit_to_size(evaluator, base, bits, limits["size"])
+        return base
+
+    def run(self, ctx: SearchContext) -> None:
+        """Choose the targets, compress the session's model and record the policy."""
+        check_single_evaluation(ctx, self.name)
+        options = self.options
+        specs = ctx.evaluator.specs
+        bits = {s.name: options.fc_bits if s.kind == "linear" else options.conv_bits for s in specs}
+        config = DeepCompressionConfig(
+            targets=self._targets(ctx, bits),
+            prune_epochs=options.prune_epochs,
+            quant_epochs=options.quant_epochs,
+            conv_bits=options.conv_bits,
+            fc_bits=options.fc_bits,
+            seed=ctx.config.seed,
+        )
+        result = deep_compress(ctx.session.model, ctx.session.data, config)
+        final = result.stages["huffman"]
+        meta = {
+            "method": self.name,
+            "method_val_accuracy": final.val_accuracy,
+            "apz_bytes": final.file_bytes,
+            "apz_ratio": final.ratio,
+            "yang_bytes": final.yang_bytes,
+        }
+        record_policy(ctx, result.policy, meta, result.model)
