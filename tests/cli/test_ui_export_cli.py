@@ -29,7 +29,9 @@ def _free_port() -> int:
 def _recorded_run(store: str) -> tuple[str, Policy]:
     specs = discover_layers(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)), (4,))
     records = [
-        EpisodeRecord(i, Policy.uniform(specs, keep_ratio=k), k, {"accuracy": k, "macs": 10 * k, "latency": k})
+        EpisodeRecord(
+            i, Policy.uniform(specs, keep_ratio=k), k, {"accuracy": k, "macs": 10 * k, "latency": k}
+        )
         for i, k in enumerate((0.5, 0.75, 0.25))
     ]
     tracker = SearchTracker(store, run_name="fake")
