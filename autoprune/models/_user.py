@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.util
 import inspect
-import sys
 from collections.abc import Callable
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from torch import nn
 
 from autoprune.errors import AutopruneError
+from autoprune.user_code import load_callable
 
 _BUILD_KWARGS = ("in_channels", "num_classes", "input_size")
 
@@ -28,19 +23,8 @@ def build_user_model(
     signature accepts (all of them when it takes ``**kwargs``) and must return an
     ``nn.Module``.
     """
-    source, _, attr = name.rpartition(":")
-    if not source or not attr:
-        raise AutopruneError(
-            f"model '{name}' is incomplete; write it as 'path/to/file.py:fn' or 'package.module:fn'"
-        )
-    is_file = source.endswith(".py") or "/" in source or "\\" in source
-    module = _import_file(source) if is_file else _import_module(source)
-    fn = getattr(module, attr, None)
-    if fn is None or not callable(fn):
-        raise AutopruneError(
-            f"model '{name}': '{source}' has no callable '{attr}'; define {attr}(...) there "
-            "returning an nn.Module, or name an existing function"
-        )
+    attr = name.rpartition(":")[2]
+    fn = load_callable(name, "model")
     values = {"in_channels": in_channels, "num_classes": num_classes, "input_size": input_size}
     model = fn(**_accepted_kwargs(fn, values))
     if not isinstance(model, nn.Module):
@@ -49,40 +33,6 @@ def build_user_model(
             f"make {attr}() return the network"
         )
     return model
-
-
-def _import_file(source: str) -> ModuleType:
-    path = Path(source).expanduser().resolve()
-    if not path.is_file():
-        raise AutopruneError(
-            f"model file '{source}' does not exist; give the path of a .py file as 'file.py:fn'"
-        )
-    digest = hashlib.sha1(str(path).encode()).hexdigest()[:8]
-    module_name = f"_autoprune_user_{path.stem}_{digest}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise AutopruneError(f"model file '{source}' cannot be imported; give a .py file")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[module_name]
-        raise
-    return module
-
-
-def _import_module(source: str) -> ModuleType:
-    try:
-        return importlib.import_module(source)
-    except ModuleNotFoundError as exc:
-        missing = exc.name or ""
-        if source != missing and not source.startswith(missing + "."):
-            raise  # a dependency of the user's module is missing: show the real traceback
-        raise AutopruneError(
-            f"model module '{source}' is not importable; put its folder on PYTHONPATH "
-            "or name a file instead as 'path/to/file.py:fn'"
-        ) from exc
 
 
 def _accepted_kwargs(fn: Callable[..., Any], values: dict[str, Any]) -> dict[str, Any]:

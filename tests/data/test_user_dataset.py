@@ -76,7 +76,10 @@ def test_package_module_function(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         ("{file}:missing", "has no function 'missing'"),
         ("{file}:not_callable", "has no function 'not_callable'"),
         ("{file}:wrong", "returned dict; return a DataSplits or a tuple"),
-        ("no_such_module_for_autoprune:fn", "cannot import module 'no_such_module_for_autoprune'"),
+        (
+            "no_such_module_for_autoprune:fn",
+            "dataset module 'no_such_module_for_autoprune' is not importable",
+        ),
         ("{file}:", "not a function reference"),
     ],
 )

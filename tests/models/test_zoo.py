@@ -186,8 +186,8 @@ def test_user_model_from_module(user_file: Path, monkeypatch: pytest.MonkeyPatch
     ("attr", "pattern"),
     [
         ("not_a_model", "returned int, not a torch.nn.Module"),
-        ("VALUE", "no callable 'VALUE'"),
-        ("missing", "no callable 'missing'"),
+        ("VALUE", "has no function 'VALUE'"),
+        ("missing", "has no function 'missing'"),
     ],
 )
 def test_user_model_errors(user_file: Path, attr: str, pattern: str) -> None:
