@@ -14,11 +14,12 @@ from __future__ import annotations
 from agents._base import SearchMethod
 from agents._context import SearchContext
 from agents._registry import make_method, method_class, method_names
-from agents._runner import run_name_for, run_search
+from agents._runner import check_search, run_name_for, run_search
 
 __all__ = [
     "SearchContext",
     "SearchMethod",
+    "check_search",
     "make_method",
     "method_class",
     "method_names",

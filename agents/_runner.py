@@ -127,10 +127,7 @@ def _start(
     """Check the settings (an infeasible budget fails here, in the environment's constructor,
     before a run directory exists), then open the run and restore its state."""
     config.check()
-    options = dict(config.agent_options)
-    env_options = options.pop("env_kwargs", None)
-    if env_options is not None and not isinstance(env_options, dict):
-        raise AutopruneError("agent option env_kwargs must be a mapping of CompressionEnv args")
+    options, env_options = _split_options(config)
     method = make_method(config.agent, options)
     if session is not None:
         session = _session_for(config, session)
@@ -175,6 +172,27 @@ def _check_new_run(config: SearchConfig, run_name: str | None) -> None:
             f"run '{run_name}' already exists under {config.runs_path / 'searches'}; pass "
             f"resume='{run_name}' to continue it or choose another run name"
         )
+
+
+def _split_options(config: SearchConfig) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The method's options and the ``env_kwargs`` entry of ``config.agent_options``."""
+    options = dict(config.agent_options)
+    env_options = options.pop("env_kwargs", None)
+    if env_options is not None and not isinstance(env_options, dict):
+        raise AutopruneError("agent option env_kwargs must be a mapping of CompressionEnv args")
+    return options, env_options
+
+
+def check_search(config: SearchConfig, session: SearchSession) -> None:
+    """Fail now, before anything is written, if ``config`` cannot run on ``session``.
+
+    Checks the method and its options, and builds the environment once, which refuses an
+    infeasible budget with the smallest reachable value.
+    """
+    config.check()
+    options, env_options = _split_options(config)
+    make_method(config.agent, options)
+    CompressionEnv(session.evaluator, session.budget, **env_kwargs(config, env_options))
 
 
 def _open_store(config: SearchConfig, resume: str | None, run_name: str | None) -> RunStore:

@@ -84,6 +84,10 @@ def compare_command(
     parent_name = run_name_for(base.replace(agent="compare"))
     tracker = open_tracker(base, parent_name)
     session = prepare(base, data_dir)
+    from agents import check_search
+
+    for name in names:
+        check_search(one_shot_budget(base.replace(agent=name), None), session)
     results: dict[str, SearchResult] = {}
     with tracker.start(base.to_dict(), {**run_tags(base), "agent": "compare"}) as parent_id:
         for name in names:

@@ -268,6 +268,9 @@ def search_command(
     run_name = resume or run_name_for(config)
     tracker = open_tracker(config, run_name)
     session = prepare(config, data_dir)
+    from agents import check_search
+
+    check_search(config, session)
     with tracker.start(config.to_dict(), run_tags(config)) as run_id:
         result, files = execute(config, session, tracker, run_name, resume)
     print_result(result, files, run_id, as_json)

@@ -93,3 +93,17 @@ def test_bad_config_files_exit_2(tmp_path, capsys, monkeypatch):
     (tmp_path / "typo.yaml").write_text("episode: 3\n")
     assert main(["search", "--config", "typo.yaml"]) == 2
     assert "unknown config key(s) ['episode']" in capsys.readouterr().err
+
+
+def test_infeasible_budget_fails_before_any_run_is_recorded(default_search, capsys, monkeypatch):
+    folder, summary = default_search
+    monkeypatch.chdir(folder)
+    searches = sorted((folder / "runs" / "searches").iterdir())
+    client = make_client(TrackingStore.resolve(str(folder / "runs" / "mlflow")).uri)
+    experiment = client.get_run(summary["run_id"]).info.experiment_id
+    runs_before = len(client.search_runs([experiment]))
+    assert main(["search", "--target", "flops=0.001"]) == 2
+    err = capsys.readouterr().err
+    assert "infeasible" in err and "smallest this search can reach" in err
+    assert sorted((folder / "runs" / "searches").iterdir()) == searches
+    assert len(client.search_runs([experiment])) == runs_before
