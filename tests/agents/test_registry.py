@@ -21,6 +21,8 @@ def test_every_registered_method_builds_with_default_options() -> None:
         "random",
         "nsga2",
         "uniform",
+        "admm",
+        "deep-compression",
     ]
     for name in names:
         method = make_method(name)
