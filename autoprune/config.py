@@ -60,6 +60,8 @@ class SearchConfig:
     """Channel importance criterion."""
     round_to: int | None = None
     """Round kept channels to a multiple (AMC used 8)."""
+    reconstruct: bool = False
+    """AMC's least-squares reconstruction of pruned layers' successors in every evaluation."""
     min_keep: float = 0.2
     """Smallest keep ratio an action can choose."""
     min_bits: int = 2

@@ -68,7 +68,11 @@ def evaluator_config(config: SearchConfig) -> EvaluatorConfig:
         val_samples=config.val_samples,
         calib_batches=config.calib_batches,
         finetune_epochs=config.finetune_epochs,
-        compression=CompressionOptions(importance=config.importance, round_to=config.round_to),
+        compression=CompressionOptions(
+            importance=config.importance,
+            round_to=config.round_to,
+            reconstruct=config.reconstruct,
+        ),
         seed=config.seed,
     )
 
