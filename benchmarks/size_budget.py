@@ -48,6 +48,7 @@ from autoprune.deep_compression import (
     sensitivity_scan,
     targets_for_budget,
 )
+from autoprune.errors import AutopruneError
 from autoprune.specs import LayerSpec, discover_layers
 from autoprune.training import DEFAULT_TRAIN, TrainConfig, evaluate
 
@@ -168,7 +169,10 @@ def run_rl(
         seed=args.seed,
     )
     session = prepare_search(config)
-    best = run_search(config, session=session).best
+    try:
+        best = run_search(config, session=session).best
+    except AutopruneError as exc:  # e.g. a budget joint mode cannot reach without sparsity
+        return {"method": args.rl_agent, "error": str(exc)}
     if best is None:
         return {"method": args.rl_agent, "error": "no feasible policy"}
     applied = apply_policy(
