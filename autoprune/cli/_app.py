@@ -25,11 +25,20 @@ app = typer.Typer(
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or tables."),
+    threads: int | None = typer.Option(
+        None, "--threads", help="torch intra-op threads (default: torch's; 1 suits tiny models)."
+    ),
 ) -> None:
     """autoprune: automatic pruning and mixed-precision search."""
     from autoprune.cli import _console
 
     _console.QUIET = quiet
+    if threads is not None:
+        if threads < 1:
+            raise AutopruneError(f"--threads {threads} must be at least 1")
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 _search.register(app)
