@@ -18,7 +18,7 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from autoprune.coding import extras_from_state_dict, write_apz
+from autoprune.coding import ApzReport, extras_from_state_dict, write_apz
 from autoprune.compress import (
     ChannelPlan,
     CompressionOptions,
@@ -83,6 +83,21 @@ def onnx_accuracy(path: Path, x: torch.Tensor, y: torch.Tensor, batch: int = 256
     return correct / len(x)
 
 
+def finalize_and_code(
+    compressed: nn.Module, layer_names: list[str], path: Path, metadata: dict | None = None
+) -> ApzReport:
+    """Write the coded weights of ``compressed`` to ``path`` and make it a plain model.
+
+    The coded form is read while the quantizers are in place; afterwards activation
+    fake-quant is removed and parametrizations are squashed, so the model exports to ONNX.
+    """
+    coded = export_quantized(compressed, layer_names)
+    remove_activation_quant(compressed)
+    squash(compressed)
+    extras = extras_from_state_dict(compressed.state_dict(), layer_names)
+    return write_apz(path, coded, extras, metadata=metadata)
+
+
 def apply_policy(
     model: nn.Module,
     policy: Policy,
@@ -108,16 +123,9 @@ def apply_policy(
     result = ApplyResult(compressed)
     result.original["test_accuracy"] = evaluate(model, data.x_test, data.y_test)
     result.compressed["test_accuracy"] = evaluate(compressed, data.x_test, data.y_test)
-    names = [s.name for s in specs]
-    coded = export_quantized(compressed, names)
-    remove_activation_quant(compressed)
-    squash(compressed)
     out_dir.mkdir(parents=True, exist_ok=True)
-    apz = write_apz(
-        out_dir / "model.apz",
-        coded,
-        extras_from_state_dict(compressed.state_dict(), names),
-        metadata={"policy": policy.to_dict()},
+    apz = finalize_and_code(
+        compressed, [s.name for s in specs], out_dir / "model.apz", {"policy": policy.to_dict()}
     )
     int8 = any(lp.w_bits <= 8 for lp in policy.layers.values())
     files = _export(compressed, model, policy, example, calib, out_dir, int8)

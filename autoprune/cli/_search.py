@@ -137,17 +137,13 @@ def _save_best_model(
     session: SearchSession, result: SearchResult, out_dir: Path, tracker: SearchTracker
 ) -> dict[str, Path]:
     """The best policy's compressed (not fine-tuned) model as ``.apz``, logged to MLflow."""
-    from autoprune.coding import extras_from_state_dict, write_apz
-    from autoprune.compress import export_quantized, remove_activation_quant, squash
+    from autoprune.apply import finalize_and_code
 
     assert result.best is not None
     model = session.evaluator.compress(result.best.policy)
-    names = [s.name for s in session.evaluator.specs]
-    coded = export_quantized(model, names)
-    remove_activation_quant(model)
-    squash(model)
     path = out_dir / "best_model.apz"
-    write_apz(path, coded, extras_from_state_dict(model.state_dict(), names))
+    names = [s.name for s in session.evaluator.specs]
+    finalize_and_code(model, names, path, {"policy": result.best.policy.to_dict()})
     tracker.log_model_file(path)
     return {"best_model": path}
 
