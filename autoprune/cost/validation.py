@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from scipy.stats import spearmanr
 
 from autoprune.errors import AutopruneError
 
@@ -29,6 +28,8 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     _pair(a, b, 2)
     if len(set(a)) < 2 or len(set(b)) < 2:
         return math.nan
+    from scipy.stats import spearmanr  # slow import (about a second): only when used
+
     return float(spearmanr(a, b).statistic)
 
 

@@ -6,7 +6,6 @@ import numbers
 
 import numpy as np
 import torch
-from sklearn.model_selection import train_test_split
 
 from autoprune.data._splits import DataSplits
 from autoprune.errors import AutopruneError
@@ -97,6 +96,8 @@ def carve(labels: np.ndarray, size: int | float, seed: int) -> tuple[np.ndarray,
         )
     classes, counts = np.unique(labels, return_counts=True)
     stratify = counts.min() >= 2 and len(classes) <= min(count, n - count)
+    from sklearn.model_selection import train_test_split  # slow import: only when splitting
+
     kept, held = train_test_split(
         np.arange(n),
         test_size=count,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.datasets import load_digits
 
 from autoprune.data._build import carve
 
@@ -19,6 +18,8 @@ def read_digits() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     scikit-learn ships no test split, so a stratified :data:`TEST_FRACTION` of the samples
     is set aside with :data:`TEST_SEED`; the validation split is later carved from the rest.
     """
+    from sklearn.datasets import load_digits  # slow import: only when digits are read
+
     bunch = load_digits()
     images = (bunch.images / 16.0).astype(np.float32)
     labels = bunch.target.astype(np.int64)
