@@ -20,26 +20,6 @@ from autoprune.specs import discover_layers
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def make_records() -> list[EpisodeRecord]:
-    """Five evaluations of a tiny CNN; the two least compressed ones break the budget."""
-    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
-    specs = discover_layers(model, (1, 8, 8))
-    records = []
-    for index, keep in enumerate([1.0, 0.75, 0.5, 0.25, 0.6]):
-        policy = Policy.uniform(specs, keep_ratio=keep, w_bits=8 if index % 2 else 32, a_bits=8)
-        metrics = {
-            "accuracy": 0.5 + 0.4 * keep,
-            "latency": 2.0 * keep,
-            "energy": keep,
-            "size": 1e4 * keep,
-            "macs": 1e5 * keep,
-            "budget_use": 1.5 * keep,
-        }
-        feasible = metrics["budget_use"] <= 1.0
-        records.append(EpisodeRecord(index, policy, metrics["accuracy"], metrics, feasible))
-    return records
-
-
 def assert_png(path: Path) -> None:
     assert path.is_file()
     data = path.read_bytes()
@@ -48,8 +28,9 @@ def assert_png(path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def records() -> list[EpisodeRecord]:
-    return make_records()
+def records(fake_records) -> list[EpisodeRecord]:
+    """Five evaluations; the two least compressed ones break the budget."""
+    return fake_records([1.0, 0.75, 0.5, 0.25, 0.6], alternate_float=True)
 
 
 def test_plot_policy_writes_png_in_new_folder(records: list[EpisodeRecord], tmp_path: Path) -> None:
@@ -59,9 +40,9 @@ def test_plot_policy_writes_png_in_new_folder(records: list[EpisodeRecord], tmp_
     assert_png(out)
 
 
-def test_plot_policy_width_grows_with_layers(tmp_path: Path) -> None:
+def test_plot_policy_width_grows_with_layers(tmp_path: Path, records) -> None:
     wide = nn.Sequential(*[nn.Linear(4, 4) for _ in range(30)])
-    narrow_png = plots.plot_policy(make_records()[0].policy, tmp_path / "narrow.png")
+    narrow_png = plots.plot_policy(records[0].policy, tmp_path / "narrow.png")
     wide_png = plots.plot_policy(
         Policy.uniform(discover_layers(wide, (4,)), keep_ratio=0.5), tmp_path / "wide.png"
     )

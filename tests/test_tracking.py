@@ -13,12 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from torch import nn
 
 from autoprune.errors import AutopruneError
 from autoprune.policy import Policy
-from autoprune.results import EpisodeRecord, SearchResult
-from autoprune.specs import discover_layers
+from autoprune.results import SearchResult
 from autoprune.tracking import (
     SearchTracker,
     TrackingStore,
@@ -29,26 +27,6 @@ from autoprune.tracking import (
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def make_records() -> list[EpisodeRecord]:
-    """Four evaluations of a tiny CNN; the least compressed one breaks the budget."""
-    model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 10))
-    specs = discover_layers(model, (1, 8, 8))
-    records = []
-    for index, keep in enumerate([1.0, 0.5, 0.25, 0.6]):
-        policy = Policy.uniform(specs, keep_ratio=keep, w_bits=8, a_bits=8)
-        metrics = {
-            "accuracy": 0.5 + 0.4 * keep,
-            "latency": 2.0 * keep,
-            "energy": keep,
-            "size": 1e4 * keep,
-            "macs": 1e5 * keep,
-            "budget_use": 1.5 * keep,
-        }
-        feasible = metrics["budget_use"] <= 1.0
-        records.append(EpisodeRecord(index, policy, metrics["accuracy"], metrics, feasible))
-    return records
 
 
 @dataclass
@@ -62,10 +40,10 @@ class Tracked:
 
 
 @pytest.fixture(scope="module")
-def tracked(tmp_path_factory: pytest.TempPathFactory) -> Tracked:
+def tracked(tmp_path_factory: pytest.TempPathFactory, fake_records) -> Tracked:
     """Log a fake search with one child run (an infeasible-only search) and open a client."""
     root = tmp_path_factory.mktemp("tracking")
-    records = make_records()
+    records = fake_records([1.0, 0.5, 0.25, 0.6])  # the least compressed breaks the budget
     result = SearchResult("ddpg", records, baseline_metrics={"accuracy": 0.95}, seconds=2.0)
     tracker = SearchTracker(root / "store", run_name="tiny__ddpg__0")
     params = {"agent": {"name": "ddpg", "lr": 1e-4}, "budget": ["flops=0.5"]}
