@@ -185,7 +185,7 @@ def _measure(
     repeats: int,
 ) -> None:
     plan = ChannelPlan.build(model, example)
-    keep = {n: lp.keep_ratio for n, lp in policy.layers.items() if lp.keep_ratio < 1}
+    keep = policy.keep_ratios()
     base_costs = cost_metrics(cost_model.estimate(specs, Policy.identity(specs).layers))
     new_costs = cost_metrics(cost_model.estimate(pruned_specs(specs, plan, keep), policy.layers))
     for key in ("macs", "params", "energy"):

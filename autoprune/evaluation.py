@@ -131,14 +131,10 @@ class PolicyEvaluator:
                 break
         return batches
 
-    def keep(self, policy: Policy) -> dict[str, float]:
-        """Keep ratios of the layers the policy prunes."""
-        return {n: lp.keep_ratio for n, lp in policy.layers.items() if lp.keep_ratio < 1.0}
-
     def pruned_specs(self, policy: Policy) -> list[LayerSpec]:
         """Layer specs after the policy's structured pruning (no model is touched)."""
         return pruned_specs(
-            self.specs, self.plan, self.keep(policy), self.config.compression.round_to
+            self.specs, self.plan, policy.keep_ratios(), self.config.compression.round_to
         )
 
     def cost_report(self, policy: Policy) -> CostReport:
@@ -151,7 +147,7 @@ class PolicyEvaluator:
 
     def key(self, policy: Policy) -> str:
         """Cache key: kept channel counts per group, bits, sparsity (to 1e-3), quantizer."""
-        counts = self.plan.group_kept(self.keep(policy), self.config.compression.round_to)
+        counts = self.plan.group_kept(policy.keep_ratios(), self.config.compression.round_to)
         layers = {
             n: [lp.w_bits, lp.a_bits, round(lp.sparsity, 3), lp.quantizer]
             for n, lp in sorted(policy.layers.items())

@@ -82,7 +82,7 @@ def validate_latency(
     batch = (profile.batch_size, *example_input.shape[1:])
     with tempfile.TemporaryDirectory(prefix="autoprune-latency-") as tmp:
         for i, policy in enumerate(policies):
-            keep = {n: lp.keep_ratio for n, lp in policy.layers.items() if lp.keep_ratio < 1}
+            keep = policy.keep_ratios()
             predicted = cost_model.estimate(pruned_specs(specs, plan, keep), policy.layers)
             pruned = prune_channels(copy.deepcopy(model).eval(), example_input, keep)
             path = export_onnx(pruned, example_input, Path(tmp) / f"p{i}.onnx")

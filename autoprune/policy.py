@@ -141,6 +141,10 @@ class Policy:
         policy.validate(specs)
         return policy
 
+    def keep_ratios(self) -> dict[str, float]:
+        """Keep ratio of every layer the policy prunes (ratio below 1)."""
+        return {n: lp.keep_ratio for n, lp in self.layers.items() if lp.keep_ratio < 1.0}
+
     def replace_layer(self, name: str, **changes: Any) -> Policy:
         """A copy with one layer's fields changed."""
         layers = dict(self.layers)

@@ -38,7 +38,7 @@ def main() -> None:
     data = load_dataset(args.dataset)
     original = load_weights(build_for(args.model, data), args.weights).eval()
     policy = Policy.load(args.export / "policy.json")
-    keep = {n: lp.keep_ratio for n, lp in policy.layers.items() if lp.keep_ratio < 1}
+    keep = policy.keep_ratios()
     compressed = prune_channels(build_for(args.model, data).eval(), data.x_val[:1], keep)
     compressed.load_state_dict(torch.load(args.export / "model.pt", weights_only=True))
     int8 = args.export / "model.int8.onnx"

@@ -36,10 +36,7 @@ def main() -> None:
         specs = discover_layers(model, (1, 28, 28))
         plan = ChannelPlan.build(model, example)
         policies = random_prune_policies(specs, plan, args.samples)
-        shaped = [
-            (pruned_specs(specs, plan, {n: lp.keep_ratio for n, lp in p.layers.items()}), p)
-            for p in policies
-        ]
+        shaped = [(pruned_specs(specs, plan, p.keep_ratios()), p) for p in policies]
         with tempfile.TemporaryDirectory() as tmp:
             cost = build_cost_model(load_profile("cpu"), lut_cache_dir=Path(tmp))
             started = time.perf_counter()

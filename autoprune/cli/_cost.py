@@ -64,7 +64,7 @@ def cost_command(
     specs = discover_layers(net, data.input_shape)
     chosen = Policy.load(policy, specs) if policy else Policy.identity(specs)
     example = data.x_val[:1]
-    keep = {n: lp.keep_ratio for n, lp in chosen.layers.items() if lp.keep_ratio < 1}
+    keep = chosen.keep_ratios()
     shaped = pruned_specs(specs, ChannelPlan.build(net, example), keep) if keep else specs
     cost_model = build_cost_model(hardware, lut_cache_dir=runs_dir / "latency_lut")
     report = cost_model.estimate(shaped, chosen.layers)

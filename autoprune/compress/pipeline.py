@@ -60,7 +60,7 @@ def compress_model(
     """
     options = options or CompressionOptions()
     compressed = copy.deepcopy(model).eval()
-    keep = {name: lp.keep_ratio for name, lp in policy.layers.items() if lp.keep_ratio < 1.0}
+    keep = policy.keep_ratios()
     if keep:
         report = prune_channels_report(
             compressed,

@@ -42,7 +42,7 @@ class FakeEvaluator:
         self.evaluated: list[Policy] = []
 
     def pruned_specs(self, policy: Policy) -> list[LayerSpec]:
-        keep = {n: lp.keep_ratio for n, lp in policy.layers.items() if lp.keep_ratio < 1.0}
+        keep = policy.keep_ratios()
         return pruned_specs(self.specs, self.plan, keep, self.config.compression.round_to)
 
     def cost_report(self, policy: Policy) -> CostReport:
