@@ -8,6 +8,8 @@ from typing import Literal
 import torch
 from torch import nn
 
+from autoprune.modes import eval_mode
+
 LayerKind = Literal["conv", "depthwise", "grouped", "linear"]
 
 
@@ -126,17 +128,13 @@ def discover_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[Laye
                     seen[name] = _spec_for(name, mod, inputs[0], output)
 
             hooks.append(module.register_forward_hook(hook))
-    modes = {module: module.training for module in model.modules()}
-    model.eval()
     try:
         device = next(model.parameters(), torch.empty(0)).device
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(torch.zeros((1, *input_shape), device=device))
     finally:
         for handle in hooks:
             handle.remove()
-        for module, training in modes.items():
-            module.training = training
     specs = list(seen.values())
     if specs:
         last = specs[-1]

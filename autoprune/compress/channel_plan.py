@@ -36,6 +36,7 @@ from torch import nn
 from torch_pruning.pruner import function as tp_fn
 
 from autoprune.errors import AutopruneError, unknown_name
+from autoprune.modes import eval_mode, restored_modes
 from autoprune.specs import LayerSpec
 
 LAYER_TYPES = (nn.Conv2d, nn.Linear)
@@ -92,16 +93,12 @@ def execution_order(model: nn.Module, example_input: torch.Tensor) -> list[str]:
                     order.append(name)
 
             hooks.append(module.register_forward_pre_hook(hook))
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(example_input)
     finally:
         for handle in hooks:
             handle.remove()
-        for module, mode in modes.items():
-            module.training = mode
     return order
 
 
@@ -113,13 +110,8 @@ def build_graph(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyG
                 f"layer '{name}' carries a parametrization (sparsity or quantization); "
                 "prune channels before adding sparsity or quantization"
             )
-    modes = {m: m.training for m in model.modules()}
-    try:
-        with torch.enable_grad():
-            return tp.DependencyGraph().build_dependency(model, example_input, verbose=False)
-    finally:
-        for module, mode in modes.items():
-            module.training = mode
+    with restored_modes(model), torch.enable_grad():
+        return tp.DependencyGraph().build_dependency(model, example_input, verbose=False)
 
 
 def graph_groups(graph: tp.DependencyGraph) -> list[tp.Group]:

@@ -31,6 +31,7 @@ from torch import nn
 from torch_pruning.pruner import function as tp_fn
 
 from autoprune.errors import AutopruneError, unknown_name
+from autoprune.modes import eval_mode
 
 Importance = tp.importance.Importance
 """The interface every criterion implements: ``__call__(group) -> Tensor | None``."""
@@ -133,23 +134,17 @@ class TaylorImportance(tp.importance.TaylorImportance, DataImportance):
 
     def calibrate(self, model: nn.Module, batches: Iterable[Batch], num_batches: int = 4) -> None:
         """Accumulate parameter gradients of the loss (model in eval mode)."""
-        modes = {m: m.training for m in model.modules()}
-        model.eval()
         model.zero_grad(set_to_none=True)
         device = next(model.parameters()).device
         seen = 0
-        try:
-            with torch.enable_grad():
-                for batch in islice(batches, num_batches):
-                    inputs, targets = split_batch(batch)
-                    logits = model(inputs.to(device))
-                    if targets is None:
-                        targets = logits.detach().argmax(dim=1)
-                    F.cross_entropy(logits, targets.to(device)).backward()
-                    seen += 1
-        finally:
-            for module, mode in modes.items():
-                module.training = mode
+        with eval_mode(model), torch.enable_grad():
+            for batch in islice(batches, num_batches):
+                inputs, targets = split_batch(batch)
+                logits = model(inputs.to(device))
+                if targets is None:
+                    targets = logits.detach().argmax(dim=1)
+                F.cross_entropy(logits, targets.to(device)).backward()
+                seen += 1
         _require_batches(seen, "taylor")
 
 
@@ -186,20 +181,16 @@ class ActivationImportance(DataImportance):
 
         layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
         handles = [m.register_forward_pre_hook(hook) for m in layers]
-        modes = {m: m.training for m in model.modules()}
-        model.eval()
         device = next(model.parameters()).device
         seen = 0
         try:
-            with torch.no_grad():
+            with eval_mode(model), torch.no_grad():
                 for batch in islice(batches, num_batches):
                     model(split_batch(batch)[0].to(device))
                     seen += 1
         finally:
             for handle in handles:
                 handle.remove()
-            for module, mode in modes.items():
-                module.training = mode
         _require_batches(seen, self.mode if self.mode == "apoz" else "activation")
         self._stats = {m: (sums[m] / counts[m]).float() for m in sums}
 

@@ -34,6 +34,7 @@ from autoprune.compress.importance import (
     needs_data,
 )
 from autoprune.errors import AutopruneError
+from autoprune.modes import eval_mode
 
 _OUT_HANDLERS = (
     tp.prune_conv_out_channels,
@@ -224,16 +225,11 @@ def _shape(module: nn.Module) -> tuple[int, int]:
 
 
 def _check_runs(model: nn.Module, example_input: torch.Tensor) -> None:
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             model(example_input)
     except RuntimeError as exc:
         raise AutopruneError(
             f"the pruned model no longer runs ({str(exc).splitlines()[0]}); this architecture "
             "has a dependency torch-pruning cannot follow: keep the layers involved at 1.0"
         ) from exc
-    finally:
-        for module, mode in modes.items():
-            module.training = mode

@@ -31,6 +31,7 @@ from torch.nn.utils import parametrize
 
 from autoprune.compress.importance import Batch, split_batch
 from autoprune.errors import AutopruneError, unknown_name
+from autoprune.modes import eval_mode
 
 
 def recalibrate_bn(model: nn.Module, batches: Iterable[Batch], num_batches: int = 20) -> nn.Module:
@@ -56,23 +57,19 @@ def recalibrate_bn(model: nn.Module, batches: Iterable[Batch], num_batches: int 
     ]
     if not norms:
         return model
-    modes = {m: m.training for m in model.modules()}
     momenta = {m: m.momentum for m in norms}
     device = _device(model)
-    model.eval()
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None
-        norm.train()
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
+            for norm in norms:
+                norm.reset_running_stats()
+                norm.momentum = None
+                norm.train()
             for batch in chain([first], islice(iterator, num_batches - 1)):
                 model(split_batch(batch)[0].to(device))
     finally:
         for norm, momentum in momenta.items():
             norm.momentum = momentum
-        for module, mode in modes.items():
-            module.training = mode
     return model
 
 
@@ -179,18 +176,14 @@ def _outputs(
         else:
             hook = lambda mod, args, out, name=name: store[name].append(out.detach())  # noqa: E731
             handles.append(module.register_forward_hook(hook))
-    modes = {m: m.training for m in model.modules()}
-    model.eval()
     device = _device(model)
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             for x in batches:
                 model(x.to(device))
     finally:
         for handle in handles:
             handle.remove()
-        for module, mode in modes.items():
-            module.training = mode
     return store
 
 

@@ -26,6 +26,7 @@ from torch import nn
 from autoprune.errors import AutopruneError
 from autoprune.export._int8 import quantize_onnx_int8
 from autoprune.export._onnx import export_onnx
+from autoprune.modes import eval_mode
 
 
 def _save_exported_program(model: nn.Module, example_input: torch.Tensor, path: Path) -> None:
@@ -34,15 +35,10 @@ def _save_exported_program(model: nn.Module, example_input: torch.Tensor, path: 
     # torch.export specialises a dimension of size 1, so trace with at least two samples
     x = example_input.detach().to(device)
     x = x.repeat(2, *([1] * (x.dim() - 1))) if x.shape[0] == 1 else x
-    modes = {module: module.training for module in model.modules()}
-    model.eval()
-    try:
+    with eval_mode(model):
         batch = torch.export.Dim("batch", min=1)
         program = torch.export.export(model, (x,), dynamic_shapes=({0: batch},))
         torch.export.save(program, str(path))
-    finally:
-        for module, training in modes.items():
-            module.training = training
 
 
 def _write_all(

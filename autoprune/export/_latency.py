@@ -23,6 +23,7 @@ from torch import nn
 from autoprune.cost._measure import ort_session
 from autoprune.errors import AutopruneError
 from autoprune.export._onnx import export_onnx
+from autoprune.modes import eval_mode
 
 Runtime = Literal["onnxruntime", "torch"]
 RUNTIMES: tuple[str, ...] = ("onnxruntime", "torch")
@@ -112,17 +113,12 @@ def _torch_runner(model: nn.Module, shape: tuple[int, ...]) -> Runner:
 def _torch_settings(models: Sequence[nn.Module], threads: int) -> Iterator[None]:
     """Eval mode, ``threads`` threads and inference mode; all restored on exit."""
     previous = torch.get_num_threads()
-    modes = {module: module.training for model in models for module in model.modules()}
     try:
         torch.set_num_threads(threads)
-        for model in models:
-            model.eval()
-        with torch.inference_mode():
+        with eval_mode(*models), torch.inference_mode():
             yield
     finally:
         torch.set_num_threads(previous)
-        for module, training in modes.items():
-            module.training = training
 
 
 def _onnx_file(source: ModelOrPath) -> Path:

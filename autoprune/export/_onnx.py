@@ -20,6 +20,7 @@ from torch import nn
 
 from autoprune.errors import AutopruneError
 from autoprune.export._files import write_bytes_atomic
+from autoprune.modes import eval_mode
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -75,11 +76,9 @@ def _export_bytes(
     """Run the TorchScript-based exporter into memory, model in eval mode."""
     axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if dynamic_batch else None
     device = next(model.parameters(), torch.empty(0)).device
-    modes = {module: module.training for module in model.modules()}
     buffer = io.BytesIO()
-    model.eval()
     try:
-        with warnings.catch_warnings():
+        with eval_mode(model), warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
             torch.onnx.export(
                 model,
@@ -98,9 +97,6 @@ def _export_bytes(
             f"cannot export the model to ONNX ({type(exc).__name__}: {first_line}); "
             "replace the unsupported operation or remove training-only hooks before exporting"
         ) from exc
-    finally:
-        for module, training in modes.items():
-            module.training = training
     return buffer.getvalue()
 
 
