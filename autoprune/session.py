@@ -22,6 +22,7 @@ from autoprune.cost import build_cost_model, load_profile
 from autoprune.data import DataSplits, load_dataset
 from autoprune.errors import AutopruneError
 from autoprune.evaluation import EvaluatorConfig, PolicyEvaluator
+from autoprune.latency_model import fit_latency_model
 from autoprune.models import load_weights
 from autoprune.specs import discover_layers
 from autoprune.training import DEFAULT_TRAIN, EpochStats, ProgressFn, TrainConfig
@@ -97,5 +98,6 @@ def prepare_search(
     cost_model = build_cost_model(
         profile, lut_cache_dir=lut_cache_dir or config.runs_path / "latency_lut"
     )
+    cost_model = fit_latency_model(cost_model, model, data.x_val[:1], specs)
     evaluator = PolicyEvaluator(model, data, specs, cost_model, evaluator_config(config))
     return SearchSession(config, data, model, weights, evaluator, budget)

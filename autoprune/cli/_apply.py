@@ -16,6 +16,7 @@ from autoprune.cli._console import console, progress_bar
 from autoprune.cli._tracking import tracking_location
 from autoprune.cost import build_cost_model, load_profile
 from autoprune.errors import AutopruneError
+from autoprune.latency_model import fit_latency_model
 from autoprune.models import load_weights
 from autoprune.policy import Policy
 from autoprune.specs import discover_layers
@@ -45,9 +46,15 @@ def apply_command(
         )
     data = open_dataset(dataset, data_dir)
     net = load_weights(build_for(model, data), weights)
-    policy = Policy.load(policy_path, discover_layers(net, data.input_shape))
+    specs = discover_layers(net, data.input_shape)
+    policy = Policy.load(policy_path, specs)
     hardware = load_profile(profile)
-    cost_model = build_cost_model(hardware, lut_cache_dir=runs_dir / "latency_lut")
+    cost_model = fit_latency_model(
+        build_cost_model(hardware, lut_cache_dir=runs_dir / "latency_lut"),
+        net,
+        data.x_val[:1],
+        specs,
+    )
     out_dir = export or (runs_dir / "exports" / policy_path.stem)
     with progress_bar("fine-tune") as progress:
         task = progress.add_task("fine-tune", total=None, info="", visible=finetune_epochs > 0)

@@ -15,6 +15,7 @@ from autoprune.compress import ChannelPlan, pruned_specs
 from autoprune.cost import CostReport, build_cost_model, load_profile
 from autoprune.errors import AutopruneError
 from autoprune.latency_check import random_prune_policies, validate_latency
+from autoprune.latency_model import fit_latency_model
 from autoprune.models import load_weights
 from autoprune.policy import Policy
 from autoprune.specs import discover_layers
@@ -39,6 +40,11 @@ def _print_report(report: CostReport, title: str) -> None:
     for row in report.to_rows():
         table.add_row(*row)
     console.print(table)
+    if report.overhead_ms:
+        console.print(
+            f"total latency includes a fixed {report.overhead_ms:+.4f} ms per inference "
+            "(the runtime's per-call cost, or the model's calibration offset)"
+        )
 
 
 @cost_app.callback()
@@ -66,7 +72,9 @@ def cost_command(
     example = data.x_val[:1]
     keep = chosen.keep_ratios()
     shaped = pruned_specs(specs, ChannelPlan.build(net, example), keep) if keep else specs
-    cost_model = build_cost_model(hardware, lut_cache_dir=runs_dir / "latency_lut")
+    cost_model = fit_latency_model(
+        build_cost_model(hardware, lut_cache_dir=runs_dir / "latency_lut"), net, example, specs
+    )
     report = cost_model.estimate(shaped, chosen.layers)
     if as_json:
         print(json.dumps(report.to_dict(), indent=2))
@@ -102,9 +110,12 @@ def validate_command(
     example = data.x_val[:1]
     specs = discover_layers(net, data.input_shape)
     policies = random_prune_policies(specs, ChannelPlan.build(net, example), samples, seed=seed)
-    cost_model = build_cost_model(hardware, lut_cache_dir=runs_dir / "latency_lut")
+    err_console.print(f"fitting the latency model to {model} (first time on this machine) ...")
+    cost_model = fit_latency_model(
+        build_cost_model(hardware, lut_cache_dir=runs_dir / "latency_lut"), net, example, specs
+    )
     err_console.print(f"measuring {samples} pruned variants of {model} ...")
-    result = validate_latency(net, specs, cost_model, hardware, example, policies)
+    result = validate_latency(net, specs, cost_model, example, policies)
     summary = {"model": model, "profile": hardware.name, **result.summary()}
     summary["seconds"] = round(result.seconds, 2)
     if not no_mlflow:
@@ -118,7 +129,8 @@ def validate_command(
         return
     console.print(
         f"{model} on {hardware.name}: n={summary['n']}, Spearman {summary['spearman']:.3f}, "
-        f"MAPE {summary['mape_percent']:.1f}% ({summary['seconds']}s)"
+        f"MAPE {summary['mape_percent']:.1f}% (probe speed {summary['speed']:.2f} of the "
+        f"fastest seen, {summary['attempts']} window(s); {summary['seconds']}s)"
     )
 
 

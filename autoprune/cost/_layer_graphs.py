@@ -9,7 +9,9 @@ int8 model, so the float↔int8 conversions at a model's boundary are not charge
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -17,12 +19,15 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
+from autoprune.cost._segments import Epilogue, append_epilogue
 from autoprune.errors import AutopruneError
 from autoprune.policy import LayerPolicy
 from autoprune.specs import LayerSpec
 
 Precision = Literal["int8", "fp32"]
 OPSET = 17
+SINK_PREFIX = "sink"
+"""Name prefix of the nodes that consume a timed layer's outputs (not timed themselves)."""
 IR_VERSION = 8
 
 
@@ -73,14 +78,26 @@ class LayerKey:
     pads: tuple[int, int, int, int]
     precision: Precision
     batch_size: int
+    epilogue: Epilogue | None = field(default=None, repr=False)
 
     @classmethod
     def from_spec(
-        cls, spec: LayerSpec, policy: LayerPolicy, *, batch_size: int, int8: bool = True
+        cls,
+        spec: LayerSpec,
+        policy: LayerPolicy,
+        *,
+        batch_size: int,
+        int8: bool = True,
+        epilogue: Epilogue | None = None,
     ) -> LayerKey:
-        """Key of ``spec`` at ``policy``'s bits: int8 when both are <= 8 bits and ``int8``."""
+        """Key of ``spec`` at ``policy``'s bits: int8 when both are <= 8 bits and ``int8``.
+
+        ``epilogue`` (the operators after the layer in its model) is timed with fp32 layers;
+        int8 layers are timed alone.
+        """
         low_bits = policy.w_bits <= 8 and policy.a_bits <= 8
         linear = spec.kind == "linear"
+        precision: Precision = "int8" if (int8 and low_bits) else "fp32"
         return cls(
             kind=spec.kind,
             in_channels=spec.in_channels,
@@ -92,18 +109,26 @@ class LayerKey:
             pads=(0, 0, 0, 0)
             if linear
             else derive_pads(spec.in_hw, spec.out_hw, spec.kernel, spec.stride),
-            precision="int8" if (int8 and low_bits) else "fp32",
+            precision=precision,
             batch_size=batch_size,
+            epilogue=epilogue if precision == "fp32" and epilogue and epilogue.ops else None,
         )
 
     def __str__(self) -> str:
+        return self.text
+
+    @cached_property
+    def text(self) -> str:
+        """The cache key (computed once: a search looks keys up many times)."""
+
         def pair(values: tuple[int, ...]) -> str:
             return "x".join(str(v) for v in values)
 
+        tail = f"|e{self.epilogue.signature}" if self.epilogue else ""
         return (
             f"{self.kind}|i{self.in_channels}|o{self.out_channels}|k{pair(self.kernel)}"
             f"|s{pair(self.stride)}|g{self.groups}|hw{pair(self.in_hw)}|p{pair(self.pads)}"
-            f"|{self.precision}|b{self.batch_size}"
+            f"|{self.precision}|b{self.batch_size}{tail}"
         )
 
     @property
@@ -152,20 +177,45 @@ def _model(nodes: list, inputs: list, outputs: list, inits: list) -> bytes:
     return model.SerializeToString()
 
 
+def _with_sinks(nodes: list, inputs: list, outputs: Sequence[str], inits: list, elem: int) -> bytes:
+    """A model whose ``outputs`` feed a ``ReduceMax`` sink each (named ``sink...``).
+
+    Inside a model a layer writes into memory the runtime planned ahead; a graph output is
+    allocated afresh on every call. The sinks keep the layer's outputs internal, and the
+    profiler leaves the sink nodes out of the layer's time.
+    """
+    sinks = []
+    for index, name in enumerate(outputs):
+        out = f"{SINK_PREFIX}_out{index}"
+        nodes.append(
+            helper.make_node("ReduceMax", [name], [out], keepdims=0, name=f"{SINK_PREFIX}{index}")
+        )
+        sinks.append(helper.make_tensor_value_info(out, elem, []))
+    return _model(nodes, inputs, sinks, inits)
+
+
 def layer_onnx(key: LayerKey) -> bytes:
-    """Serialized single-layer ONNX model for ``key`` (fp32 or int8 QDQ), random weights."""
+    """Serialized single-layer ONNX model for ``key`` (fp32 or int8 QDQ), random weights.
+
+    The layer (and its epilogue, for fp32) is followed by sink nodes (see
+    :func:`_with_sinks`); time it with :func:`~autoprune.cost._measure.measure_together`.
+    """
     rng = np.random.default_rng(0)
     shape = _weights_shape(key)
     cout = key.out_channels
     elem = TensorProto.FLOAT if key.precision == "fp32" else TensorProto.UINT8
     x = helper.make_tensor_value_info("x", elem, list(key.input_shape))
-    y = helper.make_tensor_value_info("y", elem, list(key.output_shape))
     if key.precision == "fp32":
         inits = [
             numpy_helper.from_array((0.1 * rng.standard_normal(shape)).astype(np.float32), "w"),
             numpy_helper.from_array(np.zeros(cout, np.float32), "b"),
         ]
-        return _model([_layer_node(key, "x", "w", "b", "y")], [x], [y], inits)
+        nodes = [_layer_node(key, "x", "w", "b", "y")]
+        inputs = [x]
+        outputs = ["y"]
+        if key.epilogue is not None:
+            outputs = append_epilogue(nodes, inits, inputs, "y", key.output_shape, key.epilogue)
+        return _with_sinks(nodes, inputs, outputs, inits, elem)
     scale = np.full(cout, 0.01, np.float32)
     inits = [
         numpy_helper.from_array(rng.integers(-127, 128, shape).astype(np.int8), "w_q"),
@@ -186,7 +236,7 @@ def layer_onnx(key: LayerKey) -> bytes:
         _layer_node(key, "xf", "wf", "bf", "yf"),
         helper.make_node("QuantizeLinear", ["yf", "y_s", "y_z"], ["y"]),
     ]
-    return _model(nodes, [x], [y], inits)
+    return _with_sinks(nodes, [x], ["y"], inits, elem)
 
 
 def overhead_onnx(batch_size: int) -> bytes:

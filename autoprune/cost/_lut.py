@@ -1,10 +1,11 @@
 """Per-layer latency lookup table, measured on demand and cached on disk as JSON.
 
 One cache file per hardware/runtime fingerprint (CPU model, machine, runtime and its
-version, threads, batch size) lives under the cache folder as ``latency-<hash>.json``, so
-tables are reused across searches on the same machine and never mixed between machines.
-Writes are atomic (temporary file renamed into place) and merge entries written meanwhile
-by another process.
+version, threads, batch size, statistic) lives under the cache folder as
+``latency-<hash>.json``, so tables are reused across searches on the same machine and never
+mixed between machines. It holds the layer timings and, per model, the calibration fitted
+against whole-model measurements. Writes are atomic (temporary file renamed into place) and
+merge entries written meanwhile by another process.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ import json
 import os
 import platform
 import tempfile
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +25,28 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from autoprune.cost._calibration import LatencyCalibration
 from autoprune.cost._layer_graphs import LayerKey, layer_onnx, layer_torch, overhead_onnx
-from autoprune.cost._measure import measure_onnx_latency, measure_torch_latency
+from autoprune.cost._measure import (
+    KernelTiming,
+    measure_onnx_latency,
+    measure_together,
+    measure_torch_latency,
+)
 from autoprune.cost._profile import HardwareProfile, Runtime
 from autoprune.errors import AutopruneError
 
-LUT_FORMAT = 1
+LUT_FORMAT = 2
 """Bump when the single-layer graphs or the key change, so old tables are not reused."""
+
+SLOW_TOLERANCE = 1.10
+"""A window whose probe ran this much slower than the fastest one seen was a busy machine."""
+
+MAX_ATTEMPTS = 3
+"""Tries of a measurement window on a busy machine; the fastest is kept."""
+
+RETRY_PAUSE_S = 1.0
+"""Pause before measuring a window again."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +58,13 @@ class RuntimeSettings:
         threads: Intra-op threads.
         batch_size: Samples per timed call.
         warmup: Untimed calls before timing.
-        repeats: Timed calls; the median is kept.
+        repeats: Timed calls per round.
+        rounds: Interleaved passes over all graphs measured together, so a slowdown of the
+            machine meanwhile touches them alike.
+        quantile: Which quantile of the timed calls is kept: 0.5 is the median; a low one
+            (0.1) is steadier on a machine shared with other work.
+        min_seconds: Keep adding rounds until a measurement window lasts this long.
+        model_seconds: The same for windows that time whole models (calibration, validation).
     """
 
     runtime: Runtime = "onnxruntime"
@@ -49,6 +72,10 @@ class RuntimeSettings:
     batch_size: int = 1
     warmup: int = 3
     repeats: int = 10
+    rounds: int = 1
+    quantile: float = 0.5
+    min_seconds: float = 0.0
+    model_seconds: float = 10.0
 
     @classmethod
     def from_profile(cls, profile: HardwareProfile) -> RuntimeSettings:
@@ -59,10 +86,26 @@ class RuntimeSettings:
             batch_size=profile.batch_size,
             warmup=profile.warmup,
             repeats=profile.repeats,
+            rounds=profile.rounds,
+            quantile=profile.quantile,
+            min_seconds=profile.min_seconds,
+            model_seconds=profile.model_seconds,
         )
 
+    def window(self) -> dict[str, Any]:
+        """Keyword arguments of :func:`~autoprune.cost._measure.measure_together`."""
+        return {
+            "threads": self.threads,
+            "warmup": self.warmup,
+            "repeats": self.repeats,
+            "rounds": self.rounds,
+            "min_seconds": self.min_seconds,
+            "q": self.quantile,
+            "batch_size": self.batch_size,
+        }
 
-MeasureFn = Callable[[LayerKey, RuntimeSettings], float]
+
+MeasureFn = Callable[[Sequence[LayerKey], RuntimeSettings], list[KernelTiming]]
 OverheadFn = Callable[[RuntimeSettings], float]
 
 
@@ -87,37 +130,65 @@ def runtime_fingerprint(settings: RuntimeSettings) -> dict[str, Any]:
         "runtime_version": version,
         "threads": settings.threads,
         "batch_size": settings.batch_size,
+        "quantile": settings.quantile,
     }
 
 
-def measure_layer(key: LayerKey, settings: RuntimeSettings) -> float:
-    """Median ms of one call of the single-layer graph for ``key``."""
-    timing = {"threads": settings.threads, "warmup": settings.warmup, "repeats": settings.repeats}
+def probe_key(settings: RuntimeSettings) -> LayerKey:
+    """A fixed layer timed with every batch: how fast the machine is during the batch."""
+    return LayerKey(
+        "conv", 64, 64, (3, 3), (1, 1), 1, (14, 14), (1, 1, 1, 1), "fp32", settings.batch_size
+    )
+
+
+def _timing_args(settings: RuntimeSettings) -> dict[str, Any]:
+    return {"threads": settings.threads, "warmup": settings.warmup, "repeats": settings.repeats}
+
+
+def measure_layers(keys: Sequence[LayerKey], settings: RuntimeSettings) -> list[KernelTiming]:
+    """Time the single-layer graphs of ``keys`` together (one window of interleaved rounds).
+
+    ONNX Runtime graphs are timed with its profiler: the layer, its epilogue and the layout
+    conversions at the graph's edges, without the per-call cost. PyTorch modules are timed by
+    wall clock, less the cost of calling an empty module.
+    """
     if settings.runtime == "torch":
-        return measure_torch_latency(layer_torch(key), key.input_shape, **timing)
-    return measure_onnx_latency(layer_onnx(key), key.input_shape, **timing)
+        empty = measure_overhead(settings)
+        return [
+            KernelTiming(
+                max(
+                    measure_torch_latency(layer_torch(k), k.input_shape, **_timing_args(settings))
+                    - empty,
+                    0.0,
+                )
+            )
+            for k in keys
+        ]
+    kernels, _ = measure_together([layer_onnx(k) for k in keys], **settings.window())
+    return kernels
 
 
 def measure_overhead(settings: RuntimeSettings) -> float:
-    """Median ms of one call of a near-empty graph: the fixed cost of a forward pass."""
-    timing = {"threads": settings.threads, "warmup": settings.warmup, "repeats": settings.repeats}
+    """Ms of one call of a near-empty graph: the fixed cost of a forward pass."""
     shape = (settings.batch_size, 1)
     if settings.runtime == "torch":
-        return measure_torch_latency(nn.Identity(), shape, **timing)
-    return measure_onnx_latency(overhead_onnx(settings.batch_size), shape, **timing)
+        return measure_torch_latency(nn.Identity(), shape, **_timing_args(settings))
+    return measure_onnx_latency(overhead_onnx(settings.batch_size), shape, **_timing_args(settings))
 
 
 class LatencyTable:
-    """Measured single-layer latencies, filled on demand and cached per fingerprint.
+    """Measured single-layer timings, filled on demand and cached per fingerprint.
 
     Args:
         settings: How to time layers.
         cache_dir: Folder of the JSON cache; ``None`` keeps the table in memory only.
-        measure: Times one layer (injectable for tests).
+        measure: Times a batch of layers (injectable for tests).
         measure_fixed: Times the fixed per-call overhead (injectable for tests).
+        pause: Waits between tries of a batch measured on a busy machine.
 
     Example:
-        >>> table = LatencyTable(RuntimeSettings(repeats=3), measure=lambda key, s: 1.5,
+        >>> fake = lambda keys, s: [KernelTiming(1.5) for _ in keys]
+        >>> table = LatencyTable(RuntimeSettings(repeats=3), measure=fake,
         ...                      measure_fixed=lambda s: 0.5)
         >>> key = LayerKey("linear", 8, 4, (1, 1), (1, 1), 1, (1, 1), (0, 0, 0, 0), "fp32", 1)
         >>> table.latency_ms(key), table.overhead_ms, table.measurements
@@ -129,8 +200,9 @@ class LatencyTable:
         settings: RuntimeSettings,
         cache_dir: Path | None = None,
         *,
-        measure: MeasureFn = measure_layer,
+        measure: MeasureFn = measure_layers,
         measure_fixed: OverheadFn = measure_overhead,
+        pause: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
         self.fingerprint = runtime_fingerprint(settings)
@@ -141,10 +213,14 @@ class LatencyTable:
         """How many timings this table has taken (layers and overhead)."""
         self._measure = measure
         self._measure_fixed = measure_fixed
-        self._entries: dict[str, float] = {}
+        self._entries: dict[str, KernelTiming] = {}
         self._overhead: float | None = None
+        self._calibrations: dict[str, LatencyCalibration] = {}
+        self.reference_ms: float | None = None
+        """The fastest time of the probe layer seen: how fast the idle machine is."""
+        self._pause = pause
         if self.path is not None and self.path.is_file():
-            self._entries, self._overhead = self._read(self.path)
+            self._load(self.path)
 
     @property
     def file_name(self) -> str:
@@ -158,11 +234,35 @@ class LatencyTable:
         return str(key) in self._entries
 
     def ensure(self, keys: Iterable[LayerKey]) -> None:
-        """Measure every key not in the table yet (and the overhead), then save once."""
+        """Measure every key not in the table yet (together), and the overhead; save once.
+
+        A fixed probe layer is timed in the same window. When it runs more than
+        :data:`SLOW_TOLERANCE` slower than the fastest probe this table has seen, the machine
+        was busy meanwhile: the batch is measured again after a pause (at most
+        :data:`MAX_ATTEMPTS` tries) and the try with the fastest probe is kept, so entries
+        measured under load do not poison the cache.
+        """
         missing = {str(key): key for key in keys if str(key) not in self._entries}
-        for name, key in missing.items():
-            self._entries[name] = float(self._measure(key, self.settings))
-            self.measurements += 1
+        if missing:
+            probe = probe_key(self.settings)
+            best: list[KernelTiming] | None = None
+            for attempt in range(MAX_ATTEMPTS):
+                if attempt:
+                    self._pause(RETRY_PAUSE_S)
+                timings = self._measure([probe, *missing.values()], self.settings)
+                if len(timings) != len(missing) + 1:
+                    raise AutopruneError(
+                        f"the layer timer returned {len(timings)} timings for "
+                        f"{len(missing) + 1} layers; it must return one per key"
+                    )
+                if best is None or timings[0].kernel_ms < best[0].kernel_ms:
+                    best = timings
+                if not self.is_slow(timings[0].kernel_ms):
+                    break
+            assert best is not None
+            self.note_probe(best[0].kernel_ms)
+            self._entries.update(zip(missing, best[1:], strict=True))
+            self.measurements += len(missing)
         need_overhead = self._overhead is None
         if need_overhead:
             self._overhead = float(self._measure_fixed(self.settings))
@@ -170,10 +270,28 @@ class LatencyTable:
         if missing or need_overhead:
             self.save()
 
-    def latency_ms(self, key: LayerKey) -> float:
-        """Measured ms of one call of ``key``'s single-layer graph (measured if new)."""
+    def is_slow(self, probe_ms: float) -> bool:
+        """Whether a window whose probe took ``probe_ms`` ran on a busy machine."""
+        return self.reference_ms is not None and probe_ms > self.reference_ms * SLOW_TOLERANCE
+
+    def note_probe(self, probe_ms: float) -> None:
+        """Remember the fastest probe seen: the speed of an idle machine."""
+        if probe_ms > 0 and (self.reference_ms is None or probe_ms < self.reference_ms):
+            self.reference_ms = probe_ms
+
+    def timing(self, key: LayerKey) -> KernelTiming:
+        """Measured timing of ``key``'s single-layer graph (measured if new)."""
         self.ensure([key])
         return self._entries[str(key)]
+
+    def timings(self, keys: Sequence[LayerKey]) -> list[KernelTiming]:
+        """Measured timings of ``keys`` in order (the new ones measured together first)."""
+        self.ensure(keys)
+        return [self._entries[str(key)] for key in keys]
+
+    def latency_ms(self, key: LayerKey) -> float:
+        """Measured ms of ``key``'s layer and epilogue, edge layout conversions excluded."""
+        return self.timing(key).kernel_ms
 
     @property
     def overhead_ms(self) -> float:
@@ -182,11 +300,37 @@ class LatencyTable:
         assert self._overhead is not None
         return self._overhead
 
-    def _read(self, path: Path) -> tuple[dict[str, float], float | None]:
+    def calibration(self, model_id: str) -> LatencyCalibration | None:
+        """The calibration stored for the model with this id, if any."""
+        return self._calibrations.get(model_id)
+
+    def set_calibration(self, model_id: str, calibration: LatencyCalibration) -> None:
+        """Store (and save) the calibration of one model."""
+        self._calibrations[model_id] = calibration
+        self.save()
+
+    def _load(self, path: Path) -> None:
+        data = self._read(path)
+        self._entries = data["entries"]
+        self._overhead = data["overhead_ms"]
+        self._calibrations = data["calibrations"]
+        self.reference_ms = data["reference_ms"]
+
+    def _read(self, path: Path) -> dict[str, Any]:
         try:
             data = json.loads(path.read_text())
-            entries = {str(k): float(v) for k, v in data["entries"].items()}
-            overhead = data.get("overhead_ms")
+            parsed = {
+                "entries": {str(k): KernelTiming(**v) for k, v in data["entries"].items()},
+                "calibrations": {
+                    str(k): LatencyCalibration(**v) for k, v in data.get("calibrations", {}).items()
+                },
+                "overhead_ms": None
+                if data.get("overhead_ms") is None
+                else float(data["overhead_ms"]),
+                "reference_ms": None
+                if data.get("reference_ms") is None
+                else float(data["reference_ms"]),
+            }
             same = data["fingerprint"] == self.fingerprint
         except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
             raise AutopruneError(
@@ -197,7 +341,7 @@ class LatencyTable:
                 f"latency cache {path} was measured for another machine or runtime; "
                 "delete it or use another cache folder"
             )
-        return entries, None if overhead is None else float(overhead)
+        return parsed
 
     def save(self) -> None:
         """Write the table atomically, merged with entries another process saved meanwhile."""
@@ -205,14 +349,19 @@ class LatencyTable:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.is_file():
-            disk, disk_overhead = self._read(self.path)
-            self._entries = {**disk, **self._entries}
+            disk = self._read(self.path)
+            if disk["reference_ms"] is not None:
+                self.note_probe(disk["reference_ms"])
+            self._entries = {**disk["entries"], **self._entries}
+            self._calibrations = {**disk["calibrations"], **self._calibrations}
             if self._overhead is None:
-                self._overhead = disk_overhead
+                self._overhead = disk["overhead_ms"]
         document = {
             "fingerprint": self.fingerprint,
+            "reference_ms": self.reference_ms,
             "overhead_ms": self._overhead,
-            "entries": dict(sorted(self._entries.items())),
+            "calibrations": {k: asdict(v) for k, v in sorted(self._calibrations.items())},
+            "entries": {k: asdict(v) for k, v in sorted(self._entries.items())},
         }
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".latency-", suffix=".tmp")
         try:

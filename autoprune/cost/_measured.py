@@ -5,29 +5,65 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from autoprune.cost._assemble import assemble_report, resolve_policies
+from autoprune.cost._calibration import LatencyCalibration
 from autoprune.cost._energy import MemoryLevel
 from autoprune.cost._layer_graphs import LayerKey
 from autoprune.cost._lut import LatencyTable
+from autoprune.cost._measure import KernelTiming
 from autoprune.cost._profile import HardwareProfile
 from autoprune.cost._report import Bound, CostReport
+from autoprune.cost._segments import Epilogue
 from autoprune.cost._size import LayerSizes
 from autoprune.policy import LayerPolicy
 from autoprune.specs import LayerSpec
 
 
+def chained_times(timings: Sequence[KernelTiming]) -> list[float]:
+    """Each layer's time inside a chain of layers, from their single-layer timings.
+
+    A layer that reads the blocked NCHWc layout pays its input conversion only when the
+    layer before it writes plain NCHW (or it is the first), and its output conversion only
+    when the next layer reads plain NCHW (or it is the last): between two blocked layers
+    ONNX Runtime keeps the blocked layout.
+
+    Example:
+        >>> blocked = KernelTiming(1.0, reorder_in_ms=0.1, reorder_out_ms=0.2)
+        >>> plain = KernelTiming(1.0)
+        >>> chained_times([blocked, blocked, plain])
+        [1.1, 1.2, 1.0]
+    """
+    times = []
+    for index, timing in enumerate(timings):
+        before = timings[index - 1] if index > 0 else None
+        after = timings[index + 1] if index + 1 < len(timings) else None
+        total = timing.kernel_ms
+        if before is None or before.reorder_out_ms == 0:
+            total += timing.reorder_in_ms
+        if after is None or after.reorder_in_ms == 0:
+            total += timing.reorder_out_ms
+        times.append(total)
+    return times
+
+
 class MeasuredCostModel:
     """Per-layer latency looked up in a :class:`LatencyTable` measured on this machine.
 
-    Each single-layer timing includes the runtime's fixed per-call cost, which a whole model
-    pays once; so a layer's latency is its timing minus the measured overhead (never below
-    zero) and the report adds the overhead once. With ONNX Runtime a layer whose weights
-    and activations are both <= 8 bits is timed as an int8 graph, else as fp32; the torch
-    runtime times fp32 only. Operations between layers (pooling, additions) are not timed.
+    Each layer is timed with the operators that follow it in its model (its
+    :class:`~autoprune.cost._segments.Epilogue`: activation, pooling, residual add), so
+    ONNX Runtime fuses them as it does in the whole model; layout conversions are charged
+    only where the layout really changes (:func:`chained_times`). With ONNX Runtime a layer
+    whose weights and activations are both <= 8 bits is timed as an int8 graph (alone),
+    else as fp32; the torch runtime times fp32 layers alone.
+
+    The summed layer times become a latency through a :class:`LatencyCalibration` fitted to
+    whole-model measurements of this model (:func:`autoprune.latency_model.fit_latency_model`);
+    without one, the measured per-call overhead is added once.
 
     Example:
         >>> from autoprune.cost._lut import RuntimeSettings
         >>> from autoprune.cost._profile import load_profile
-        >>> table = LatencyTable(RuntimeSettings(), measure=lambda key, s: 0.3,
+        >>> table = LatencyTable(RuntimeSettings(),
+        ...                      measure=lambda keys, s: [KernelTiming(0.2) for _ in keys],
         ...                      measure_fixed=lambda s: 0.1)
         >>> model = MeasuredCostModel(load_profile("cpu"), table)
         >>> spec = LayerSpec("fc", "linear", 64, 10, (1, 1), (1, 1), 1, (1, 1), (1, 1),
@@ -36,32 +72,71 @@ class MeasuredCostModel:
         0.3
     """
 
-    def __init__(self, profile: HardwareProfile, table: LatencyTable) -> None:
+    def __init__(
+        self,
+        profile: HardwareProfile,
+        table: LatencyTable,
+        epilogues: Mapping[str, Epilogue] | None = None,
+        calibration: LatencyCalibration | None = None,
+    ) -> None:
         assert profile.kind == "measured", "MeasuredCostModel needs a measured profile"
         self.profile = profile
         self.table = table
+        self._keys: dict[tuple[LayerSpec, bool], LayerKey] = {}
+        self._epilogues: dict[str, Epilogue] = dict(epilogues or {})
+        self.calibration = calibration
+        """Line from summed layer times to model latency; ``None``: add the call overhead."""
+
+    @property
+    def epilogues(self) -> dict[str, Epilogue]:
+        """Operators after each layer in the model being priced, by layer name."""
+        return self._epilogues
+
+    @epilogues.setter
+    def epilogues(self, value: Mapping[str, Epilogue]) -> None:
+        self._epilogues = dict(value)
+        self._keys.clear()
 
     def keys(
         self, specs: Sequence[LayerSpec], layers: Mapping[str, LayerPolicy]
     ) -> dict[str, LayerKey]:
         """The table key of every layer under ``layers``."""
         policies = resolve_policies(specs, layers)
-        int8 = self.table.settings.runtime == "onnxruntime"
-        batch = self.table.settings.batch_size
         return {
-            spec.name: LayerKey.from_spec(spec, policy, batch_size=batch, int8=int8)
+            spec.name: self._key(spec, policy.w_bits <= 8 and policy.a_bits <= 8)
             for spec, policy in zip(specs, policies, strict=True)
         }
+
+    def _key(self, spec: LayerSpec, low_bits: bool) -> LayerKey:
+        """The key of one layer, memoised: a search prices the same shapes many times."""
+        memo = (spec, low_bits)
+        key = self._keys.get(memo)
+        if key is None:
+            int8 = self.table.settings.runtime == "onnxruntime"
+            key = LayerKey.from_spec(
+                spec,
+                LayerPolicy(w_bits=8, a_bits=8) if low_bits else LayerPolicy(),
+                batch_size=self.table.settings.batch_size,
+                int8=int8,
+                epilogue=self._epilogues.get(spec.name) if int8 else None,
+            )
+            self._keys[memo] = key
+        return key
+
+    def summed_ms(self, specs: Sequence[LayerSpec], layers: Mapping[str, LayerPolicy]) -> float:
+        """Sum of the layers' chained times before calibration (what a calibration fits)."""
+        return sum(chained_times(self.table.timings(list(self.keys(specs, layers).values()))))
 
     def estimate(self, specs: Sequence[LayerSpec], layers: Mapping[str, LayerPolicy]) -> CostReport:
         """Price ``specs`` (already pruned); unseen layer shapes are measured first."""
         keys = self.keys(specs, layers)
-        self.table.ensure(keys.values())
-        overhead = self.table.overhead_ms
+        chained = chained_times(self.table.timings(list(keys.values())))
+        times = dict(zip(keys, chained, strict=True))
+        calibration = self.calibration or LatencyCalibration(offset_ms=self.table.overhead_ms)
 
         def latency(
             spec: LayerSpec, policy: LayerPolicy, sizes: LayerSizes, level: MemoryLevel
         ) -> tuple[float, Bound]:
-            return max(self.table.latency_ms(keys[spec.name]) - overhead, 0.0), "measured"
+            return calibration.scale * times[spec.name], "measured"
 
-        return assemble_report(specs, layers, self.profile, latency, overhead)
+        return assemble_report(specs, layers, self.profile, latency, calibration.offset_ms)

@@ -30,15 +30,18 @@ _CHOICES = {
     "bit_scaling": ("brick", "int8"),
     "runtime": ("onnxruntime", "torch"),
 }
-_INTS = ("sram_bytes", "batch_size", "brick_bits", "threads", "warmup", "repeats")
+_INTS = ("sram_bytes", "batch_size", "brick_bits", "threads", "warmup", "repeats", "rounds")
 _FLOATS = (
     "overhead_ms",
     "peak_macs_per_s",
     "float_slowdown",
     "dram_bandwidth_gbps",
     "sram_bandwidth_gbps",
+    "quantile",
+    "min_seconds",
+    "model_seconds",
 )
-_MAY_BE_ZERO = ("warmup", "overhead_ms")
+_MAY_BE_ZERO = ("warmup", "overhead_ms", "min_seconds", "model_seconds")
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,11 @@ class HardwareProfile:
         runtime: Measured profiles: ``onnxruntime`` or ``torch``.
         threads: Measured profiles: intra-op threads.
         warmup: Measured profiles: untimed runs before timing.
-        repeats: Measured profiles: timed runs; the median is kept.
+        repeats: Measured profiles: timed runs per round.
+        rounds: Measured profiles: interleaved rounds over the graphs measured together.
+        quantile: Measured profiles: the quantile of the timed runs kept (0.5: median).
+        min_seconds: Measured profiles: rounds continue until a window lasts this long.
+        model_seconds: Measured profiles: the same for windows timing whole models.
         energy: Per-operation energies (Horowitz 45 nm unless overridden).
 
     Example:
@@ -92,6 +99,10 @@ class HardwareProfile:
     threads: int = 1
     warmup: int = 3
     repeats: int = 10
+    rounds: int = 1
+    quantile: float = 0.5
+    min_seconds: float = 0.0
+    model_seconds: float = 10.0
     energy: EnergyTable = field(default_factory=EnergyTable)
 
     @classmethod
@@ -140,6 +151,11 @@ def _check_field(key: str, value: Any, where: str) -> Any:
             need = "a non-negative" if floor_ok else "a positive"
             raise AutopruneError(
                 f"hardware profile {where}: field '{key}' must be {need} number, got {value!r}"
+            )
+        if key == "quantile" and number > 1:
+            raise AutopruneError(
+                f"hardware profile {where}: field 'quantile' must be in (0, 1] "
+                f"(0.5 is the median), got {value!r}"
             )
         if key in _INTS:
             if number != int(number):

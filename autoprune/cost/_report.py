@@ -79,6 +79,8 @@ class CostReport:
     profile: str
     batch_size: int = 1
     overhead_ms: float = 0.0
+    """Fixed time per inference; a calibrated measured model may make it negative (its
+    single-layer timings then overstate what the layers cost inside the model)."""
     memory_level: Literal["sram", "dram"] = "dram"
 
     columns: ClassVar[tuple[str, ...]] = (

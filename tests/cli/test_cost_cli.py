@@ -25,11 +25,25 @@ def test_cost_table_json_for_a_policy(tmp_path, capsys, digits):
     assert small["layers"][1]["weight_bits"] == 4
 
 
-def test_cost_validate_measures_and_logs(tmp_path, capsys):
+def test_cost_validate_measures_and_logs(tmp_path, capsys, monkeypatch):
+    from importlib.resources import files
+
+    import yaml
+
+    from autoprune import latency_model
+    from autoprune.cost import _lut
+
+    monkeypatch.setattr(latency_model, "MAX_ATTEMPTS", 1)  # no second windows when busy
+    monkeypatch.setattr(_lut, "MAX_ATTEMPTS", 1)
+
+    quick = yaml.safe_load((files("autoprune") / "profiles" / "cpu.yaml").read_text())
+    quick.update(name="quick", repeats=2, rounds=1, model_seconds=0)
+    (tmp_path / "quick.yaml").write_text(yaml.safe_dump(quick))
     args = ["cost", "validate", "--samples", "3", "--json", "--runs-dir", str(tmp_path)]
-    assert main(args) == 0
+    assert main([*args, "--profile", str(tmp_path / "quick.yaml")]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["n"] == 3 and summary["profile"] == "cpu"
+    assert summary["n"] == 3 and summary["profile"] == "quick"
+    assert summary["attempts"] >= 1 and summary["speed"] > 0
     assert -1.0 <= summary["spearman"] <= 1.0 and summary["mape_percent"] >= 0
     from autoprune.tracking import TrackingStore
     from autoprune.tracking._store import make_client

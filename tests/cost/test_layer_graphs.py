@@ -20,7 +20,7 @@ from ._specs import conv_spec, linear_spec
 INT8 = LayerPolicy(w_bits=8, a_bits=8)
 
 
-def _run(model: bytes, key: LayerKey, optimized: Path | None = None) -> np.ndarray:
+def _run(model: bytes, key: LayerKey, optimized: Path | None = None) -> list[np.ndarray]:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
     options.log_severity_level = 3
@@ -28,7 +28,16 @@ def _run(model: bytes, key: LayerKey, optimized: Path | None = None) -> np.ndarr
         options.optimized_model_filepath = str(optimized)
     session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
     dtype = np.float32 if key.precision == "fp32" else np.uint8
-    return session.run(None, {"x": np.ones(key.input_shape, dtype)})[0]
+    feed = {i.name: np.ones(i.shape, np.float32) for i in session.get_inputs()[1:]}
+    return session.run(None, {"x": np.ones(key.input_shape, dtype), **feed})
+
+
+def _layer_output(model: bytes) -> tuple[tuple[int, ...], int]:
+    """Shape and element type of the layer's output ``y`` (what the sink reads)."""
+    inferred = onnx.shape_inference.infer_shapes(onnx.load_from_string(model), strict_mode=True)
+    info = next(v for v in inferred.graph.value_info if v.name == "y")
+    dims = tuple(d.dim_value for d in info.type.tensor_type.shape.dim)
+    return dims, info.type.tensor_type.elem_type
 
 
 def test_derive_pads_recovers_pytorch_padding() -> None:
@@ -81,12 +90,14 @@ def test_single_layer_onnx_graphs_produce_the_layer_output_shape(
     key = LayerKey.from_spec(spec, policy, batch_size=2)
     model = layer_onnx(key)
     onnx.checker.check_model(onnx.load_from_string(model))
-    out = _run(model, key)
+    (sink,) = _run(model, key)
+    assert sink.shape == ()  # the sink reduces the layer output to one value
     expected = (
         (2, spec.out_channels) if spec.kind == "linear" else (2, spec.out_channels, *spec.out_hw)
     )
-    assert out.shape == expected == key.output_shape
-    assert out.dtype == (np.float32 if policy.w_bits == 32 else np.uint8)
+    shape, elem = _layer_output(model)
+    assert shape == expected == key.output_shape
+    assert elem == (onnx.TensorProto.FLOAT if policy.w_bits == 32 else onnx.TensorProto.UINT8)
 
 
 @pytest.mark.parametrize("spec, fused", [(SPECS[0], "QLinearConv"), (SPECS[3], "QGemm")])

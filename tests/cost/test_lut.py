@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 
 from autoprune.cost import LatencyTable, LayerKey, RuntimeSettings, load_profile
-from autoprune.cost._lut import cpu_model, runtime_fingerprint
+from autoprune.cost._calibration import LatencyCalibration
+from autoprune.cost._lut import MAX_ATTEMPTS, cpu_model, probe_key, runtime_fingerprint
+from autoprune.cost._measure import KernelTiming
 from autoprune.errors import AutopruneError
 
 
@@ -14,16 +16,20 @@ def _key(cin: int = 4, precision: str = "fp32", batch: int = 1) -> LayerKey:
     return LayerKey("conv", cin, 8, (3, 3), (1, 1), 1, (6, 6), (1, 1, 1, 1), precision, batch)
 
 
-class Counter:
-    """A fake timer: one call per measurement, latency grows with input channels."""
+PROBE = str(probe_key(RuntimeSettings()))
 
-    def __init__(self) -> None:
+
+class Counter:
+    """A fake timer: latency grows with input channels; ``slowdown`` scales a whole batch."""
+
+    def __init__(self, slowdown: float = 1.0) -> None:
         self.layers: list[str] = []
         self.fixed = 0
+        self.slowdown = slowdown
 
-    def measure(self, key: LayerKey, settings: RuntimeSettings) -> float:
-        self.layers.append(str(key))
-        return 0.1 * key.in_channels
+    def measure(self, keys: list[LayerKey], settings: RuntimeSettings) -> list[KernelTiming]:
+        self.layers += [str(k) for k in keys if str(k) != PROBE]
+        return [KernelTiming(0.1 * k.in_channels * self.slowdown) for k in keys]
 
     def overhead(self, settings: RuntimeSettings) -> float:
         self.fixed += 1
@@ -63,7 +69,10 @@ def test_cache_file_is_named_by_the_runtime_fingerprint(tmp_path: Path) -> None:
     assert data["fingerprint"] == runtime_fingerprint(RuntimeSettings(threads=1))
     assert data["fingerprint"]["cpu"] == cpu_model() != ""
     assert {"runtime_version", "threads", "batch_size"} <= set(data["fingerprint"])
-    assert data["entries"] == {str(_key()): pytest.approx(0.4)}
+    assert data["entries"] == {
+        str(_key()): {"kernel_ms": pytest.approx(0.4), "reorder_in_ms": 0, "reorder_out_ms": 0}
+    }
+    assert data["reference_ms"] == pytest.approx(0.1 * 64)
     assert [p.name for p in tmp_path.iterdir()] == [table.file_name]  # no temporary files
 
 
@@ -117,5 +126,75 @@ def test_real_measurements_are_positive_and_cached(tmp_path: Path, runtime: str)
 
 
 def test_settings_come_from_a_measured_profile() -> None:
-    settings = RuntimeSettings.from_profile(load_profile("cpu"))
-    assert settings == RuntimeSettings("onnxruntime", threads=1, batch_size=1, warmup=3, repeats=10)
+    profile = load_profile("cpu")
+    settings = RuntimeSettings.from_profile(profile)
+    assert settings == RuntimeSettings(
+        "onnxruntime",
+        threads=1,
+        batch_size=1,
+        warmup=profile.warmup,
+        repeats=profile.repeats,
+        rounds=profile.rounds,
+        quantile=profile.quantile,
+    )
+    assert 0 < settings.quantile < 0.5 and settings.rounds > 1
+    assert settings.window()["q"] == settings.quantile
+
+
+class Busy(Counter):
+    """A timer on a machine that is busy (everything 1.5x slower) for the first ``busy`` tries."""
+
+    def __init__(self, busy: int) -> None:
+        super().__init__()
+        self.busy = busy
+        self.tries = 0
+
+    def measure(self, keys: list[LayerKey], settings: RuntimeSettings) -> list[KernelTiming]:
+        self.tries += 1
+        self.slowdown = 1.5 if self.tries <= self.busy else 1.0
+        return super().measure(keys, settings)
+
+
+def test_a_batch_measured_while_the_machine_is_busy_is_measured_again(tmp_path: Path) -> None:
+    _table(tmp_path, Counter()).ensure([_key(4)])  # the idle machine's probe: 6.4 ms
+    pauses: list[float] = []
+    busy = Busy(busy=1)
+    table = LatencyTable(RuntimeSettings(), tmp_path, measure=busy.measure, pause=pauses.append)
+    table.ensure([_key(8)])
+    assert busy.tries == 2 and len(pauses) == 1
+    assert table.latency_ms(_key(8)) == pytest.approx(0.8)  # the idle try was kept
+
+
+def test_a_machine_busy_for_every_try_keeps_the_fastest_and_stops(tmp_path: Path) -> None:
+    _table(tmp_path, Counter()).ensure([_key(4)])
+    busy = Busy(busy=99)
+    table = LatencyTable(RuntimeSettings(), tmp_path, measure=busy.measure, pause=lambda s: None)
+    table.ensure([_key(8)])
+    assert busy.tries == MAX_ATTEMPTS
+    assert table.latency_ms(_key(8)) == pytest.approx(1.2)
+    assert table.is_slow(0.1 * 64 * 1.5) and not table.is_slow(0.1 * 64)
+
+
+def test_the_fastest_probe_seen_is_the_reference(tmp_path: Path) -> None:
+    table = _table(tmp_path, Counter(slowdown=2.0))
+    table.ensure([_key(4)])
+    assert table.reference_ms == pytest.approx(12.8)
+    table.note_probe(6.4)
+    table.note_probe(9.0)
+    assert table.reference_ms == pytest.approx(6.4)
+
+
+def test_calibrations_are_stored_per_model_and_survive_a_reload(tmp_path: Path) -> None:
+    table = _table(tmp_path, Counter())
+    assert table.calibration("net") is None
+    table.set_calibration("net", LatencyCalibration(0.9, -0.05, 4))
+    table.ensure([_key()])
+    again = _table(tmp_path, Counter())
+    assert again.calibration("net") == LatencyCalibration(0.9, -0.05, 4)
+    assert again.calibration("other") is None
+
+
+def test_a_timer_returning_the_wrong_count_is_an_error() -> None:
+    table = LatencyTable(RuntimeSettings(), measure=lambda keys, s: [KernelTiming(1.0)])
+    with pytest.raises(AutopruneError, match="one per key"):
+        table.ensure([_key(4), _key(8)])

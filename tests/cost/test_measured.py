@@ -13,6 +13,9 @@ from autoprune.cost import (
     build_cost_model,
     load_profile,
 )
+from autoprune.cost._calibration import LatencyCalibration
+from autoprune.cost._measure import KernelTiming
+from autoprune.cost._measured import chained_times
 from autoprune.policy import LayerPolicy
 
 from ._specs import small_net
@@ -29,23 +32,48 @@ def _fake_macs(key: LayerKey, settings: RuntimeSettings) -> float:
     return 0.01 + macs * 1e-6 / (2 if key.precision == "int8" else 1)
 
 
+def _fake_batch(keys: list[LayerKey], settings: RuntimeSettings) -> list[KernelTiming]:
+    return [KernelTiming(_fake_macs(k, settings)) for k in keys]
+
+
 def _model(cache: Path | None) -> MeasuredCostModel:
     settings = RuntimeSettings()
-    table = LatencyTable(settings, cache, measure=_fake_macs, measure_fixed=lambda s: 0.01)
+    table = LatencyTable(settings, cache, measure=_fake_batch, measure_fixed=lambda s: 0.01)
     return MeasuredCostModel(load_profile("cpu"), table)
 
 
-def test_layer_latency_is_the_timing_minus_the_call_overhead() -> None:
+def test_layer_latency_is_its_timing_and_the_call_overhead_is_added_once() -> None:
     model = _model(None)
     report = model.estimate(small_net(), {})
     keys = model.keys(small_net(), {})
     for cost, spec in zip(report.layers, small_net(), strict=True):
         assert cost.bound == "measured"
-        assert cost.latency_ms == pytest.approx(
-            _fake_macs(keys[spec.name], RuntimeSettings()) - 0.01
-        )
+        assert cost.latency_ms == pytest.approx(_fake_macs(keys[spec.name], RuntimeSettings()))
     assert report.overhead_ms == 0.01
-    assert report.latency_ms == pytest.approx(0.01 + sum(s.macs for s in small_net()) * 1e-6)
+    assert report.latency_ms == pytest.approx(0.04 + sum(s.macs for s in small_net()) * 1e-6)
+
+
+def test_a_calibration_scales_the_layers_and_replaces_the_overhead() -> None:
+    model = _model(None)
+    plain = model.estimate(small_net(), {})
+    model.calibration = LatencyCalibration(scale=0.5, offset_ms=0.2, points=3)
+    calibrated = model.estimate(small_net(), {})
+    for before, after in zip(plain.layers, calibrated.layers, strict=True):
+        assert after.latency_ms == pytest.approx(0.5 * before.latency_ms)
+    assert calibrated.overhead_ms == 0.2
+    assert calibrated.latency_ms == pytest.approx(0.5 * (plain.latency_ms - 0.01) + 0.2)
+    assert model.summed_ms(small_net(), {}) == pytest.approx(plain.latency_ms - 0.01)
+
+
+def test_layout_conversions_are_charged_only_where_the_layout_changes() -> None:
+    blocked = KernelTiming(1.0, reorder_in_ms=0.1, reorder_out_ms=0.2)
+    plain = KernelTiming(1.0)
+    # the first layer converts its input, the last its output; between blocked layers nothing
+    assert chained_times([blocked, blocked, blocked]) == pytest.approx([1.1, 1.0, 1.2])
+    # a plain layer in the middle makes both neighbours convert
+    assert chained_times([blocked, plain, blocked]) == pytest.approx([1.3, 1.0, 1.3])
+    assert chained_times([plain, plain]) == [1.0, 1.0]
+    assert chained_times([]) == []
 
 
 def test_pruned_specs_and_int8_lower_the_measured_latency() -> None:

@@ -1,0 +1,184 @@
+"""Fit the measured latency model to one network: its epilogues and its calibration line.
+
+A measured cost model times single layers. Two things about the network make those timings
+add up to its real latency: the operators that follow each layer (found once from the
+exported graph, see :mod:`autoprune.cost._segments`), and a line from summed layer times to
+whole-model latency, fitted on the network and a few randomly pruned versions of it measured
+whole (see :mod:`autoprune.cost._calibration`). Both are cached with the lookup table, so a
+search measures the whole network only the first time it meets it on a machine.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from autoprune.compress import ChannelPlan, prune_channels, pruned_specs
+from autoprune.cost import CostModel, MeasuredCostModel
+from autoprune.cost._calibration import fit_calibration
+from autoprune.cost._layer_graphs import layer_onnx
+from autoprune.cost._lut import MAX_ATTEMPTS, RETRY_PAUSE_S, probe_key
+from autoprune.cost._measure import measure_together
+from autoprune.cost._segments import model_epilogues
+from autoprune.errors import AutopruneError
+from autoprune.export import export_onnx
+from autoprune.policy import LayerPolicy, Policy, architecture_fingerprint
+from autoprune.specs import LayerSpec
+
+CALIBRATION_VERSIONS = 7
+"""Randomly pruned versions measured whole, beside the unpruned network, to fit the line."""
+
+CALIBRATION_SEED = 20261127
+"""Seed of those versions (validation draws its policies with other seeds)."""
+
+WHOLE_MODEL_ROUNDS = 10
+"""At least this many interleaved rounds when whole models are timed (few, slow graphs)."""
+
+
+def random_prune_policies(
+    specs: Sequence[LayerSpec],
+    plan: ChannelPlan,
+    samples: int,
+    *,
+    min_keep: float = 0.2,
+    seed: int = 0,
+) -> list[Policy]:
+    """``samples`` policies with one random keep ratio per prunable group.
+
+    The mean ratio of each policy is drawn first (so the set spans small to large models),
+    then every group's ratio is drawn around it.
+    """
+    rng = np.random.default_rng(seed)
+    prunable = set(plan.prunable)
+    policies = []
+    for _ in range(samples):
+        centre = rng.uniform(min_keep, 1.0)
+        layers = {}
+        for spec in specs:
+            if spec.name in prunable:
+                ratio = float(np.clip(centre + rng.normal(0, 0.15), min_keep, 1.0))
+                layers[spec.name] = LayerPolicy(keep_ratio=ratio)
+        policies.append(Policy.for_specs(list(specs), layers))
+    return policies
+
+
+def model_id(specs: Sequence[LayerSpec], cost_model: MeasuredCostModel) -> str:
+    """Key of a network's calibration: its layers and the operators after them."""
+    signatures = [
+        cost_model.epilogues[s.name].signature for s in specs if s.name in cost_model.epilogues
+    ]
+    digest = hashlib.sha256((architecture_fingerprint(specs) + "|" + ",".join(signatures)).encode())
+    return digest.hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class WholeModelTimes:
+    """Whole-model latencies measured in one window, and the machine's speed meanwhile.
+
+    Attributes:
+        measured_ms: Wall-clock ms per model, as measured.
+        speed: The fastest probe the lookup table has seen over the probe's time in this
+            window (1.0: as fast as the idle machine; 0.9: 10% slower).
+        attempts: Windows measured (more than one when the machine was busy).
+    """
+
+    measured_ms: list[float]
+    speed: float
+    attempts: int = 1
+
+
+def measure_whole_models(
+    models: Sequence[nn.Module], example_input: torch.Tensor, cost_model: MeasuredCostModel
+) -> WholeModelTimes:
+    """Export ``models`` and time them in one window with the profile's settings.
+
+    Whole models are few and slow, so the window has at least :data:`WHOLE_MODEL_ROUNDS`
+    rounds and lasts the profile's ``model_seconds``. The table's probe layer is timed beside
+    them; when it shows a busy machine the window is measured again after a pause, like a
+    table batch (:meth:`~autoprune.cost.LatencyTable.ensure`), and the fastest try is kept.
+    """
+    table = cost_model.table
+    settings = table.settings
+    window = settings.window()
+    window["rounds"] = max(settings.rounds, WHOLE_MODEL_ROUNDS)
+    window["min_seconds"] = max(settings.min_seconds, settings.model_seconds)
+    with tempfile.TemporaryDirectory(prefix="autoprune-whole-") as tmp:
+        paths = [
+            export_onnx(m, example_input[:1], Path(tmp) / f"m{i}.onnx")
+            for i, m in enumerate(models)
+        ]
+        probe = layer_onnx(probe_key(settings))
+        best: tuple[float, list[float]] | None = None
+        attempts = 0
+        while attempts < MAX_ATTEMPTS:
+            if attempts:
+                time.sleep(RETRY_PAUSE_S)
+            attempts += 1
+            kernels, walls = measure_together([probe], paths, **window)
+            if best is None or kernels[0].kernel_ms < best[0]:
+                best = (kernels[0].kernel_ms, walls)
+            if not table.is_slow(kernels[0].kernel_ms):
+                break
+    table.note_probe(best[0])
+    speed = (table.reference_ms or best[0]) / best[0] if best[0] > 0 else 1.0
+    return WholeModelTimes(best[1], speed, attempts)
+
+
+def fit_latency_model(
+    cost_model: CostModel,
+    model: nn.Module,
+    example_input: torch.Tensor,
+    specs: Sequence[LayerSpec],
+) -> CostModel:
+    """Give a measured cost model ``model``'s epilogues and calibration (cached); others pass.
+
+    ``specs`` are the unpruned layers of ``model``. A network that cannot be exported to
+    ONNX keeps single-layer timings plus the per-call overhead, with a warning.
+    """
+    if not isinstance(cost_model, MeasuredCostModel):
+        return cost_model
+    if cost_model.table.settings.runtime != "onnxruntime":
+        return cost_model
+    try:
+        cost_model.epilogues = model_epilogues(model, example_input, specs)
+    except AutopruneError as exc:
+        warnings.warn(f"latency is not calibrated to the model: {exc}", stacklevel=2)
+        return cost_model
+    key = model_id(specs, cost_model)
+    stored = cost_model.table.calibration(key)
+    if stored is None:
+        plan = ChannelPlan.build(model, example_input[:1])
+        shaped, versions = [list(specs)], [model]
+        count = CALIBRATION_VERSIONS if plan.prunable else 0
+        for policy in random_prune_policies(specs, plan, count, seed=CALIBRATION_SEED):
+            keep = policy.keep_ratios()
+            pruned = copy.deepcopy(model).eval()
+            versions.append(prune_channels(pruned, example_input[:1], keep))
+            shaped.append(pruned_specs(specs, plan, keep))
+        summed = [cost_model.summed_ms(s, {}) for s in shaped]
+        measured = measure_whole_models(versions, example_input, cost_model)
+        stored = fit_calibration(summed, measured.measured_ms)
+        cost_model.table.set_calibration(key, stored)
+    cost_model.calibration = stored
+    return cost_model
+
+
+__all__ = [
+    "CALIBRATION_SEED",
+    "CALIBRATION_VERSIONS",
+    "WholeModelTimes",
+    "fit_latency_model",
+    "measure_whole_models",
+    "model_id",
+    "random_prune_policies",
+]
