@@ -92,8 +92,8 @@ class LayerKey:
     ) -> LayerKey:
         """Key of ``spec`` at ``policy``'s bits: int8 when both are <= 8 bits and ``int8``.
 
-        ``epilogue`` (the operators after the layer in its model) is timed with fp32 layers;
-        int8 layers are timed alone.
+        ``epilogue`` (the operators after the layer in its model) is timed with the layer,
+        in QDQ form (uint8 between the operators) for int8 layers.
         """
         low_bits = policy.w_bits <= 8 and policy.a_bits <= 8
         linear = spec.kind == "linear"
@@ -111,7 +111,7 @@ class LayerKey:
             else derive_pads(spec.in_hw, spec.out_hw, spec.kernel, spec.stride),
             precision=precision,
             batch_size=batch_size,
-            epilogue=epilogue if precision == "fp32" and epilogue and epilogue.ops else None,
+            epilogue=epilogue if epilogue and epilogue.ops else None,
         )
 
     def __str__(self) -> str:
@@ -177,18 +177,34 @@ def _model(nodes: list, inputs: list, outputs: list, inits: list) -> bytes:
     return model.SerializeToString()
 
 
-def _with_sinks(nodes: list, inputs: list, outputs: Sequence[str], inits: list, elem: int) -> bytes:
-    """A model whose ``outputs`` feed a ``ReduceMax`` sink each (named ``sink...``).
+def _with_sinks(
+    nodes: list, inputs: list, outputs: Sequence[str], inits: list, elem: int, flatten: bool
+) -> bytes:
+    """A model whose ``outputs`` feed a ``ReduceMax`` sink each (nodes named ``sink...``).
 
     Inside a model a layer writes into memory the runtime planned ahead; a graph output is
     allocated afresh on every call. The sinks keep the layer's outputs internal, and the
-    profiler leaves the sink nodes out of the layer's time.
+    profiler leaves the sink nodes out of the layer's time. With ``flatten`` a ``Reshape``
+    to 1-D comes first: int8 layers run in NHWC, and ONNX Runtime would otherwise fold the
+    conversion back to NCHW into the reduction instead of timing it at the graph's edge.
     """
     sinks = []
+    if flatten:
+        inits.append(numpy_helper.from_array(np.array([-1], np.int64), f"{SINK_PREFIX}_shape"))
     for index, name in enumerate(outputs):
-        out = f"{SINK_PREFIX}_out{index}"
+        source, out = name, f"{SINK_PREFIX}_out{index}"
+        if flatten:
+            source = f"{SINK_PREFIX}_flat{index}"
+            nodes.append(
+                helper.make_node(
+                    "Reshape",
+                    [name, f"{SINK_PREFIX}_shape"],
+                    [source],
+                    name=f"{SINK_PREFIX}_r{index}",
+                )
+            )
         nodes.append(
-            helper.make_node("ReduceMax", [name], [out], keepdims=0, name=f"{SINK_PREFIX}{index}")
+            helper.make_node("ReduceMax", [source], [out], keepdims=0, name=f"{SINK_PREFIX}{index}")
         )
         sinks.append(helper.make_tensor_value_info(out, elem, []))
     return _model(nodes, inputs, sinks, inits)
@@ -197,7 +213,7 @@ def _with_sinks(nodes: list, inputs: list, outputs: Sequence[str], inits: list, 
 def layer_onnx(key: LayerKey) -> bytes:
     """Serialized single-layer ONNX model for ``key`` (fp32 or int8 QDQ), random weights.
 
-    The layer (and its epilogue, for fp32) is followed by sink nodes (see
+    The layer and its epilogue are followed by sink nodes (see
     :func:`_with_sinks`); time it with :func:`~autoprune.cost._measure.measure_together`.
     """
     rng = np.random.default_rng(0)
@@ -215,7 +231,7 @@ def layer_onnx(key: LayerKey) -> bytes:
         outputs = ["y"]
         if key.epilogue is not None:
             outputs = append_epilogue(nodes, inits, inputs, "y", key.output_shape, key.epilogue)
-        return _with_sinks(nodes, inputs, outputs, inits, elem)
+        return _with_sinks(nodes, inputs, outputs, inits, elem, flatten=False)
     scale = np.full(cout, 0.01, np.float32)
     inits = [
         numpy_helper.from_array(rng.integers(-127, 128, shape).astype(np.int8), "w_q"),
@@ -226,8 +242,10 @@ def layer_onnx(key: LayerKey) -> bytes:
         numpy_helper.from_array(np.zeros(cout, np.int32), "b_z"),
         numpy_helper.from_array(np.array(0.02, np.float32), "x_s"),
         numpy_helper.from_array(np.array(128, np.uint8), "x_z"),
-        numpy_helper.from_array(np.array(0.05, np.float32), "y_s"),
-        numpy_helper.from_array(np.array(128, np.uint8), "y_z"),
+        # range [0, 6] with zero point 0, as a quantizer gives a layer followed by ReLU(6):
+        # ONNX Runtime can then fold the epilogue's ReLU/ReLU6 into the quantization
+        numpy_helper.from_array(np.array(6 / 255, np.float32), "y_s"),
+        numpy_helper.from_array(np.array(0, np.uint8), "y_z"),
     ]
     nodes = [
         helper.make_node("DequantizeLinear", ["x", "x_s", "x_z"], ["xf"]),
@@ -236,7 +254,12 @@ def layer_onnx(key: LayerKey) -> bytes:
         _layer_node(key, "xf", "wf", "bf", "yf"),
         helper.make_node("QuantizeLinear", ["yf", "y_s", "y_z"], ["y"]),
     ]
-    return _with_sinks(nodes, [x], ["y"], inits, elem)
+    inputs, outputs = [x], ["y"]
+    if key.epilogue is not None:
+        outputs = append_epilogue(
+            nodes, inits, inputs, "y", key.output_shape, key.epilogue, ("y_s", "y_z")
+        )
+    return _with_sinks(nodes, inputs, outputs, inits, elem, flatten=True)
 
 
 def overhead_onnx(batch_size: int) -> bytes:

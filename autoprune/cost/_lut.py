@@ -36,7 +36,7 @@ from autoprune.cost._measure import (
 from autoprune.cost._profile import HardwareProfile, Runtime
 from autoprune.errors import AutopruneError
 
-LUT_FORMAT = 2
+LUT_FORMAT = 5
 """Bump when the single-layer graphs or the key change, so old tables are not reused."""
 
 SLOW_TOLERANCE = 1.10

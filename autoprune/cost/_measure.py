@@ -221,7 +221,13 @@ class KernelTiming:
 
 def _node_groups(optimized: onnx.ModelProto, main_input: str) -> dict[str, set[str]]:
     """Node names of the graph's edges: layout conversions of the main input, of the side
-    inputs and of the outputs, and the untimed sinks (named ``sink...``)."""
+    inputs and of the outputs, and the untimed sinks (named ``sink...``).
+
+    Layout conversions are the blocked-layout ``ReorderInput`` / ``ReorderOutput`` of fp32
+    graphs and the NHWC ``Transpose`` nodes ONNX Runtime puts around ``QLinearConv`` (the
+    timed graphs hold no Transpose of their own). Conversions inside the graph (before a
+    flatten) are the layer's own time.
+    """
     inputs = {i.name for i in optimized.graph.input}
     groups: dict[str, set[str]] = {"in": set(), "side": set(), "out": set(), "sink": set()}
     sink_inputs = set()
@@ -233,6 +239,10 @@ def _node_groups(optimized: onnx.ModelProto, main_input: str) -> dict[str, set[s
         if node.op_type == "ReorderInput" and node.input[0] in inputs:
             groups["in" if node.input[0] == main_input else "side"].add(node.name)
         elif node.op_type == "ReorderOutput" and node.output[0] in sink_inputs:
+            groups["out"].add(node.name)
+        elif node.op_type == "Transpose" and node.input[0] in inputs:
+            groups["in" if node.input[0] == main_input else "side"].add(node.name)
+        elif node.op_type == "Transpose" and node.output[0] in sink_inputs:
             groups["out"].add(node.name)
     return groups
 

@@ -52,8 +52,8 @@ class MeasuredCostModel:
     :class:`~autoprune.cost._segments.Epilogue`: activation, pooling, residual add), so
     ONNX Runtime fuses them as it does in the whole model; layout conversions are charged
     only where the layout really changes (:func:`chained_times`). With ONNX Runtime a layer
-    whose weights and activations are both <= 8 bits is timed as an int8 graph (alone),
-    else as fp32; the torch runtime times fp32 layers alone.
+    whose weights and activations are both <= 8 bits is timed as an int8 QDQ graph (its
+    epilogue too), else as fp32; the torch runtime times fp32 layers alone.
 
     The summed layer times become a latency through a :class:`LatencyCalibration` fitted to
     whole-model measurements of this model (:func:`autoprune.latency_model.fit_latency_model`);

@@ -229,29 +229,57 @@ def append_epilogue(
     layer_output: str,
     layer_shape: Sequence[int],
     epilogue: Epilogue,
+    quantization: tuple[str, str] | None = None,
 ) -> list[str]:
     """Add ``epilogue`` after a layer whose output is ``layer_output``; return the new outputs.
 
     Side inputs are declared with ``layer_shape`` (a residual operand has the layer's shape).
+    With ``quantization`` (names of a scale and a uint8 zero point) the activations are uint8
+    between operators, each operator wrapped in DequantizeLinear / QuantizeLinear as an int8
+    QDQ model has them, which ONNX Runtime fuses into its integer kernels.
     """
     rename = {LAYER_OUTPUT: layer_output}
     produced: list[str] = []
     consumed: set[str] = set()
+    activations = {layer_output}
+    elem = TensorProto.FLOAT if quantization is None else TensorProto.UINT8
     for data in epilogue.constants:
         tensor = onnx.TensorProto()
         tensor.ParseFromString(data)
         inits.append(tensor)
     for side in epilogue.side_inputs:
-        inputs.append(helper.make_tensor_value_info(side, TensorProto.FLOAT, list(layer_shape)))
+        inputs.append(helper.make_tensor_value_info(side, elem, list(layer_shape)))
+        activations.add(side)
     for data in epilogue.nodes:
         node = onnx.NodeProto()
         node.ParseFromString(data)
         renamed = [rename.get(t, t) for t in node.input]
+        consumed.update(renamed)
+        if quantization is not None:
+            renamed = [
+                _dequantized(t, nodes, quantization) if t in activations else t for t in renamed
+            ]
         del node.input[:]
         node.input.extend(renamed)
-        consumed.update(renamed)
-        produced.extend(node.output)
+        outputs = list(node.output)
+        if quantization is not None:
+            del node.output[:]
+            node.output.extend(f"{t}_float" for t in outputs)
         nodes.append(node)
+        if quantization is not None:
+            scale, zero = quantization
+            for t in outputs:
+                nodes.append(helper.make_node("QuantizeLinear", [f"{t}_float", scale, zero], [t]))
+        activations.update(outputs)
+        produced.extend(outputs)
     if not produced:
         return [layer_output]
     return [t for t in produced if t not in consumed] or [produced[-1]]
+
+
+def _dequantized(tensor: str, nodes: list[onnx.NodeProto], quantization: tuple[str, str]) -> str:
+    """A DequantizeLinear of uint8 ``tensor`` appended to ``nodes``; its float output's name."""
+    scale, zero = quantization
+    name = f"{tensor}_dq{len(nodes)}"
+    nodes.append(helper.make_node("DequantizeLinear", [tensor, scale, zero], [name]))
+    return name

@@ -104,12 +104,30 @@ def test_pruned_layers_with_their_epilogues_build_runnable_graphs(name: str) -> 
         _run(graph)
 
 
-def test_int8_layers_are_keyed_and_timed_without_their_epilogue() -> None:
-    model = build_model("vgg_small").eval()
+@pytest.mark.parametrize(
+    "name, layer, fused",
+    [
+        ("resnet20", "layer1.0.conv2", {"QLinearConv", "QLinearAdd"}),
+        ("vgg_small", "conv3", {"QLinearConv", "NhwcMaxPool", "Flatten"}),
+    ],
+)
+def test_int8_layers_carry_their_epilogue_in_qdq_form(
+    name: str, layer: str, fused: set[str], tmp_path
+) -> None:
+    model = build_model(name).eval()
     specs = discover_layers(model, (1, 28, 28))
     found = model_epilogues(model, torch.zeros(1, 1, 28, 28), specs)
-    key = LayerKey.from_spec(specs[0], INT8, batch_size=1, epilogue=found["conv1"])
-    assert key.precision == "int8" and key.epilogue is None and "|e" not in str(key)
+    spec = next(s for s in specs if s.name == layer)
+    key = LayerKey.from_spec(spec, INT8, batch_size=1, epilogue=found[layer])
+    assert key.precision == "int8" and str(key).endswith(f"|e{found[layer].signature}")
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    session = ort.InferenceSession(layer_onnx(key), options, providers=["CPUExecutionProvider"])
+    session.run(None, {i.name: np.ones(i.shape, np.uint8) for i in session.get_inputs()})
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "optimized.onnx")).graph.node}
+    assert fused <= ops
+    assert "Relu" not in ops and "Conv" not in ops  # the ReLU folds into the quantization
 
 
 def test_epilogues_are_the_same_for_every_export_of_the_model() -> None:
