@@ -4,7 +4,7 @@ Usage:
     python benchmarks/lut_timing.py --models vgg_small,resnet20,mobilenetv2_small [--samples 50]
 
 A fresh temporary cache is used. "fit" is the one-time work per model and machine (export,
-epilogues, calibration: 8 whole-model versions in a 10 s window and their layers); "table"
+epilogues, calibration: 8 whole-model versions in two 10 s windows and their layers); "table"
 measures every new layer of the random policies, one policy at a time as a search meets
 them; "predict" is then pure lookup, per policy.
 """
