@@ -175,6 +175,8 @@ def fit_latency_model(
             pruned = copy.deepcopy(model).eval()
             versions.append(prune_channels(pruned, example_input[:1], keep))
             shaped.append(pruned_specs(specs, plan, keep))
+        keys = [k for s in shaped for k in cost_model.keys(s, {}).values()]
+        cost_model.table.ensure(keys)  # the layers of every version in one window
         summed = [cost_model.summed_ms(s, {}) for s in shaped]
         measured = measure_whole_models(versions, example_input, cost_model)
         stored = fit_calibration(summed, measured.measured_ms)

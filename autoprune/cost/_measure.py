@@ -134,17 +134,7 @@ def _median_of_session(
         raise AutopruneError(
             f"ONNX model has {len(inputs)} inputs; latency is measured for one-input models only"
         )
-    dtype = _ORT_DTYPES.get(inputs[0].type)
-    if dtype is None:
-        raise AutopruneError(
-            f"ONNX input type {inputs[0].type} is not supported; use float32, uint8 or int8"
-        )
-    rng = np.random.default_rng(0)
-    if dtype is np.float32:
-        data = rng.standard_normal(input_shape).astype(np.float32)
-    else:
-        data = rng.integers(0, 100, size=input_shape).astype(dtype)
-    feed = {inputs[0].name: data}
+    feed = {inputs[0].name: _random_input(inputs[0].type, input_shape, np.random.default_rng(0))}
     return median_ms(lambda: session.run(None, feed), warmup, repeats)
 
 
@@ -187,19 +177,24 @@ def _random_feed(
     session: ort.InferenceSession, rng: np.random.Generator, batch_size: int = 1
 ) -> dict:
     """Random data for every input of ``session`` (symbolic dimensions become ``batch_size``)."""
-    feed = {}
-    for item in session.get_inputs():
-        dtype = _ORT_DTYPES.get(item.type)
-        if dtype is None:
-            raise AutopruneError(
-                f"ONNX input type {item.type} is not supported; use float32, uint8 or int8"
-            )
-        shape = [d if isinstance(d, int) else batch_size for d in item.shape]
-        if dtype is np.float32:
-            feed[item.name] = rng.standard_normal(shape).astype(np.float32)
-        else:
-            feed[item.name] = rng.integers(0, 100, size=shape).astype(dtype)
-    return feed
+    return {
+        item.name: _random_input(
+            item.type, [d if isinstance(d, int) else batch_size for d in item.shape], rng
+        )
+        for item in session.get_inputs()
+    }
+
+
+def _random_input(onnx_type: str, shape: Sequence[int], rng: np.random.Generator) -> np.ndarray:
+    """Random data of an ONNX input type: normal floats, or integers 0..99."""
+    dtype = _ORT_DTYPES.get(onnx_type)
+    if dtype is None:
+        raise AutopruneError(
+            f"ONNX input type {onnx_type} is not supported; use float32, uint8 or int8"
+        )
+    if dtype is np.float32:
+        return rng.standard_normal(shape).astype(np.float32)
+    return rng.integers(0, 100, size=shape).astype(dtype)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ import torch
 from onnx import TensorProto, helper
 from torch import nn
 
+from autoprune.errors import AutopruneError
 from autoprune.specs import LayerSpec
 
 SHAPE_PRESERVING = frozenset(
@@ -154,7 +155,7 @@ def _constant_nodes_to_initializers(graph: onnx.GraphProto) -> None:
     keep = []
     for node in graph.node:
         value = next((a for a in node.attribute if a.name == "value"), None)
-        if node.op_type == "Constant" and value is not None and value.t is not None:
+        if node.op_type == "Constant" and value is not None and value.type == value.TENSOR:
             tensor = onnx.TensorProto()
             tensor.CopyFrom(value.t)
             tensor.name = node.output[0]
@@ -205,8 +206,7 @@ def model_epilogues(
     Layers whose ONNX node cannot be matched (called twice, or exported as several nodes)
     get an empty epilogue and are timed alone.
     """
-    from autoprune.errors import AutopruneError
-    from autoprune.export import export_onnx, onnx_node_names_for
+    from autoprune.export import export_onnx, onnx_node_names_for  # export imports cost
 
     with tempfile.TemporaryDirectory(prefix="autoprune-epilogue-") as tmp:
         path = export_onnx(model, example_input[:1], Path(tmp) / "model.onnx")
