@@ -93,7 +93,7 @@ def record_policy(
     }
     policy.metrics = dict(metrics)
     policy.budget = budget.to_dict()
-    policy.meta = {**policy.meta, **meta}
+    policy.meta = {**policy.meta, **meta, "evaluation": ctx.evaluator.record()}
     info = {
         "policy": policy,
         "metrics": metrics,

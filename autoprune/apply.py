@@ -1,9 +1,12 @@
 """Apply a discovered policy to a trained model and produce deployable files.
 
-``apply_policy`` compresses a fresh copy, fine-tunes it (with distillation from the
-original), codes the weights into a ``.apz`` file, exports ``.pt`` / ``.onnx`` (and a static
-int8 ``.onnx`` when the policy quantizes to 8 bits or fewer) and reports accuracy, size,
-latency and energy against the original — the numbers a user needs before deploying.
+``apply_policy`` compresses a fresh copy by exactly the path the search scored the policy
+with (the settings recorded in the policy's ``meta["evaluation"]``: criterion, recovery,
+calibration batches, validation images), so before any fine-tuning it reproduces the
+search's validation accuracy. It then fine-tunes (with distillation from the original),
+codes the weights into a ``.apz`` file, exports ``.pt`` / ``.onnx`` (and a static int8
+``.onnx`` when the policy quantizes to 8 bits or fewer) and reports accuracy, size, latency
+and energy against the original — the numbers a user needs before deploying.
 """
 
 from __future__ import annotations
@@ -19,20 +22,14 @@ import torch
 from torch import nn
 
 from autoprune.coding import ApzReport, extras_from_state_dict, write_apz
-from autoprune.compress import (
-    ChannelPlan,
-    CompressionOptions,
-    compress_model,
-    export_quantized,
-    pruned_specs,
-    remove_activation_quant,
-    squash,
-)
+from autoprune.compress import export_quantized, remove_activation_quant, squash
+from autoprune.config import SearchConfig
 from autoprune.cost import CostModel
 from autoprune.data import DataSplits
-from autoprune.evaluation import cost_metrics
+from autoprune.evaluation import EvaluatorConfig, PolicyEvaluator
 from autoprune.export import export_bundle, export_onnx, measure_latency, onnx_node_names_for
 from autoprune.policy import FLOAT_BITS, Policy
+from autoprune.session import evaluator_config
 from autoprune.specs import discover_layers
 from autoprune.training import ProgressFn, evaluate, finetune
 
@@ -45,6 +42,9 @@ class ApplyResult:
     files: dict[str, Path] = field(default_factory=dict)
     original: dict[str, float] = field(default_factory=dict)
     compressed: dict[str, float] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    """How the policy was scored: ``recorded`` (the policy carried the search's settings),
+    ``same_images`` (the validation images match the search's), ``search_val_accuracy``."""
 
     def rows(self) -> list[tuple[str, str, str, str]]:
         """(metric, original, compressed, change) rows for a table."""
@@ -61,6 +61,7 @@ class ApplyResult:
             "files": {k: str(v) for k, v in self.files.items()},
             "original": self.original,
             "compressed": self.compressed,
+            "evaluation": self.evaluation,
         }
 
 
@@ -98,6 +99,23 @@ def finalize_and_code(
     return write_apz(path, coded, extras, metadata=metadata)
 
 
+def evaluation_config(policy: Policy) -> tuple[EvaluatorConfig, bool]:
+    """The settings ``policy`` was scored with, and whether the policy recorded them.
+
+    A policy without a record (hand-written, or from an older version) gets the defaults of
+    a search.
+    """
+    record = policy.meta.get("evaluation")
+    if not isinstance(record, dict):
+        return evaluator_config(SearchConfig()), False
+    settings = {k: v for k, v in record.items() if k not in RECORD_EXTRAS}
+    return EvaluatorConfig.from_dict(settings), True
+
+
+RECORD_EXTRAS = ("dataset", "val_images", "val_fingerprint")
+"""Keys of a policy's evaluation record that describe the data rather than the settings."""
+
+
 def apply_policy(
     model: nn.Module,
     policy: Policy,
@@ -107,20 +125,30 @@ def apply_policy(
     *,
     finetune_epochs: int = 0,
     lr: float = 0.01,
-    options: CompressionOptions | None = None,
+    evaluation: EvaluatorConfig | None = None,
     latency_repeats: int = 30,
     on_batch: ProgressFn | None = None,
 ) -> ApplyResult:
-    """Compress, fine-tune, code and export ``model`` under ``policy`` into ``out_dir``."""
+    """Compress, fine-tune, code and export ``model`` under ``policy`` into ``out_dir``.
+
+    Args:
+        evaluation: Scoring settings (default: those recorded in the policy, so that the
+            compressed model before fine-tuning is the one the search scored).
+    """
     model = model.eval()
     specs = discover_layers(model, data.input_shape)
     policy.validate(specs)
-    example = torch.zeros((1, *data.input_shape))
-    calib = [data.x_train[i : i + 128] for i in range(0, min(len(data.x_train), 512), 128)]
-    compressed = compress_model(model, policy, example, calib, options)
+    recorded = isinstance(policy.meta.get("evaluation"), dict)
+    config = evaluation if evaluation is not None else evaluation_config(policy)[0]
+    evaluator = PolicyEvaluator(model, data, specs, cost_model, config)
+    compressed = evaluator.compress(policy)
+    result = ApplyResult(compressed)
+    result.evaluation = _provenance(policy, evaluator, recorded)
+    result.original["val_accuracy"] = evaluator.baseline_metrics["accuracy"]
+    result.compressed["val_accuracy"] = evaluator.accuracy(compressed, copy_model=True)
     if finetune_epochs:
         finetune(compressed, data, finetune_epochs, lr, teacher=model, on_batch=on_batch)
-    result = ApplyResult(compressed)
+        compressed.eval()
     result.original["test_accuracy"] = evaluate(model, data.x_test, data.y_test)
     result.compressed["test_accuracy"] = evaluate(compressed, data.x_test, data.y_test)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -128,10 +156,11 @@ def apply_policy(
         compressed, [s.name for s in specs], out_dir / "model.apz", {"policy": policy.to_dict()}
     )
     int8 = any(lp.w_bits <= 8 for lp in policy.layers.values())
-    files = _export(compressed, model, policy, example, calib, out_dir, int8)
+    example = evaluator.example_input
+    files = _export(compressed, model, policy, example, evaluator.calib, out_dir, int8)
     files["apz"] = out_dir / "model.apz"
     result.files = files
-    _measure(result, model, policy, data, specs, cost_model, example, latency_repeats)
+    _measure(result, evaluator, policy, data, latency_repeats)
     result.original["size_bytes"] = float(4 * sum(t.numel() for t in model.state_dict().values()))
     result.compressed["size_bytes"] = float(apz.file_bytes)
     if "int8_onnx" in files:
@@ -142,6 +171,26 @@ def apply_policy(
     (out_dir / "report.json").write_text(json.dumps(result.to_dict(), indent=2))
     files["report"] = out_dir / "report.json"
     return result
+
+
+def _scored_accuracy(policy: Policy) -> float | None:
+    """The search's accuracy of the policy on the original weights (before any retraining)."""
+    metrics = policy.metrics
+    return metrics.get("accuracy_without_retraining", metrics.get("accuracy"))
+
+
+def _provenance(policy: Policy, evaluator: PolicyEvaluator, recorded: bool) -> dict[str, Any]:
+    """Whether this evaluation repeats the search's: same settings, same images."""
+    record = policy.meta.get("evaluation") if recorded else None
+    here = evaluator.record()
+    same = bool(record) and record.get("val_fingerprint") == here["val_fingerprint"]
+    return {
+        "recorded": recorded,
+        "same_images": same,
+        "val_images": here["val_images"],
+        "search_val_accuracy": _scored_accuracy(policy) if recorded else None,
+        "settings": evaluator.config.to_dict(),
+    }
 
 
 def _export(
@@ -176,18 +225,13 @@ def _export(
 
 def _measure(
     result: ApplyResult,
-    model: nn.Module,
+    evaluator: PolicyEvaluator,
     policy: Policy,
     data: DataSplits,
-    specs: list,
-    cost_model: CostModel,
-    example: torch.Tensor,
     repeats: int,
 ) -> None:
-    plan = ChannelPlan.build(model, example)
-    keep = policy.keep_ratios()
-    base_costs = cost_metrics(cost_model.estimate(specs, Policy.identity(specs).layers))
-    new_costs = cost_metrics(cost_model.estimate(pruned_specs(specs, plan, keep), policy.layers))
+    base_costs = evaluator.baseline_metrics
+    new_costs = evaluator.costs(policy)
     for key in ("macs", "params", "energy"):
         result.original[key] = base_costs[key]
         result.compressed[key] = new_costs[key]

@@ -60,8 +60,10 @@ class SearchConfig:
     """Channel importance criterion."""
     round_to: int | None = None
     """Round kept channels to a multiple (AMC used 8)."""
-    reconstruct: bool = False
-    """AMC's least-squares reconstruction of pruned layers' successors in every evaluation."""
+    reconstruct: bool = True
+    """AMC's least-squares reconstruction of the layers whose inputs were pruned, in every
+    evaluation (in the same pass as the BatchNorm recalibration); off saves about a tenth
+    of an evaluation and loses several points of accuracy on pruned models."""
     min_keep: float = 0.2
     """Smallest keep ratio an action can choose."""
     min_bits: int = 2

@@ -1,33 +1,43 @@
-"""``evaluate_policy``: the one evaluation path shared by RL agents, Optuna and baselines.
+"""``PolicyEvaluator``: the one evaluation path shared by RL agents, Optuna, baselines and apply.
 
 A :class:`PolicyEvaluator` is built once per search. It knows the base model, the data,
 the layer specs, the channel plan and the cost model; ``evaluate(policy)`` compresses a
-copy of the model, recalibrates BatchNorm, optionally fine-tunes briefly, measures
-validation accuracy and prices the result — cached by the discretised policy, so a
-repeated policy costs nothing.
+copy of the model (:class:`~autoprune.compress.Compressor`: prune, one recovery pass of
+BatchNorm statistics and least-squares reconstruction, quantize), optionally fine-tunes
+briefly, measures validation accuracy and prices the result — cached by the discretised
+policy, so a repeated policy costs nothing.
+
+Accuracy is measured for speed: in inference mode, with BatchNorm folded into the
+convolutions and channels-last tensors, on batches of 256. It counts the same correct
+predictions as :func:`autoprune.training.evaluate` of :meth:`PolicyEvaluator.compress`
+(a test holds this); only the float rounding differs.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 import torch
 from torch import nn
 
-from autoprune.compress import ChannelPlan, CompressionOptions, compress_model, pruned_specs
+from autoprune.compress import CompressionOptions, Compressor, pruned_specs
+from autoprune.compress.fold import batchnorm_pairs, fold_batchnorm
 from autoprune.cost import CostModel, CostReport
 from autoprune.data import DataSplits
 from autoprune.errors import AutopruneError
 from autoprune.policy import Policy
 from autoprune.specs import LayerSpec
-from autoprune.training import evaluate, finetune
+from autoprune.training import finetune
 
 COST_METRICS = ("macs", "params", "size", "latency", "energy")
+EVAL_BATCH = 256
+"""Images per forward pass when measuring accuracy (fastest on the 2-core reference CPU)."""
 
 
 @dataclass(frozen=True)
@@ -42,7 +52,7 @@ class EvaluatorConfig:
     val_samples: int | None = None
     """Validation images used for the reward (None: the whole validation split)."""
     calib_batches: int = 4
-    """Training batches for BN recalibration, activation ranges and data criteria."""
+    """Training batches for BN recalibration, reconstruction, activation ranges and criteria."""
     calib_batch_size: int = 128
     """Size of each calibration batch."""
     finetune_epochs: int = 0
@@ -62,6 +72,30 @@ class EvaluatorConfig:
             raise AutopruneError("calib_batches and calib_batch_size must be at least 1")
         if self.finetune_epochs < 0:
             raise AutopruneError(f"finetune_epochs {self.finetune_epochs} must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain form, as recorded in every policy the search scores."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EvaluatorConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are refused with the valid ones."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - names)
+        options = dict(data.get("compression", {}))
+        unknown += sorted(set(options) - {f.name for f in fields(CompressionOptions)})
+        if unknown:
+            raise AutopruneError(
+                f"evaluation record has unknown field(s) {unknown}; it was written by another "
+                "autoprune version: search again or remove meta.evaluation from the policy"
+            )
+        values = {k: v for k, v in data.items() if k != "compression"}
+        try:
+            config = cls(**values, compression=CompressionOptions(**options))
+        except TypeError as exc:
+            raise AutopruneError(f"evaluation record is malformed ({exc})") from None
+        config.check()
+        return config
 
 
 @dataclass
@@ -84,6 +118,40 @@ def cost_metrics(report: CostReport) -> dict[str, float]:
         "latency": float(report.latency_ms),
         "energy": float(report.energy_mj),
     }
+
+
+def calibration_batches(data: DataSplits, config: EvaluatorConfig) -> list[torch.Tensor]:
+    """The seeded training batches every evaluation of ``config`` recovers the model on."""
+    loader = data.loader("train", config.calib_batch_size, shuffle=True, seed=config.seed)
+    batches = []
+    for x, _ in loader:
+        batches.append(x)
+        if len(batches) == config.calib_batches:
+            break
+    return batches
+
+
+def data_fingerprint(x: torch.Tensor, y: torch.Tensor) -> str:
+    """A short hash of images and labels: tells whether two runs scored the same images."""
+    digest = hashlib.sha256()
+    digest.update(str(tuple(x.shape)).encode())
+    digest.update(x.detach().cpu().contiguous().numpy().tobytes())
+    digest.update(y.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def accuracy(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = EVAL_BATCH
+) -> float:
+    """Top-1 accuracy of an eval-mode ``model`` in inference mode (``x`` in any memory format)."""
+    if len(x) == 0:
+        raise AutopruneError("cannot evaluate on an empty split; use a larger dataset or split")
+    correct = 0
+    with torch.inference_mode():
+        for start in range(0, len(x), batch_size):
+            logits = model(x[start : start + batch_size])
+            correct += int((logits.argmax(dim=1) == y[start : start + batch_size]).sum())
+    return correct / len(x)
 
 
 class PolicyEvaluator:
@@ -109,27 +177,33 @@ class PolicyEvaluator:
         self.specs = list(specs)
         self.cost_model = cost_model
         self.example_input = torch.zeros((1, *data.input_shape))
-        self.plan = ChannelPlan.build(self.model, self.example_input)
-        self.calib = self._calibration_batches()
+        self.calib = calibration_batches(data, self.config)
+        self.compressor = Compressor(
+            self.model, self.example_input, self.calib, self.config.compression
+        )
+        self.plan = self.compressor.pruner.plan
         n = self.config.val_samples
         self.x_val = data.x_val if n is None else data.x_val[:n]
         self.y_val = data.y_val if n is None else data.y_val[:n]
+        self._x_fast = _fast_layout(self.x_val)
         self.cache: dict[str, dict[str, float]] = {}
         self.baseline_metrics = {
-            "accuracy": evaluate(self.model, self.x_val, self.y_val),
+            "accuracy": self.accuracy(self.model, copy_model=True),
             **self.costs(Policy.identity(self.specs)),
         }
 
-    def _calibration_batches(self) -> list[torch.Tensor]:
-        loader = self.data.loader(
-            "train", self.config.calib_batch_size, shuffle=True, seed=self.config.seed
-        )
-        batches = []
-        for x, _ in loader:
-            batches.append(x)
-            if len(batches) == self.config.calib_batches:
-                break
-        return batches
+    def record(self) -> dict[str, Any]:
+        """How this evaluator scores a policy: settings plus the validation images used.
+
+        Stored in every policy's ``meta["evaluation"]``, so ``apply`` can score the policy
+        by exactly the same path.
+        """
+        return {
+            **self.config.to_dict(),
+            "dataset": self.data.name,
+            "val_images": len(self.x_val),
+            "val_fingerprint": data_fingerprint(self.x_val, self.y_val),
+        }
 
     def pruned_specs(self, policy: Policy) -> list[LayerSpec]:
         """Layer specs after the policy's structured pruning (no model is touched)."""
@@ -156,20 +230,9 @@ class PolicyEvaluator:
         return hashlib.sha256(blob.encode()).hexdigest()[:24]
 
     def compress(self, policy: Policy) -> nn.Module:
-        """The compressed (not fine-tuned) model for ``policy``."""
+        """The compressed model for ``policy``, fine-tuned when the search fine-tunes."""
         policy.validate(self.specs)
-        return compress_model(
-            self.model, policy, self.example_input, self.calib, self.config.compression
-        )
-
-    def evaluate(self, policy: Policy) -> Evaluation:
-        """Accuracy on the validation subset plus predicted costs, cached by :meth:`key`."""
-        started = time.perf_counter()
-        key = self.key(policy)
-        if key in self.cache:
-            return Evaluation(dict(self.cache[key]), True, time.perf_counter() - started)
-        eval_start = time.perf_counter()
-        compressed = self.compress(policy)
+        compressed = self.compressor.compress(policy)
         if self.config.finetune_epochs:
             finetune(
                 compressed,
@@ -178,9 +241,32 @@ class PolicyEvaluator:
                 self.config.finetune_lr,
                 seed=self.config.seed,
             )
-        accuracy = evaluate(compressed, self.x_val, self.y_val)
+            compressed.eval()
+        return compressed
+
+    def accuracy(self, model: nn.Module, *, copy_model: bool = False) -> float:
+        """Validation accuracy of an eval-mode model, measured the fast way.
+
+        BatchNorm is folded into the convolutions and the model moves to channels-last, in
+        place unless ``copy_model``: the model is for scoring only afterwards.
+        """
+        if copy_model:
+            model = copy.deepcopy(model)
+        pairs = batchnorm_pairs(self.compressor.pruner.graph)
+        fold_batchnorm(model, pairs)
+        model = model.to(memory_format=torch.channels_last)
+        return accuracy(model.eval(), self._x_fast, self.y_val)
+
+    def evaluate(self, policy: Policy) -> Evaluation:
+        """Accuracy on the validation subset plus predicted costs, cached by :meth:`key`."""
+        started = time.perf_counter()
+        key = self.key(policy)
+        if key in self.cache:
+            return Evaluation(dict(self.cache[key]), True, time.perf_counter() - started)
+        eval_start = time.perf_counter()
+        score = self.accuracy(self.compress(policy))
         eval_seconds = time.perf_counter() - eval_start
-        metrics = {"accuracy": accuracy, **self.costs(policy)}
+        metrics = {"accuracy": score, **self.costs(policy)}
         self.cache[key] = metrics
         return Evaluation(dict(metrics), False, time.perf_counter() - started, eval_seconds)
 
@@ -193,6 +279,6 @@ class PolicyEvaluator:
         self.cache.update({k: dict(v) for k, v in state["cache"].items()})
 
 
-def evaluate_policy(evaluator: PolicyEvaluator, policy: Policy) -> Evaluation:
-    """Score ``policy`` with ``evaluator`` (the shared path of every search method)."""
-    return evaluator.evaluate(policy)
+def _fast_layout(x: torch.Tensor) -> torch.Tensor:
+    """Images in channels-last memory (what the folded convolutions run fastest on)."""
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x

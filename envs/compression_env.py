@@ -257,7 +257,12 @@ class CompressionEnv(gym.Env[np.ndarray, np.ndarray]):
         }
         policy.metrics = dict(metrics)
         policy.budget = self.budget.to_dict()
-        policy.meta = {"search": "CompressionEnv-v0", "mode": self.mode, "reward": self.reward_name}
+        policy.meta = {
+            "search": "CompressionEnv-v0",
+            "mode": self.mode,
+            "reward": self.reward_name,
+            "evaluation": self.evaluator.record(),
+        }
         return reward, {
             "policy": policy,
             "metrics": metrics,

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from autoprune.budget import Budget, Constraint
 from autoprune.compress import ChannelPlan, kept_count
@@ -62,6 +62,10 @@ class EvaluatorLike(Protocol):
 
     def evaluate(self, policy: Policy) -> Evaluation:
         """Accuracy and costs of ``policy`` (compresses a copy of the model)."""
+        ...
+
+    def record(self) -> dict[str, Any]:
+        """How a policy is scored (recorded in the policy so ``apply`` can repeat it)."""
         ...
 
 

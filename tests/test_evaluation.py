@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
+from torch import nn
 
+from autoprune.apply import RECORD_EXTRAS
 from autoprune.baseline import build_for
+from autoprune.compress import CompressionOptions, compress_model
+from autoprune.config import SearchConfig
 from autoprune.cost import build_cost_model, load_profile
 from autoprune.errors import AutopruneError
 from autoprune.evaluation import EvaluatorConfig, PolicyEvaluator
-from autoprune.policy import Policy
+from autoprune.policy import LayerPolicy, Policy
+from autoprune.session import evaluator_config
 from autoprune.specs import discover_layers
-from autoprune.training import TrainConfig, train
+from autoprune.training import TrainConfig, evaluate, train
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +88,56 @@ def test_policy_for_another_model_is_refused(evaluator, digits):
 def test_bad_evaluator_settings():
     with pytest.raises(AutopruneError, match="val_samples"):
         EvaluatorConfig(val_samples=0).check()
+
+
+POLICIES = {
+    "prune": {"conv1": LayerPolicy(keep_ratio=0.5), "conv2": LayerPolicy(keep_ratio=0.7)},
+    "quantize": {"conv2": LayerPolicy(w_bits=4, a_bits=6), "fc": LayerPolicy(w_bits=3)},
+    "joint": {
+        "conv1": LayerPolicy(keep_ratio=0.6, w_bits=5, a_bits=8),
+        "conv3": LayerPolicy(keep_ratio=0.4, sparsity=0.5, quantizer="kmeans", w_bits=4),
+    },
+}
+
+
+@pytest.mark.parametrize("kind", list(POLICIES))
+def test_fast_accuracy_counts_what_the_plain_path_counts(evaluator, kind):
+    """The search's fast scoring equals compress_model + a plain evaluation, image for image."""
+    policy = Policy.for_specs(evaluator.specs, POLICIES[kind])
+    fast = evaluator.evaluate(policy).metrics["accuracy"]
+    plain_model = compress_model(
+        evaluator.model,
+        policy,
+        evaluator.example_input,
+        evaluator.calib,
+        evaluator.config.compression,
+    )
+    assert fast == evaluate(plain_model, evaluator.x_val, evaluator.y_val)
+    # scoring leaves the model it is given usable: compress() returns BatchNorm intact
+    model = evaluator.compress(policy)
+    assert evaluator.accuracy(model, copy_model=True) == fast
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+
+
+def test_reconstruction_and_bn_recalibration_are_the_default(evaluator):
+    defaults = evaluator_config(SearchConfig())
+    assert defaults.compression.reconstruct and defaults.compression.bn_recalibration
+    assert evaluator.config.compression.reconstruct
+    half = Policy.uniform(evaluator.specs, keep_ratio=0.5)
+    without = PolicyEvaluator(
+        evaluator.model,
+        evaluator.data,
+        evaluator.specs,
+        evaluator.cost_model,
+        replace(evaluator.config, compression=CompressionOptions(reconstruct=False)),
+    )
+    assert evaluator.evaluate(half).metrics["accuracy"] > without.evaluate(half).metrics["accuracy"]
+
+
+def test_every_evaluation_setting_is_recorded_and_read_back(evaluator):
+    record = evaluator.record()
+    assert record["val_images"] == len(evaluator.y_val) and record["dataset"] == "digits"
+    settings = {k: v for k, v in record.items() if k not in RECORD_EXTRAS}
+    assert EvaluatorConfig.from_dict(settings) == evaluator.config
+    with pytest.raises(AutopruneError, match="unknown field"):
+        EvaluatorConfig.from_dict({**settings, "warp": 9})

@@ -12,7 +12,7 @@ from rich.table import Table
 from autoprune.apply import apply_policy
 from autoprune.baseline import build_for
 from autoprune.cli._common import open_dataset
-from autoprune.cli._console import console, progress_bar
+from autoprune.cli._console import console, err_console, progress_bar
 from autoprune.cli._tracking import tracking_location
 from autoprune.cost import build_cost_model, load_profile
 from autoprune.errors import AutopruneError
@@ -75,14 +75,36 @@ def apply_command(
     if as_json:
         print(json.dumps(result.to_dict(), indent=2))
         return
-    table = Table(title=f"{model} under {policy_path.name} (test split)")
+    table = Table(title=f"{model} under {policy_path.name}")
     for column in ("metric", "original", "compressed", "ratio"):
         table.add_column(column, justify="left" if column == "metric" else "right")
     for row in result.rows():
         table.add_row(*row)
     console.print(table)
+    _print_provenance(result.evaluation)
     for kind, path in result.files.items():
         console.print(f"  {kind}: {path}")
+
+
+def _print_provenance(evaluation: dict) -> None:
+    """Say whether val_accuracy repeats the search's score, and on which images."""
+    images = f"{evaluation['val_images']:,} validation images"
+    if not evaluation["recorded"]:
+        err_console.print(
+            f"[yellow]warning:[/] the policy does not record how it was scored; val_accuracy "
+            f"used the default search settings on {images}"
+        )
+    elif not evaluation["same_images"]:
+        err_console.print(
+            f"[yellow]warning:[/] these {images} are not the ones the search scored the policy "
+            "on (other dataset files or split); val_accuracy is not comparable with the search"
+        )
+    else:
+        searched = evaluation["search_val_accuracy"]
+        console.print(
+            f"val_accuracy: before fine-tuning, the search's evaluation repeated on its {images} "
+            f"(the search scored {searched:.4f})"
+        )
 
 
 def export_command(

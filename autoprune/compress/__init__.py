@@ -10,7 +10,7 @@ from autoprune.compress.act_quant import (
 )
 from autoprune.compress.channel_plan import ChannelPlan, kept_count, pruned_specs
 from autoprune.compress.importance import importance_names, make_importance
-from autoprune.compress.pipeline import CompressionOptions, compress_model
+from autoprune.compress.pipeline import CompressionOptions, Compressor, compress_model
 from autoprune.compress.pruning import prune_channels, prune_channels_report
 from autoprune.compress.quantize import (
     apply_weight_compression,
@@ -24,6 +24,7 @@ from autoprune.compress.sparsity import apply_sparsity, sparsity_of
 __all__ = [
     "ChannelPlan",
     "CompressionOptions",
+    "Compressor",
     "apply_sparsity",
     "apply_weight_compression",
     "attach_activation_quant",

@@ -10,15 +10,15 @@ the result without pruning.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch_pruning as tp
 from torch import nn
 
 from autoprune.compress.channel_plan import (
-    LAYER_TYPES,
     ChannelPlan,
     GroupInfo,
     build_graph,
@@ -116,30 +116,156 @@ def prune_channels_report(
     calib_batches: Iterable[Batch] | None = None,
 ) -> PruneReport:
     """Like :func:`prune_channels`, returning a :class:`PruneReport` of what was removed."""
-    graph = build_graph(model, example_input)
-    groups = graph_groups(graph)
-    plan = ChannelPlan.from_graph(graph, groups, execution_order(model, example_input))
-    kept = plan.group_kept(keep, round_to)
-    criterion = _criterion(importance, calib_batches)
-    todo = [i for i, info in enumerate(plan.group_info) if kept[i] < info.size]
-    tracks = {name: list(range(out)) for name, (_, out) in plan.shapes.items()}
-    if todo:
+    pruner = ChannelPruner(model, example_input, importance=importance, calib_batches=calib_batches)
+    return pruner.prune(model, keep, round_to)
+
+
+class ChannelPruner:
+    """Prunes a model, or copies of it, by many keep-ratio dicts while tracing it only once.
+
+    The dependency graph (torch-pruning), the :class:`ChannelPlan` and every group's channel
+    ranking are computed from ``model`` at construction. :meth:`prune` then removes channels
+    from any model with the same module names and shapes (``model`` itself or a deep copy)
+    by calling torch-pruning's handlers on that model's modules, with the indices the graph
+    gives for the original channel numbering. All indices of a module are removed in one
+    call, so groups never see each other's renumbering.
+
+    Example:
+        >>> net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 2, 3))
+        >>> pruner = ChannelPruner(net, torch.zeros(1, 1, 8, 8))
+        >>> import copy
+        >>> pruner.prune(copy.deepcopy(net), {"0": 0.5}).shapes
+        {'0': (1, 2), '2': (2, 2)}
+        >>> net[0].out_channels
+        4
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        example_input: torch.Tensor,
+        *,
+        importance: str | Importance = "l1",
+        calib_batches: Iterable[Batch] | None = None,
+    ) -> None:
+        self.example_input = example_input
+        self.graph = build_graph(model, example_input)
+        self.groups = graph_groups(self.graph)
+        order = execution_order(model, example_input)
+        self.plan = ChannelPlan.from_graph(self.graph, self.groups, order)
+        self._modules = {m: n for n, m in model.named_modules()}
+        self._params = {p: n for n, p in model.named_parameters()}
+        self._ranking = self._rank(_criterion(importance, calib_batches), model, calib_batches)
+        self._spent = False
+
+    def _rank(
+        self, criterion: Importance, model: nn.Module, calib_batches: Iterable[Batch] | None
+    ) -> dict[int, torch.Tensor]:
+        """Per prunable group, its channel blocks from most to least important."""
+        live = [i for i, info in enumerate(self.plan.group_info) if info.frozen is None]
+        if not live:
+            return {}
         if needs_data(criterion):
             criterion.calibrate(model, calib_batches)
-        drops = {i: _select(criterion, groups[i], plan.group_info[i], kept[i]) for i in todo}
-        for i in todo:
-            _prune_group(graph, plan.group_info[i], drops[i], tracks)
+        ranking = {}
+        for i in live:
+            info = self.plan.group_info[i]
+            scores = _scores(criterion, self.groups[i], info)
+            per_block = scores.view(info.channel_groups, -1).mean(dim=0)
+            ranking[i] = torch.argsort(per_block, descending=True, stable=True)
         if isinstance(criterion, DataImportance):
             model.zero_grad(set_to_none=True)
-    shapes = {name: _shape(model.get_submodule(name)) for name in plan.layers}
-    assert shapes == plan.pruned_shapes(keep, round_to), "channel plan and pruning disagree"
-    _check_runs(model, example_input)
-    return PruneReport(
-        shapes=shapes,
-        kept_out={n: tuple(t) for n, t in tracks.items() if len(t) < plan.shapes[n][1]},
-        input_pruned=tuple(n for n in plan.layers if shapes[n][0] < plan.shapes[n][0]),
-        plan=plan,
-    )
+        return ranking
+
+    def dropped(self, group: int, kept: int) -> list[int]:
+        """Root-channel indices group ``group`` removes to keep ``kept`` channels (ascending)."""
+        info = self.plan.group_info[group]
+        width = info.size // info.channel_groups
+        per_block = kept // info.channel_groups
+        dropped = sorted(int(i) for i in self._ranking[group][per_block:])
+        return [d + b * width for b in range(info.channel_groups) for d in dropped]
+
+    def prune(
+        self, target: nn.Module, keep: Mapping[str, float], round_to: int | None = None
+    ) -> PruneReport:
+        """Remove channels of ``target`` (the traced model or a copy of it) in place.
+
+        Raises:
+            AutopruneError: for an unknown layer, a ratio outside (0, 1] or a pruned
+                classifier.
+        """
+        if self._spent:
+            raise AutopruneError(
+                "this ChannelPruner already pruned the model it traced; build a new one"
+            )
+        plan = self.plan
+        kept = plan.group_kept(keep, round_to)
+        calls: dict[tuple[str, object], _Call] = {}
+        tracks = {name: list(range(out)) for name, (_, out) in plan.shapes.items()}
+        for i, info in enumerate(plan.group_info):
+            if kept[i] < info.size:
+                self._collect(i, self.dropped(i, kept[i]), calls, tracks)
+        modules = dict(target.named_modules())
+        self._spent = calls != {} and target is self.graph.model
+        for call in calls.values():
+            call.run(target, modules)
+        shapes = {name: _shape(modules[name]) for name in plan.layers}
+        assert shapes == plan.pruned_shapes(keep, round_to), "channel plan and pruning disagree"
+        _check_runs(target, self.example_input)
+        return PruneReport(
+            shapes=shapes,
+            kept_out={n: tuple(t) for n, t in tracks.items() if len(t) < plan.shapes[n][1]},
+            input_pruned=tuple(n for n in plan.layers if shapes[n][0] < plan.shapes[n][0]),
+            plan=plan,
+        )
+
+    def _collect(
+        self,
+        group: int,
+        drop: list[int],
+        calls: dict[tuple[str, object], _Call],
+        tracks: dict[str, list[int]],
+    ) -> None:
+        """Add the handler calls of one group (original channel numbering) to ``calls``."""
+        root = self.graph.model.get_submodule(self.plan.group_info[group].root)
+        pruner = self.graph.get_pruner_of_module(root)
+        items = self.graph.get_pruning_group(root, pruner.prune_out_channels, drop)
+        for item in items:
+            target = item.dep.target
+            if isinstance(target.module, nn.Parameter):
+                name, is_param = self._params.get(target.module), True
+            else:
+                name, is_param = self._modules.get(target.module), False
+            if name is None:
+                continue  # an operation node (add, concat, flatten): nothing to slice
+            key = (name, item.dep.handler)
+            call = calls.setdefault(
+                key, _Call(name, is_param, item.dep.handler, target.pruning_dim, set())
+            )
+            call.idxs.update(int(i) for i in item.idxs)
+            if name in tracks and item.dep.handler in _OUT_HANDLERS:
+                removed = set(int(i) for i in item.idxs)
+                tracks[name] = [c for c in tracks[name] if c not in removed]
+
+
+@dataclass
+class _Call:
+    """One torch-pruning handler call on a module (or parameter) of the target model."""
+
+    name: str
+    is_param: bool
+    handler: Callable[..., Any]
+    pruning_dim: int
+    idxs: set[int]
+
+    def run(self, target: nn.Module, modules: Mapping[str, nn.Module]) -> None:
+        self.handler.__self__.pruning_dim = self.pruning_dim
+        if not self.is_param:
+            self.handler(modules[self.name], sorted(self.idxs))
+            return
+        owner, _, attr = self.name.rpartition(".")
+        parent = modules[owner] if owner else target
+        setattr(parent, attr, self.handler(getattr(parent, attr), sorted(self.idxs)))
 
 
 def channel_scores(
@@ -190,32 +316,6 @@ def _scores(criterion: Importance, group: tp.Group, info: GroupInfo) -> torch.Te
     scores = torch.nan_to_num(scores.detach().float().cpu().flatten(), nan=0.0)
     assert scores.numel() == info.size, f"importance gave {scores.numel()} scores for {info.size}"
     return scores
-
-
-def _select(criterion: Importance, group: tp.Group, info: GroupInfo, kept: int) -> list[int]:
-    """Root-channel indices to remove: the lowest scores, symmetric across conv groups."""
-    blocks = info.channel_groups
-    width = info.size // blocks
-    per_block = _scores(criterion, group, info).view(blocks, width).mean(dim=0)
-    ranking = torch.argsort(per_block, descending=True, stable=True)
-    dropped = sorted(int(i) for i in ranking[kept // blocks :])
-    return [d + b * width for b in range(blocks) for d in dropped]
-
-
-def _prune_group(
-    graph: tp.DependencyGraph, info: GroupInfo, drop: list[int], tracks: dict[str, list[int]]
-) -> None:
-    """Prune one group and record which original output channels each member keeps."""
-    root = graph.model.get_submodule(info.root)
-    pruner = graph.get_pruner_of_module(root)
-    group = graph.get_pruning_group(root, pruner.prune_out_channels, drop)
-    names = {m: n for n, m in graph.model.named_modules() if isinstance(m, LAYER_TYPES)}
-    for item in group:
-        name = names.get(item.dep.target.module)
-        if name is not None and item.dep.handler in _OUT_HANDLERS:
-            removed = set(item.idxs)
-            tracks[name] = [c for pos, c in enumerate(tracks[name]) if pos not in removed]
-    group.prune()
 
 
 def _shape(module: nn.Module) -> tuple[int, int]:

@@ -60,6 +60,10 @@ def test_export_then_apply_meets_the_budget(default_search, capsys):
     report = json.loads(capsys.readouterr().out)
     assert report["compressed"]["macs"] <= 0.5 * report["original"]["macs"]
     assert (folder / "out" / "model.onnx").is_file()
+    # without fine-tuning, apply scores the policy exactly as the search did, same images
+    assert report["evaluation"]["recorded"] and report["evaluation"]["same_images"]
+    assert report["compressed"]["val_accuracy"] == summary["best"]["metrics"]["accuracy"]
+    assert report["original"]["val_accuracy"] == summary["baseline_metrics"]["accuracy"]
 
 
 @pytest.mark.parametrize(

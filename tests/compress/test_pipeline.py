@@ -51,9 +51,9 @@ def test_bn_recalibration_raises_accuracy_of_a_pruned_model(digits):
     example = torch.zeros(1, *digits.input_shape)
     calib = _calib(digits, 4)
     stale = compress_model(
-        model, policy, example, calib, CompressionOptions(bn_recalibration=False)
+        model, policy, example, calib, CompressionOptions(reconstruct=False, bn_recalibration=False)
     )
-    fresh = compress_model(model, policy, example, calib)
+    fresh = compress_model(model, policy, example, calib, CompressionOptions(reconstruct=False))
     acc_stale = evaluate(stale, digits.x_val, digits.y_val)
     acc_fresh = evaluate(fresh, digits.x_val, digits.y_val)
     assert acc_fresh > acc_stale
@@ -64,7 +64,9 @@ def test_reconstruction_option_runs_and_keeps_shapes(digits):
     specs = discover_layers(model, digits.input_shape)
     policy = Policy.uniform(specs, keep_ratio=0.5)
     example = torch.zeros(1, *digits.input_shape)
-    plain = compress_model(model, policy, example, _calib(digits), CompressionOptions())
+    plain = compress_model(
+        model, policy, example, _calib(digits), CompressionOptions(reconstruct=False)
+    )
     rebuilt = compress_model(
         model, policy, example, _calib(digits), CompressionOptions(reconstruct=True)
     )

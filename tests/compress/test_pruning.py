@@ -8,7 +8,7 @@ from torch import nn
 
 from autoprune.compress.channel_plan import ChannelPlan
 from autoprune.compress.importance import make_importance
-from autoprune.compress.pruning import prune_channels, prune_channels_report
+from autoprune.compress.pruning import ChannelPruner, prune_channels, prune_channels_report
 from autoprune.errors import AutopruneError
 from autoprune.specs import discover_layers
 
@@ -164,3 +164,34 @@ def test_report_lists_layers_whose_inputs_shrank(make_tiny_model, example_input)
     assert report.input_pruned == ("fuse.0",)
     assert set(report.kept_out) == {"left.0"} and len(report.kept_out["left.0"]) == 3
     assert report.shapes["fuse.0"] == (13, 12)
+
+
+def test_one_pruner_prunes_copies_like_a_fresh_trace(tiny_model):
+    """Tracing once and pruning many copies gives what tracing each copy gives."""
+    _, model, example = tiny_model
+    reference = [p.clone() for p in model.parameters()]
+    pruner = ChannelPruner(model, example, importance="l2")
+    generator = torch.Generator().manual_seed(1)
+    for _ in range(3):
+        keep = {
+            n: float(torch.rand(1, generator=generator)) * 0.8 + 0.1 for n in pruner.plan.prunable
+        }
+        shared = copy.deepcopy(model)
+        report = pruner.prune(shared, keep)
+        fresh = copy.deepcopy(model)
+        expected = prune_channels_report(fresh, example, keep, importance="l2")
+        assert report.shapes == expected.shapes and report.kept_out == expected.kept_out
+        for (name, a), b in zip(
+            shared.state_dict().items(), fresh.state_dict().values(), strict=True
+        ):
+            assert torch.equal(a, b), name
+        assert torch.allclose(shared(example), fresh(example))
+    assert all(torch.equal(a, b) for a, b in zip(reference, model.parameters(), strict=True))
+
+
+def test_a_pruner_refuses_a_second_use_after_pruning_its_own_model(make_tiny_model, example_input):
+    model = make_tiny_model("chain")
+    pruner = ChannelPruner(model, example_input)
+    pruner.prune(model, {"conv2": 0.5})
+    with pytest.raises(AutopruneError, match="already pruned"):
+        pruner.prune(model, {"conv2": 0.5})

@@ -51,6 +51,9 @@ class FakeEvaluator:
     def costs(self, policy: Policy) -> dict[str, float]:
         return cost_metrics(self.cost_report(policy))
 
+    def record(self) -> dict[str, object]:
+        return {**self.config.to_dict(), "dataset": "fake"}
+
     def evaluate(self, policy: Policy) -> Evaluation:
         self.evaluated.append(policy)
         ratios = [lp.keep_ratio for lp in policy.layers.values()]

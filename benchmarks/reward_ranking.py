@@ -1,0 +1,163 @@
+"""Does the search's reward rank policies the way a fine-tune would?
+
+For ``--policies`` distinct budget-feasible policies (random episodes of the environment,
+as a search's exploration produces them), this script measures
+
+* the *fine-tuned* accuracy: the policy compressed by the default evaluation path, then
+  fine-tuned for ``--finetune-epochs`` with distillation from the original (what ``apply``
+  does), on the test split;
+* the *search-time* accuracy (no training) under every evaluator setting of the grid:
+  validation images x calibration batches x reconstruction on/off;
+
+and prints the Spearman rank correlation of each setting with the fine-tuned accuracy, and
+the seconds per evaluation. Results are cached per policy in ``--out`` (a JSON file), so an
+interrupted run continues where it stopped. Example (vgg_small, about an hour on 2 cores)::
+
+    python benchmarks/reward_ranking.py --model vgg_small --policies 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.stats import spearmanr
+
+from autoprune.compress import CompressionOptions
+from autoprune.config import SearchConfig
+from autoprune.evaluation import PolicyEvaluator
+from autoprune.policy import Policy
+from autoprune.session import evaluator_config, prepare_search
+from autoprune.training import evaluate, finetune
+from envs import CompressionEnv
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="vgg_small")
+    parser.add_argument("--dataset", default="fashion-mnist")
+    parser.add_argument("--budget", default="flops=0.5")
+    parser.add_argument("--policies", type=int, default=30)
+    parser.add_argument("--finetune-epochs", type=int, default=1)
+    parser.add_argument("--finetune-lr", type=float, default=0.01)
+    parser.add_argument("--val-samples", default="1000,2000,5000,all")
+    parser.add_argument("--calib-batches", default="2,4,8")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--runs-dir", default="runs")
+    parser.add_argument("--out", default=None, help="JSON results (default: benchmarks/results)")
+    return parser.parse_args(argv)
+
+
+def random_policies(env: CompressionEnv, count: int, seed: int) -> list[Policy]:
+    """``count`` distinct feasible policies from episodes of uniform random actions."""
+    rng = np.random.default_rng(seed)
+    policies: dict[str, Policy] = {}
+    for _ in range(100 * count):
+        if len(policies) == count:
+            break
+        env.reset()
+        done, info = False, {}
+        while not done:
+            action = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
+            _, _, done, _, info = env.step(action)
+        policies.setdefault(env.evaluator.key(info["policy"]), info["policy"])
+    return list(policies.values())
+
+
+def correct_per_image(evaluator: PolicyEvaluator, policy: Policy) -> np.ndarray:
+    """Which validation images the compressed model classifies correctly."""
+    model = evaluator.compress(policy)
+    with torch.inference_mode():
+        logits = torch.cat([model(x) for x in evaluator.x_val.split(512)])
+    return (logits.argmax(1) == evaluator.y_val).numpy()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the study (resumable) and print the table."""
+    args = parse_args(argv)
+    config = SearchConfig(
+        model=args.model,
+        dataset=args.dataset,
+        targets=(args.budget,),
+        val_samples=None,
+        seed=args.seed,
+        runs_dir=args.runs_dir,
+    )
+    session = prepare_search(config)
+    out = Path(args.out or f"benchmarks/results/reward_ranking_{args.model}.json")
+    state = json.loads(out.read_text()) if out.is_file() else {"policies": []}
+    env = CompressionEnv(session.evaluator, session.budget)
+    policies = random_policies(env, args.policies, args.seed)
+    default = evaluator_config(SearchConfig())
+    rows = state["policies"]
+    for index, policy in enumerate(policies):
+        if index < len(rows):
+            continue
+        started = time.perf_counter()
+        model = session.evaluator.compress(policy)
+        finetune(model, session.data, args.finetune_epochs, args.finetune_lr, teacher=session.model)
+        tuned = evaluate(model.eval(), session.data.x_test, session.data.y_test)
+        rows.append({"policy": policy.to_dict(), "tuned_test_accuracy": tuned, "proxies": {}})
+        print(
+            f"policy {index}: fine-tuned test {tuned:.4f} ({time.perf_counter() - started:.0f} s)"
+        )
+        out.write_text(json.dumps(state, indent=1))
+    grid = [
+        (calib, reconstruct)
+        for calib in (int(c) for c in args.calib_batches.split(","))
+        for reconstruct in (True, False)
+    ]
+    seconds: dict[str, float] = {}
+    for calib, reconstruct in grid:
+        name = f"calib{calib}_{'ls' if reconstruct else 'bn'}"
+        settings = replace(
+            default,
+            val_samples=None,
+            calib_batches=calib,
+            compression=CompressionOptions(reconstruct=reconstruct),
+        )
+        evaluator = PolicyEvaluator(
+            session.model,
+            session.data,
+            session.evaluator.specs,
+            session.evaluator.cost_model,
+            settings,
+        )
+        for row in rows:
+            if name not in row["proxies"]:
+                policy = Policy.from_dict(row["policy"])
+                row["proxies"][name] = correct_per_image(evaluator, policy).tolist()
+        started = time.perf_counter()
+        for row in rows[:3]:
+            evaluator.cache.clear()
+            evaluator.evaluate(Policy.from_dict(row["policy"]))
+        seconds[name] = (time.perf_counter() - started) / 3
+        out.write_text(json.dumps(state, indent=1))
+    report(rows, args, seconds)
+    return 0
+
+
+def report(rows: list[dict], args: argparse.Namespace, seconds: dict[str, float]) -> None:
+    """Spearman rho of every (proxy, validation images) with the fine-tuned accuracy."""
+    tuned = [r["tuned_test_accuracy"] for r in rows]
+    names = list(rows[0]["proxies"])
+    sizes = args.val_samples.split(",")
+    print(f"\n{len(rows)} policies, {args.budget}, fine-tuned {args.finetune_epochs} epoch(s)")
+    print(f"{'setting':<16}" + "".join(f"{'val ' + s:>12}" for s in sizes) + f"{'s/eval':>9}")
+    for name in names:
+        cells = []
+        for size in sizes:
+            n = None if size == "all" else int(size)
+            proxy = [float(np.mean(r["proxies"][name][:n])) for r in rows]
+            cells.append(f"{spearmanr(proxy, tuned)[0]:>12.3f}")
+        print(f"{name:<16}" + "".join(cells) + f"{seconds.get(name, float('nan')):>9.2f}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,118 @@
+"""The one-pass recovery: BatchNorm statistics and least-squares refits in execution order."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from autoprune.compress.pruning import prune_channels_report
+from autoprune.compress.refit import ReconstructionTargets, _design, recover
+from autoprune.errors import AutopruneError
+
+
+def _inputs_of(model: nn.Module, names: list[str], x: torch.Tensor) -> dict[str, torch.Tensor]:
+    seen: dict[str, torch.Tensor] = {}
+    hooks = [
+        model.get_submodule(n).register_forward_pre_hook(
+            lambda m, a, n=n: seen.setdefault(n, a[0].detach().clone())
+        )
+        for n in names
+    ]
+    with torch.no_grad():
+        model.eval()(x)
+    for hook in hooks:
+        hook.remove()
+    return seen
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize(
+    ("stride", "padding", "dilation", "mode"),
+    [(1, 1, 1, "zeros"), (2, 0, 1, "zeros"), (1, 2, 2, "zeros"), (1, 1, 1, "reflect")],
+)
+def test_design_rows_are_the_unfolded_patches(memory_format, stride, padding, dilation, mode):
+    layer = nn.Conv2d(3, 5, 3, stride, padding, dilation, padding_mode=mode)
+    x = torch.randn(2, 3, 9, 9).contiguous(memory_format=memory_format)
+    padded = F.pad(
+        x, layer._reversed_padding_repeated_twice, mode="constant" if mode == "zeros" else mode
+    )
+    cols = F.unfold(padded, 3, dilation=dilation, stride=stride)  # (N, C*9, L)
+    expected = cols.transpose(1, 2).reshape(-1, cols.shape[1])
+    rows = torch.tensor([0, 3, len(expected) - 1, len(expected) // 2])
+    assert torch.equal(_design(layer, x, rows), expected[rows].float())
+    # and the rows fit the layer's own output exactly
+    out = layer(x).permute(0, 2, 3, 1).reshape(-1, 5)
+    weight = layer.weight.reshape(5, -1)
+    assert torch.allclose(_design(layer, x, rows) @ weight.T + layer.bias, out[rows], atol=1e-5)
+
+
+def test_batchnorm_statistics_are_those_of_the_inputs_the_pass_produced(make_tiny_model):
+    model = make_tiny_model("chain")
+    with torch.no_grad():
+        for norm in (model.bn1, model.bn2, model.bn3):
+            norm.running_mean.add_(3.0)
+            norm.running_var.mul_(9.0)
+    calib = torch.randn(32, 1, 8, 8)
+    recover(model, calib)
+    inputs = _inputs_of(model, ["bn1", "bn2", "bn3"], calib)  # with the new statistics
+    for name, x in inputs.items():
+        norm = model.get_submodule(name)
+        assert torch.allclose(norm.running_mean, x.mean(dim=(0, 2, 3)), atol=1e-5), name
+        assert torch.allclose(norm.running_var, x.var(dim=(0, 2, 3)), rtol=1e-4), name
+    assert not any(m.training for m in model.modules())
+
+
+@pytest.mark.parametrize(
+    ("name", "keep", "layer"),
+    [
+        ("chain", {"conv2": 0.5}, "conv3"),
+        ("chain", {"conv2": 0.5, "conv3": 0.5}, "conv3"),
+        ("chain", {"conv3": 0.5}, "fc1"),
+        ("grouped", {"conv1.0": 0.5}, "group2.0"),
+        ("inverted_residual", {"expand.0": 0.5}, "project.0"),
+    ],
+)
+def test_refit_is_the_ridge_solution_on_the_actual_inputs(make_tiny_model, name, keep, layer):
+    original = make_tiny_model(name)
+    calib = torch.randn(24, 1, 8, 8)
+    targets = ReconstructionTargets.record(original, calib, max_rows=200)
+    pruned = copy.deepcopy(original)
+    report = prune_channels_report(pruned, calib[:1], keep)
+    errors = recover(
+        pruned, calib, targets=targets, refit=report.input_pruned, kept_out=report.kept_out
+    )
+    before, after = errors[layer]
+    assert after < before
+    # the refitted layer's inputs (what the pass gave it) and its new weights solve the
+    # normal equations of the ridge problem (checked here in float64, group by group)
+    module = pruned.get_submodule(layer)
+    x = _inputs_of(pruned, [layer], calib)[layer]
+    recorded = targets.layers[layer]
+    design = _design(module, x, recorded.rows).double()
+    target = recorded.output.double()
+    if layer in report.kept_out:
+        target = target[:, list(report.kept_out[layer])]
+    groups = getattr(module, "groups", 1)
+    weight = module.weight.detach().double().reshape(module.weight.shape[0], -1)
+    cols, outs = weight.shape[1], weight.shape[0] // groups
+    for g in range(groups):
+        a = design[:, g * cols : (g + 1) * cols]
+        t = target[:, g * outs : (g + 1) * outs]
+        w = weight[g * outs : (g + 1) * outs].T
+        lam = 1e-4 * (a * a).sum(0).mean()
+        residual = a.T @ (a @ w - t) + lam * w
+        assert residual.abs().max() < 1e-3 * (a.T @ t).abs().max()
+
+
+def test_refit_needs_targets_and_a_known_layer(make_tiny_model):
+    model = make_tiny_model("chain")
+    calib = torch.randn(4, 1, 8, 8)
+    with pytest.raises(AutopruneError, match="targets"):
+        recover(model, calib, refit=["conv2"])
+    targets = ReconstructionTargets.record(model, calib)
+    with pytest.raises(AutopruneError, match="'bn2' cannot be refitted"):
+        recover(model, calib, targets=targets, refit=["bn2"])
