@@ -15,10 +15,15 @@ memory of 100 x layers transitions, and rewards shifted by a moving-average base
 * :class:`TruncatedNormalNoise` — an SB3 ``ActionNoise`` whose ``reset()`` (called by SB3 at
   the end of every episode) counts episodes and so decays sigma.
 * :class:`FinalRewardCallback` — after each episode, rewrites the reward of every transition
-  of that episode in the replay buffer to ``R - b`` where ``R`` is the final reward and ``b``
-  the moving average ``b <- b + alpha (R - b)`` (started at the first ``R``; updated before
-  it is subtracted, like AMC). Done flags stay as stored (only the last step is terminal), so
-  with gamma 1 the critic learns ``Q(s_t) = (steps left) x (R - b)``, as in AMC.
+  of that episode in the replay buffer to the episode's final reward ``R``. Done flags stay
+  as stored (only the last step is terminal), so with gamma 1 the critic learns
+  ``Q(s_t) = (steps left) x (R - b)``, as in AMC.
+* :class:`CenteredReplayBuffer` — subtracts AMC's moving-average baseline when a batch is
+  *sampled*: ``b <- b + alpha (mean(batch rewards) - b)`` (started at the first batch's
+  mean), then every reward of the batch becomes ``r - b``. All transitions of a batch share
+  one baseline, so the critic's targets stay consistent with each other; baking a
+  per-episode baseline into the stored rewards (which AMC does not do) gives every episode
+  its own offset and the critic fits that noise.
 """
 
 from __future__ import annotations
@@ -29,8 +34,10 @@ from typing import Any
 import numpy as np
 from scipy.stats import truncnorm
 from stable_baselines3 import DDPG
+from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import ActionNoise, VectorizedActionNoise
+from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.utils import update_learning_rate
 from torch.optim import Optimizer
 
@@ -168,22 +175,17 @@ class AmcDDPG(DDPG):
 
 
 class FinalRewardCallback(BaseCallback):
-    """Credit every transition of a finished episode with its final reward minus a baseline.
+    """Credit every transition of a finished episode with the episode's final reward.
 
     Works for any SB3 off-policy algorithm with a plain ``ReplayBuffer`` that trains only
     between rollouts of whole episodes (``train_freq`` of one episode, or of one episode's
     steps with several environments). Positions are noted in ``_on_step`` (SB3 stores the
-    transition right after it) and rewritten in ``_on_rollout_end`` (before training).
-
-    Args:
-        alpha: Weight of the newest reward in the moving-average baseline (AMC: 0.5).
-        baseline: Initial baseline (None: the first final reward).
+    transition right after it) and rewritten in ``_on_rollout_end`` (before training). The
+    baseline is subtracted at sampling time (:class:`CenteredReplayBuffer`).
     """
 
-    def __init__(self, alpha: float = 0.5, baseline: float | None = None) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.alpha = alpha
-        self.baseline = baseline
         self._rows: dict[int, list[int]] = {}
         self._pending: list[tuple[list[int], int, float]] = []
 
@@ -193,12 +195,7 @@ class FinalRewardCallback(BaseCallback):
             self._rows.setdefault(env_index, []).append(buffer.pos)
             if done:
                 final = float(self.locals["rewards"][env_index])
-                if self.baseline is None:
-                    self.baseline = final
-                else:
-                    self.baseline += self.alpha * (final - self.baseline)
-                rows = self._rows.pop(env_index)
-                self._pending.append((rows, env_index, final - self.baseline))
+                self._pending.append((self._rows.pop(env_index), env_index, final))
         return True
 
     def _on_rollout_end(self) -> None:
@@ -206,3 +203,39 @@ class FinalRewardCallback(BaseCallback):
         for rows, env_index, value in self._pending:
             rewards[rows, env_index] = value
         self._pending.clear()
+
+
+class CenteredReplayBuffer(ReplayBuffer):
+    """A replay buffer whose sampled rewards are centred by AMC's moving-average baseline.
+
+    Args:
+        *args: As :class:`stable_baselines3.common.buffers.ReplayBuffer`.
+        alpha: Weight of the newest batch mean in the baseline (AMC: 0.5).
+        **kwargs: As :class:`~stable_baselines3.common.buffers.ReplayBuffer`.
+
+    Example:
+        >>> from gymnasium import spaces
+        >>> box = spaces.Box(-1, 1, (1,))
+        >>> buffer = CenteredReplayBuffer(8, box, box, alpha=0.5)
+        >>> for r in (1.0, 3.0):
+        ...     buffer.add(np.zeros(1), np.zeros(1), np.zeros(1), np.array([r]), np.array([0.0]),
+        ...                [{}])
+        >>> batch = buffer.sample(64)  # the first batch: the baseline is its mean
+        >>> abs(float(batch.rewards.mean())) < 1e-6, 1.0 <= buffer.baseline <= 3.0
+        (True, True)
+    """
+
+    def __init__(self, *args: Any, alpha: float = 0.5, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.alpha = alpha
+        self.baseline: float | None = None
+
+    def sample(self, batch_size: int, env: Any = None) -> ReplayBufferSamples:
+        """A batch with ``reward - baseline``; the baseline first moves toward its mean."""
+        batch = super().sample(batch_size, env=env)
+        mean = float(batch.rewards.mean())
+        if self.baseline is None:
+            self.baseline = mean
+        else:
+            self.baseline += self.alpha * (mean - self.baseline)
+        return batch._replace(rewards=batch.rewards - self.baseline)

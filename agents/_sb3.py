@@ -21,6 +21,7 @@ evaluated beyond the budget; they are not recorded.
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -33,7 +34,13 @@ from stable_baselines3.common.noise import ActionNoise, NormalActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
-from agents._amc import AmcDDPG, FinalRewardCallback, TruncatedNormalNoise, vectorized_noise
+from agents._amc import (
+    AmcDDPG,
+    CenteredReplayBuffer,
+    FinalRewardCallback,
+    TruncatedNormalNoise,
+    vectorized_noise,
+)
 from agents._base import SearchMethod
 from agents._context import SearchContext, worker_processes
 from agents._rng import rng_state, set_rng_state
@@ -81,6 +88,8 @@ class OffPolicyOptions(SB3Options):
     """Replay transitions (None: every transition of the search)."""
     reward_alpha: float = 0.5
     """Moving-average weight of the reward baseline (AMC: 0.5)."""
+    updates_per_episode: int | None = None
+    """Gradient steps after each episode (None: one per transition, as AMC)."""
     noise_sigma: float = 0.1
     """Exploration noise (td3: Gaussian sigma in action units; unused by sac)."""
 
@@ -115,11 +124,20 @@ class PPOOptions(SB3Options):
 
 
 class RunnerCallback(BaseCallback):
-    """Records finished episodes with the runner, stops at the budget, checkpoints."""
+    """Records finished episodes with the runner until ``reserve`` evaluations are left,
+    checkpoints between rollouts.
 
-    def __init__(self, ctx: SearchContext) -> None:
+    Off-policy methods (``stop_early=False``) are given exactly the steps of the episodes to
+    record, so ``learn`` ends by itself after the last one was stored and trained on;
+    on-policy rollouts are cut as soon as the budget is reached (``stop_early``). Episodes
+    that parallel environments finish beyond the budget are not recorded.
+    """
+
+    def __init__(self, ctx: SearchContext, reserve: int = 0, stop_early: bool = True) -> None:
         super().__init__()
         self.ctx = ctx
+        self.reserve = reserve
+        self.stop_early = stop_early
 
     def _on_rollout_start(self) -> None:
         self.ctx.maybe_checkpoint()
@@ -127,9 +145,17 @@ class RunnerCallback(BaseCallback):
     def _on_step(self) -> bool:
         infos, rewards = self.locals["infos"], self.locals["rewards"]
         for index, done in enumerate(self.locals["dones"]):
-            if done:
-                self.ctx.record(infos[index], float(rewards[index]))
-        return not self.ctx.exhausted
+            if done and self.ctx.remaining > self.reserve:
+                meta = {"warmup": True} if self._warming_up() else None
+                self.ctx.record(infos[index], float(rewards[index]), meta=meta)
+        if self.stop_early:
+            return self.ctx.remaining > self.reserve
+        return self.ctx.remaining >= self.reserve
+
+    def _warming_up(self) -> bool:
+        """Whether the episode just finished was one of random warm-up actions."""
+        learning_starts = getattr(self.model, "learning_starts", 0)
+        return bool(self.model.num_timesteps <= learning_starts)
 
 
 class SB3Method(SearchMethod):
@@ -137,6 +163,8 @@ class SB3Method(SearchMethod):
 
     algorithm: ClassVar[type[BaseAlgorithm]]
     Options: ClassVar[type[Any]] = SB3Options
+    trains_per_episode: ClassVar[bool] = False
+    """Off-policy methods store and train on every episode as it ends."""
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         super().__init__(options)
@@ -158,24 +186,44 @@ class SB3Method(SearchMethod):
         return []
 
     def run(self, ctx: SearchContext) -> None:
-        """Learn until the runner's budget is spent."""
+        """Learn until one evaluation is left, then spend it on the learned policy."""
         n_envs = self.options.n_envs
         env = self._vec_env(ctx, n_envs)
+        reserve = 1 if ctx.budget > 1 else 0
         try:
             steps = len(env.get_attr("layer_names")[0])
             if self._resume_from is not None:
                 self.model = self._load(env, self._resume_from)
             else:
                 self.model = self._build(ctx, env, steps)
-            rounds = -(-ctx.remaining // n_envs)
-            callback = CallbackList([*self.callbacks(), RunnerCallback(ctx)])
-            self.model.learn(
-                total_timesteps=rounds * n_envs * steps,
-                callback=callback,
-                reset_num_timesteps=self._resume_from is None,
-            )
+            learning = ctx.remaining - reserve
+            if learning > 0:
+                rounds = -(-learning // n_envs)
+                runner = RunnerCallback(ctx, reserve, stop_early=not self.trains_per_episode)
+                callback = CallbackList([*self.callbacks(), runner])
+                self.model.learn(
+                    total_timesteps=rounds * n_envs * steps,
+                    callback=callback,
+                    reset_num_timesteps=self._resume_from is None,
+                )
         finally:
             env.close()
+        if not ctx.exhausted:
+            ctx.maybe_checkpoint(force=True)
+            self.play_learned(ctx)
+
+    def play_learned(self, ctx: SearchContext) -> None:
+        """One episode of the deterministic policy (the actor's mean action), recorded with
+        ``meta["learned"] = True``: what the agent has learned, free of exploration noise."""
+        assert self.model is not None
+        env = ctx.make_env()
+        obs, _ = env.reset()
+        while True:
+            action, _ = self.model.predict(obs, deterministic=True)
+            obs, reward, terminated, truncated, info = env.step(action)
+            if terminated or truncated:
+                ctx.record(info, float(reward), meta={"learned": True})
+                return
 
     def _vec_env(self, ctx: SearchContext, n_envs: int) -> VecEnv:
         if n_envs == 1:
@@ -225,15 +273,30 @@ class OffPolicyMethod(SB3Method):
     """td3/sac/ddpg: per-episode training, final-reward credit, replay buffer checkpoints."""
 
     Options: ClassVar[type[Any]] = OffPolicyOptions
+    trains_per_episode: ClassVar[bool] = True
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         super().__init__(options)
-        self.reward_callback = FinalRewardCallback(self.options.reward_alpha)
+        self.reward_callback = FinalRewardCallback()
 
     def warmup_episodes(self, ctx: SearchContext) -> int:
-        """Episodes of random actions before learning starts."""
+        """Episodes of random actions before learning starts.
+
+        The default is AMC's 100 or a quarter of the budget, whichever is smaller; a chosen
+        value above half the budget is lowered to half (with a warning), so a search never
+        spends most of its evaluations on random actions.
+        """
         chosen = self.options.warmup_episodes
-        return min(100, ctx.budget // 4) if chosen is None else int(chosen)
+        if chosen is None:
+            return min(100, ctx.budget // 4)
+        if int(chosen) > ctx.budget // 2:
+            warnings.warn(
+                f"warmup_episodes={chosen} is more than half of the {ctx.budget} episodes; "
+                f"using {ctx.budget // 2} so that the agent learns from the rest",
+                stacklevel=2,
+            )
+            return ctx.budget // 2
+        return int(chosen)
 
     def buffer_size(self, ctx: SearchContext, steps: int) -> int:
         """Replay capacity in transitions per environment."""
@@ -253,10 +316,19 @@ class OffPolicyMethod(SB3Method):
             buffer_size=self.buffer_size(ctx, steps),
             learning_starts=self.warmup_episodes(ctx) * steps,
             train_freq=(1, "episode") if n_envs == 1 else (steps, "step"),
-            gradient_steps=-1,
+            gradient_steps=self._gradient_steps(steps),
             action_noise=self.noise(ctx, env),
+            replay_buffer_class=CenteredReplayBuffer,
+            replay_buffer_kwargs={"alpha": self.options.reward_alpha},
         )
         return kwargs
+
+    def _gradient_steps(self, steps: int) -> int:
+        """Gradient steps per training round (one round per episode and environment)."""
+        chosen = self.options.updates_per_episode
+        if chosen is None:
+            return -1  # SB3: as many as transitions collected
+        return max(1, int(chosen)) * self.options.n_envs
 
     def callbacks(self) -> list[BaseCallback]:
         """The final-reward credit runs before the runner's callback."""
@@ -265,9 +337,7 @@ class OffPolicyMethod(SB3Method):
     def _load(self, env: VecEnv, folder: Path) -> BaseAlgorithm:
         model = super()._load(env, folder)
         assert isinstance(model, OffPolicyAlgorithm)
-        model.load_replay_buffer(folder / REPLAY_FILE)
-        state = json.loads((folder / STATE_FILE).read_text())
-        self.reward_callback.baseline = state["reward_baseline"]
+        model.load_replay_buffer(folder / REPLAY_FILE)  # with its reward baseline
         return model
 
     def save_state(self, folder: Path) -> None:
@@ -275,10 +345,6 @@ class OffPolicyMethod(SB3Method):
         super().save_state(folder)
         assert isinstance(self.model, OffPolicyAlgorithm)
         self.model.save_replay_buffer(folder / REPLAY_FILE)
-
-    def extra_state(self) -> dict[str, Any]:
-        """The reward baseline."""
-        return {"reward_baseline": self.reward_callback.baseline}
 
 
 class DDPGMethod(OffPolicyMethod):

@@ -70,12 +70,14 @@ def random_policies(env: CompressionEnv, count: int, seed: int) -> list[Policy]:
     return list(policies.values())
 
 
-def correct_per_image(evaluator: PolicyEvaluator, policy: Policy) -> np.ndarray:
-    """Which validation images the compressed model classifies correctly."""
+def per_image(evaluator: PolicyEvaluator, policy: Policy) -> tuple[list[bool], list[float]]:
+    """Per validation image: classified correctly, and the log-probability of its label."""
     model = evaluator.compress(policy)
     with torch.inference_mode():
         logits = torch.cat([model(x) for x in evaluator.x_val.split(512)])
-    return (logits.argmax(1) == evaluator.y_val).numpy()
+    correct = (logits.argmax(1) == evaluator.y_val).tolist()
+    log_p = torch.log_softmax(logits, 1).gather(1, evaluator.y_val[:, None])[:, 0]
+    return correct, [round(v, 4) for v in log_p.tolist()]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,9 +132,9 @@ def main(argv: list[str] | None = None) -> int:
             settings,
         )
         for row in rows:
-            if name not in row["proxies"]:
+            if name not in row.setdefault("log_p", {}):
                 policy = Policy.from_dict(row["policy"])
-                row["proxies"][name] = correct_per_image(evaluator, policy).tolist()
+                row["proxies"][name], row["log_p"][name] = per_image(evaluator, policy)
         started = time.perf_counter()
         for row in rows[:3]:
             evaluator.cache.clear()
@@ -149,14 +151,16 @@ def report(rows: list[dict], args: argparse.Namespace, seconds: dict[str, float]
     names = list(rows[0]["proxies"])
     sizes = args.val_samples.split(",")
     print(f"\n{len(rows)} policies, {args.budget}, fine-tuned {args.finetune_epochs} epoch(s)")
-    print(f"{'setting':<16}" + "".join(f"{'val ' + s:>12}" for s in sizes) + f"{'s/eval':>9}")
+    print(f"{'setting':<20}" + "".join(f"{'val ' + s:>12}" for s in sizes) + f"{'s/eval':>9}")
     for name in names:
-        cells = []
-        for size in sizes:
-            n = None if size == "all" else int(size)
-            proxy = [float(np.mean(r["proxies"][name][:n])) for r in rows]
-            cells.append(f"{spearmanr(proxy, tuned)[0]:>12.3f}")
-        print(f"{name:<16}" + "".join(cells) + f"{seconds.get(name, float('nan')):>9.2f}")
+        for kind in ("proxies", "log_p"):
+            cells = []
+            for size in sizes:
+                n = None if size == "all" else int(size)
+                proxy = [float(np.mean(r[kind][name][:n])) for r in rows]
+                cells.append(f"{spearmanr(proxy, tuned)[0]:>12.3f}")
+            label = f"{name} {'acc' if kind == 'proxies' else 'logp'}"
+            print(f"{label:<20}" + "".join(cells) + f"{seconds.get(name, float('nan')):>9.2f}")
 
 
 if __name__ == "__main__":

@@ -103,7 +103,7 @@ def reconstruct_next_layer(
             needed for layers whose own outputs were pruned too.
         num_batches: Batches used.
         max_rows: Rows of the least-squares problem per layer.
-        ridge: Ridge strength relative to the mean squared input.
+        ridge: Ridge strength (toward the pruned weights) relative to the mean squared input.
         seed: Seed of the position sampling.
 
     Returns:
@@ -124,7 +124,7 @@ def reconstruct_next_layer(
         refit=layer_names,
         kept_out=kept_out,
         batchnorm=False,
-        ridge=ridge,
+        ridge=(ridge,),
     )
 
 

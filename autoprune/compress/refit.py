@@ -41,6 +41,10 @@ from autoprune.errors import AutopruneError
 from autoprune.modes import eval_mode
 
 LAYER_TYPES = (nn.Conv2d, nn.Linear)
+RIDGE_GRID = (1e-3, 1e-2, 1e-1, 1.0)
+"""Candidate ridge strengths, relative to the mean squared input column."""
+HOLDOUT_EVERY = 5
+"""Every 5th sampled row is held out to choose the ridge strength and accept the refit."""
 _BatchNorm = nn.modules.batchnorm._BatchNorm
 
 
@@ -109,7 +113,7 @@ def recover(
     refit: Sequence[str] = (),
     kept_out: Mapping[str, Sequence[int]] | None = None,
     batchnorm: bool = True,
-    ridge: float = 1e-4,
+    ridge: Sequence[float] = RIDGE_GRID,
 ) -> dict[str, tuple[float, float]]:
     """Recalibrate BatchNorm and refit ``refit`` layers of ``model`` in one pass, in place.
 
@@ -121,11 +125,13 @@ def recover(
         kept_out: Original output channels kept per layer whose outputs shrank too
             (``PruneReport.kept_out``).
         batchnorm: Whether BatchNorm statistics are re-estimated.
-        ridge: Ridge strength relative to the mean squared input column.
+        ridge: Candidate ridge strengths (toward the current weights), relative to the mean
+            squared input column; the best on held-out rows is used.
 
     Returns:
-        Per refitted layer, the relative squared error of its bias-free output on the
-        sampled rows ``(before, after)``; the new weights are kept only when they fit better.
+        Per refitted layer, the relative squared error of its bias-free output on held-out
+        sampled rows ``(before, after)``; the new weights are kept only when they predict
+        those rows better.
     """
     if refit and targets is None:
         raise AutopruneError("recover needs the original model's targets to refit layers")
@@ -174,7 +180,7 @@ class _RefitHook:
         name: str,
         targets: LayerTargets,
         kept: Sequence[int] | None,
-        ridge: float,
+        ridge: Sequence[float],
         errors: dict[str, tuple[float, float]],
     ) -> None:
         self.name, self.targets, self.kept = name, targets, kept
@@ -224,30 +230,58 @@ def _design(layer: nn.Module, x: torch.Tensor, rows: torch.Tensor) -> torch.Tens
 
 
 def _refit(
-    layer: nn.Module, design: torch.Tensor, target: torch.Tensor, ridge: float
+    layer: nn.Module, design: torch.Tensor, target: torch.Tensor, ridge: Sequence[float]
 ) -> tuple[float, float]:
-    """Solve the (per conv group) ridge problems; keep the new weights only if they fit better."""
+    """Refit ``layer``'s weights by ridge least squares *toward its current weights*.
+
+    Solves ``min ||a w - t||² + λ ||w - w0||²`` per conv group, where ``w0`` are the pruned
+    layer's weights: with few rows (a linear layer sees one row per calibration image) the
+    data only moves the weights along the directions it determines. ``λ`` is chosen among
+    ``ridge`` (relative to the mean squared input column) on held-out rows, and the refit is
+    kept only if it predicts those rows better than ``w0``; the chosen ``λ`` is then refitted
+    on every row. Returns the held-out relative errors ``(before, after)``.
+    """
     weight = layer.weight.detach()
     groups = layer.groups if isinstance(layer, nn.Conv2d) else 1
     old = weight.reshape(weight.shape[0], -1).double().cpu()
     cols, outs = old.shape[1], old.shape[0] // groups
+    w0 = old.reshape(groups, outs, cols).transpose(1, 2)  # (G, cols, outs)
     a = design.reshape(len(design), groups, cols).transpose(0, 1)  # (G, R, cols)
     t = target.reshape(len(target), groups, outs).transpose(0, 1)  # (G, R, outs)
-    # products in float32 (fast), the solve in float64 (the ridge keeps it well posed)
-    gram = (a.transpose(1, 2) @ a).double()  # (G, cols, cols)
-    cross = (a.transpose(1, 2) @ t).double()  # (G, cols, outs)
-    energy = float(t.double().pow(2).sum())
-    lam = ridge * gram.diagonal(dim1=1, dim2=2).mean(dim=1) + 1e-12
-    eye = torch.eye(cols, dtype=gram.dtype)
-    solution = torch.linalg.solve(gram + lam[:, None, None] * eye, cross)  # (G, cols, outs)
-    before = _relative_error(gram, cross, energy, old.reshape(groups, outs, cols).transpose(1, 2))
-    after = _relative_error(gram, cross, energy, solution)
-    if after < before:
-        new = solution.transpose(1, 2).reshape(weight.shape)
-        with torch.no_grad():
-            layer.weight.copy_(new.to(weight))
-        return before, after
-    return before, before
+    held = torch.zeros(len(design), dtype=torch.bool)
+    held[HOLDOUT_EVERY - 1 :: HOLDOUT_EVERY] = True
+    fit, check = (
+        _normal_equations(a[:, ~held], t[:, ~held]),
+        _normal_equations(a[:, held], t[:, held]),
+    )
+    before = _relative_error(*check, w0)
+    scored = [
+        (_relative_error(*check, _solve(*fit[:2], w0, strength)), strength) for strength in ridge
+    ]
+    after, strength = min(scored)
+    if not after < before:
+        return before, before
+    everything = (fit[0] + check[0], fit[1] + check[1])
+    new = _solve(*everything, w0, strength).transpose(1, 2).reshape(weight.shape)
+    with torch.no_grad():
+        layer.weight.copy_(new.to(weight))
+    return before, after
+
+
+def _normal_equations(a: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """``aᵀa``, ``aᵀt`` (products in float32, returned in float64) and ``||t||²``."""
+    gram = (a.transpose(1, 2) @ a).double()
+    cross = (a.transpose(1, 2) @ t).double()
+    return gram, cross, float(t.double().pow(2).sum())
+
+
+def _solve(
+    gram: torch.Tensor, cross: torch.Tensor, w0: torch.Tensor, strength: float
+) -> torch.Tensor:
+    """``argmin ||a w - t||² + λ||w - w0||²`` with ``λ = strength × mean diag(aᵀa)``."""
+    lam = strength * gram.diagonal(dim1=1, dim2=2).mean(dim=1) + 1e-12
+    eye = torch.eye(gram.shape[-1], dtype=gram.dtype)
+    return torch.linalg.solve(gram + lam[:, None, None] * eye, cross + lam[:, None, None] * w0)
 
 
 def _relative_error(

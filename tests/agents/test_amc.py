@@ -6,10 +6,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 from stable_baselines3.common.save_util import load_from_pkl
 
 from agents import run_search
-from agents._amc import AmcDDPG, TruncatedNormalNoise
+from agents._amc import AmcDDPG, CenteredReplayBuffer, TruncatedNormalNoise
 from autoprune.config import SearchConfig
 from autoprune.session import SearchSession
 
@@ -44,15 +45,26 @@ def test_ddpg_credits_every_transition_with_the_final_reward_minus_baseline(
     buffer = load_from_pkl(checkpoint / "method" / "replay.pkl")
     steps = 3  # conv1, conv2, conv3 of the demo CNN
 
-    baseline = None
-    for episode, record in enumerate(result.history[:3]):  # the last one ends the search
-        baseline = (
-            record.reward if baseline is None else baseline + 0.5 * (record.reward - baseline)
-        )
+    assert [r.policy.meta.get("warmup", False) for r in result.history] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+    assert result.history[-1].policy.meta["learned"]
+    for episode, record in enumerate(result.history[:3]):  # the 4th is the learned policy
         rows = buffer.rewards[episode * steps : (episode + 1) * steps, 0]
-        assert np.allclose(rows, record.reward - baseline, atol=1e-6)
+        assert np.allclose(rows, record.reward, atol=1e-6)  # stored raw, all steps alike
         dones = buffer.dones[episode * steps : (episode + 1) * steps, 0]
         assert dones.tolist() == [0.0, 0.0, 1.0]
+    # the baseline is applied when sampling: one moving average of batch means (AMC)
+    assert isinstance(buffer, CenteredReplayBuffer) and buffer.alpha == 0.5
+    assert min(r.reward for r in result.history[:3]) <= buffer.baseline
+    assert buffer.baseline <= max(r.reward for r in result.history[:3])
+    before = buffer.baseline
+    batch = buffer.sample(64)
+    raw_mean = float(batch.rewards.mean()) + buffer.baseline
+    assert buffer.baseline == pytest.approx(before + 0.5 * (raw_mean - before))
 
     model = AmcDDPG.load(checkpoint / "method" / "model.zip", device="cpu")
     assert model.buffer_size == 100 * steps and model.batch_size == 64

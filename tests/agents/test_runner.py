@@ -94,10 +94,12 @@ def test_resuming_a_finished_run_adds_nothing_and_extending_it_continues(
     assert [r.to_dict() for r in longer.history[:3]] == [r.to_dict() for r in first.history]
     if agent == "tpe":
         assert len({r.policy.meta["trial_number"] for r in longer.history}) == 5
-    else:  # the agent went on from its checkpoint: 5 episodes of 3 steps in all
+    else:  # the agent went on from its checkpoint; each run ended with its learned policy
+        learned = [r.index for r in longer.history if r.policy.meta.get("learned")]
+        assert learned == [2, 4]
         (checkpoint,) = (Path(config.runs_dir) / "searches" / name / "checkpoints").iterdir()
         model = method_class(agent).algorithm.load(checkpoint / "method" / "model.zip")
-        assert model.num_timesteps == 5 * 3
+        assert model.num_timesteps == (5 - 2) * 3  # the learning episodes, 3 steps each
 
 
 def test_resume_refuses_other_settings_and_missing_runs(

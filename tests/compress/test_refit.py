@@ -76,20 +76,26 @@ def test_batchnorm_statistics_are_those_of_the_inputs_the_pass_produced(make_tin
         ("inverted_residual", {"expand.0": 0.5}, "project.0"),
     ],
 )
-def test_refit_is_the_ridge_solution_on_the_actual_inputs(make_tiny_model, name, keep, layer):
+def test_refit_is_the_ridge_solution_toward_the_pruned_weights(make_tiny_model, name, keep, layer):
     original = make_tiny_model(name)
     calib = torch.randn(24, 1, 8, 8)
     targets = ReconstructionTargets.record(original, calib, max_rows=200)
     pruned = copy.deepcopy(original)
     report = prune_channels_report(pruned, calib[:1], keep)
+    module = pruned.get_submodule(layer)
+    start = module.weight.detach().double().reshape(module.weight.shape[0], -1).clone()
     errors = recover(
-        pruned, calib, targets=targets, refit=report.input_pruned, kept_out=report.kept_out
+        pruned,
+        calib,
+        targets=targets,
+        refit=report.input_pruned,
+        kept_out=report.kept_out,
+        ridge=(1e-2,),
     )
     before, after = errors[layer]
-    assert after < before
+    assert after < before  # on held-out rows
     # the refitted layer's inputs (what the pass gave it) and its new weights solve the
-    # normal equations of the ridge problem (checked here in float64, group by group)
-    module = pruned.get_submodule(layer)
+    # normal equations of min ||a w - t||² + λ||w - w0||² (float64, group by group)
     x = _inputs_of(pruned, [layer], calib)[layer]
     recorded = targets.layers[layer]
     design = _design(module, x, recorded.rows).double()
@@ -103,9 +109,30 @@ def test_refit_is_the_ridge_solution_on_the_actual_inputs(make_tiny_model, name,
         a = design[:, g * cols : (g + 1) * cols]
         t = target[:, g * outs : (g + 1) * outs]
         w = weight[g * outs : (g + 1) * outs].T
-        lam = 1e-4 * (a * a).sum(0).mean()
-        residual = a.T @ (a @ w - t) + lam * w
+        w0 = start[g * outs : (g + 1) * outs].T
+        lam = 1e-2 * (a * a).sum(0).mean()
+        residual = a.T @ (a @ w - t) + lam * (w - w0)
         assert residual.abs().max() < 1e-3 * (a.T @ t).abs().max()
+
+
+def test_an_underdetermined_refit_stays_near_the_pruned_weights(make_tiny_model):
+    """Fewer rows than inputs (a linear layer on a few images): no overfitting."""
+    original = make_tiny_model("chain")
+    calib, held_out = torch.randn(12, 1, 8, 8), torch.randn(64, 1, 8, 8)
+    targets = ReconstructionTargets.record(original, calib)
+    pruned = copy.deepcopy(original)
+    report = prune_channels_report(pruned, calib[:1], {"conv3": 0.5})
+    plain = copy.deepcopy(pruned)
+    recover(pruned, calib, targets=targets, refit=["fc1"], batchnorm=False)
+    recover(plain, calib, batchnorm=False)
+
+    def error(model: nn.Module) -> float:
+        outputs = _inputs_of(model, ["fc2"], held_out)["fc2"]
+        reference = _inputs_of(original, ["fc2"], held_out)["fc2"]
+        return float((outputs - reference).pow(2).mean())
+
+    assert "fc1" in report.input_pruned
+    assert error(pruned) <= error(plain) * 1.01
 
 
 def test_refit_needs_targets_and_a_known_layer(make_tiny_model):
