@@ -99,17 +99,20 @@ def finalize_and_code(
     return write_apz(path, coded, extras, metadata=metadata)
 
 
-def evaluation_config(policy: Policy) -> tuple[EvaluatorConfig, bool]:
-    """The settings ``policy`` was scored with, and whether the policy recorded them.
+def evaluation_config(policy: Policy) -> EvaluatorConfig:
+    """The settings ``policy`` was scored with (its ``meta["evaluation"]``).
 
     A policy without a record (hand-written, or from an older version) gets the defaults of
     a search.
+
+    Raises:
+        AutopruneError: when the record is malformed (checked before any slow work).
     """
     record = policy.meta.get("evaluation")
     if not isinstance(record, dict):
-        return evaluator_config(SearchConfig()), False
+        return evaluator_config(SearchConfig())
     settings = {k: v for k, v in record.items() if k not in RECORD_EXTRAS}
-    return EvaluatorConfig.from_dict(settings), True
+    return EvaluatorConfig.from_dict(settings)
 
 
 RECORD_EXTRAS = ("dataset", "val_images", "val_fingerprint")
@@ -139,7 +142,7 @@ def apply_policy(
     specs = discover_layers(model, data.input_shape)
     policy.validate(specs)
     recorded = isinstance(policy.meta.get("evaluation"), dict)
-    config = evaluation if evaluation is not None else evaluation_config(policy)[0]
+    config = evaluation if evaluation is not None else evaluation_config(policy)
     evaluator = PolicyEvaluator(model, data, specs, cost_model, config)
     compressed = evaluator.compress(policy)
     result = ApplyResult(compressed)

@@ -50,10 +50,12 @@ class SearchConfig:
     """Hardware profile for latency/energy: a packaged name or a YAML path."""
     seed: int = 0
     """Seed of the search (agent, sampler, calibration batches)."""
-    val_samples: int | None = 1000
-    """Validation images per evaluation (None: the whole validation split)."""
+    val_samples: int | None = 5000
+    """Validation images per evaluation (None: the whole validation split). 5,000 keeps the
+    standard error of an accuracy near 0.4 pt, below the gaps between good policies."""
     calib_batches: int = 4
-    """Training batches for BN recalibration and activation ranges."""
+    """Training batches of 128 images for BN recalibration, reconstruction and activation
+    ranges."""
     finetune_epochs: int = 0
     """Fine-tuning inside each evaluation (HAQ used 1)."""
     importance: str = "l1"

@@ -192,6 +192,10 @@ class PolicyEvaluator:
             **self.costs(Policy.identity(self.specs)),
         }
 
+    def with_config(self, config: EvaluatorConfig) -> PolicyEvaluator:
+        """An evaluator of the same model, data and cost model with other settings."""
+        return PolicyEvaluator(self.model, self.data, self.specs, self.cost_model, config)
+
     def record(self) -> dict[str, Any]:
         """How this evaluator scores a policy: settings plus the validation images used.
 

@@ -29,10 +29,10 @@ from autoprune.specs import discover_layers
 from autoprune.training import DEFAULT_TRAIN, TrainConfig, evaluate
 
 VARIANTS = {
-    "stale BN": CompressionOptions(bn_recalibration=False),
-    "BN recalibrated": CompressionOptions(),
-    "LS reconstruction": CompressionOptions(bn_recalibration=False, reconstruct=True),
-    "LS + BN": CompressionOptions(reconstruct=True),
+    "stale BN": CompressionOptions(reconstruct=False, bn_recalibration=False),
+    "BN recalibrated": CompressionOptions(reconstruct=False),
+    "LS reconstruction": CompressionOptions(bn_recalibration=False),
+    "LS + BN": CompressionOptions(),
 }
 
 
@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="fashion-mnist")
     parser.add_argument("--flops", type=float, default=0.5)
     parser.add_argument("--val-samples", type=int, default=5000)
-    parser.add_argument("--calib-batches", type=int, default=8)
+    parser.add_argument("--calib-batches", type=int, default=4)
     parser.add_argument("--epochs", type=int, default=None, help="epochs of the cached baseline")
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--out", default="benchmarks/results/recovery.json")

@@ -70,14 +70,21 @@ def random_policies(env: CompressionEnv, count: int, seed: int) -> list[Policy]:
     return list(policies.values())
 
 
-def per_image(evaluator: PolicyEvaluator, policy: Policy) -> tuple[list[bool], list[float]]:
-    """Per validation image: classified correctly, and the log-probability of its label."""
+def prefix_means(
+    evaluator: PolicyEvaluator, policy: Policy, sizes: list[str]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Accuracy and mean log-probability of the label on the first n validation images."""
     model = evaluator.compress(policy)
     with torch.inference_mode():
         logits = torch.cat([model(x) for x in evaluator.x_val.split(512)])
-    correct = (logits.argmax(1) == evaluator.y_val).tolist()
-    log_p = torch.log_softmax(logits, 1).gather(1, evaluator.y_val[:, None])[:, 0]
-    return correct, [round(v, 4) for v in log_p.tolist()]
+    correct = (logits.argmax(1) == evaluator.y_val).double()
+    log_p = torch.log_softmax(logits, 1).gather(1, evaluator.y_val[:, None])[:, 0].double()
+    accuracy, likelihood = {}, {}
+    for size in sizes:
+        n = len(correct) if size == "all" else int(size)
+        accuracy[size] = round(float(correct[:n].mean()), 5)
+        likelihood[size] = round(float(log_p[:n].mean()), 5)
+    return accuracy, likelihood
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
         model = session.evaluator.compress(policy)
         finetune(model, session.data, args.finetune_epochs, args.finetune_lr, teacher=session.model)
         tuned = evaluate(model.eval(), session.data.x_test, session.data.y_test)
-        rows.append({"policy": policy.to_dict(), "tuned_test_accuracy": tuned, "proxies": {}})
+        rows.append({"policy": policy.to_dict(), "tuned_test_accuracy": tuned, "accuracy": {}})
         print(
             f"policy {index}: fine-tuned test {tuned:.4f} ({time.perf_counter() - started:.0f} s)"
         )
@@ -124,17 +131,13 @@ def main(argv: list[str] | None = None) -> int:
             calib_batches=calib,
             compression=CompressionOptions(reconstruct=reconstruct),
         )
-        evaluator = PolicyEvaluator(
-            session.model,
-            session.data,
-            session.evaluator.specs,
-            session.evaluator.cost_model,
-            settings,
-        )
+        evaluator = session.evaluator.with_config(settings)
+        sizes = args.val_samples.split(",")
         for row in rows:
             if name not in row.setdefault("log_p", {}):
                 policy = Policy.from_dict(row["policy"])
-                row["proxies"][name], row["log_p"][name] = per_image(evaluator, policy)
+                accuracy, log_p = prefix_means(evaluator, policy, sizes)
+                row.setdefault("accuracy", {})[name], row["log_p"][name] = accuracy, log_p
         started = time.perf_counter()
         for row in rows[:3]:
             evaluator.cache.clear()
@@ -146,20 +149,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def report(rows: list[dict], args: argparse.Namespace, seconds: dict[str, float]) -> None:
-    """Spearman rho of every (proxy, validation images) with the fine-tuned accuracy."""
+    """Spearman rho of every (setting, validation images) with the fine-tuned accuracy."""
     tuned = [r["tuned_test_accuracy"] for r in rows]
-    names = list(rows[0]["proxies"])
     sizes = args.val_samples.split(",")
     print(f"\n{len(rows)} policies, {args.budget}, fine-tuned {args.finetune_epochs} epoch(s)")
     print(f"{'setting':<20}" + "".join(f"{'val ' + s:>12}" for s in sizes) + f"{'s/eval':>9}")
-    for name in names:
-        for kind in ("proxies", "log_p"):
-            cells = []
-            for size in sizes:
-                n = None if size == "all" else int(size)
-                proxy = [float(np.mean(r[kind][name][:n])) for r in rows]
-                cells.append(f"{spearmanr(proxy, tuned)[0]:>12.3f}")
-            label = f"{name} {'acc' if kind == 'proxies' else 'logp'}"
+    for name in rows[0]["accuracy"]:
+        for kind in ("accuracy", "log_p"):
+            cells = [
+                f"{spearmanr([r[kind][name][size] for r in rows], tuned)[0]:>12.3f}"
+                for size in sizes
+            ]
+            label = f"{name} {'acc' if kind == 'accuracy' else 'log p'}"
             print(f"{label:<20}" + "".join(cells) + f"{seconds.get(name, float('nan')):>9.2f}")
 
 

@@ -124,12 +124,8 @@ def test_reconstruction_and_bn_recalibration_are_the_default(evaluator):
     assert defaults.compression.reconstruct and defaults.compression.bn_recalibration
     assert evaluator.config.compression.reconstruct
     half = Policy.uniform(evaluator.specs, keep_ratio=0.5)
-    without = PolicyEvaluator(
-        evaluator.model,
-        evaluator.data,
-        evaluator.specs,
-        evaluator.cost_model,
-        replace(evaluator.config, compression=CompressionOptions(reconstruct=False)),
+    without = evaluator.with_config(
+        replace(evaluator.config, compression=CompressionOptions(reconstruct=False))
     )
     assert evaluator.evaluate(half).metrics["accuracy"] > without.evaluate(half).metrics["accuracy"]
 

@@ -9,7 +9,7 @@ import typer
 import yaml
 from rich.table import Table
 
-from autoprune.apply import apply_policy
+from autoprune.apply import apply_policy, evaluation_config
 from autoprune.baseline import build_for
 from autoprune.cli._common import open_dataset
 from autoprune.cli._console import console, err_console, progress_bar
@@ -48,6 +48,7 @@ def apply_command(
     net = load_weights(build_for(model, data), weights)
     specs = discover_layers(net, data.input_shape)
     policy = Policy.load(policy_path, specs)
+    evaluation = evaluation_config(policy)
     hardware = load_profile(profile)
     cost_model = fit_latency_model(
         build_cost_model(hardware, lut_cache_dir=runs_dir / "latency_lut"),
@@ -70,6 +71,7 @@ def apply_command(
             out_dir,
             finetune_epochs=finetune_epochs,
             lr=lr,
+            evaluation=evaluation,
             on_batch=on_batch,
         )
     if as_json:
@@ -101,9 +103,10 @@ def _print_provenance(evaluation: dict) -> None:
         )
     else:
         searched = evaluation["search_val_accuracy"]
+        scored = "" if searched is None else f" (the search scored {searched:.4f})"
         console.print(
-            f"val_accuracy: before fine-tuning, the search's evaluation repeated on its {images} "
-            f"(the search scored {searched:.4f})"
+            f"val_accuracy: before fine-tuning, the search's evaluation repeated on its "
+            f"{images}{scored}"
         )
 
 

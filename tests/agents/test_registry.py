@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from agents import SearchMethod, make_method, method_names
@@ -45,3 +47,16 @@ def test_unknown_method_and_option_name_the_valid_choices() -> None:
         make_method("ddpg", {"warmup": 3})
     with pytest.raises(AutopruneError, match="n_workers"):
         make_method("tpe", {"n_workers": 0})
+
+
+@pytest.mark.parametrize(
+    ("budget", "chosen", "expected"), [(120, None, 30), (800, None, 100), (20, 5, 5), (20, 50, 10)]
+)
+def test_warmup_scales_with_the_budget_and_never_takes_most_of_it(budget, chosen, expected):
+    method = make_method("ddpg", {} if chosen is None else {"warmup_episodes": chosen})
+    ctx = SimpleNamespace(budget=budget)
+    if chosen is not None and chosen > budget // 2:
+        with pytest.warns(UserWarning, match="more than half"):
+            assert method.warmup_episodes(ctx) == expected
+    else:
+        assert method.warmup_episodes(ctx) == expected

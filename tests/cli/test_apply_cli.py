@@ -54,3 +54,31 @@ def test_apply_bad_inputs_exit_2(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert main(["apply", str(tmp_path / "none.json")]) == 2
     assert "--weights is required" in capsys.readouterr().err
+
+
+def test_apply_refuses_a_damaged_evaluation_record_before_any_work(tmp_path, capsys, digits):
+    model = build_for("demo", digits)
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    specs = discover_layers(model, digits.input_shape)
+    policy = Policy.uniform(specs, keep_ratio=0.5)
+    policy.meta["evaluation"] = {"calib_batches": 4, "compression": {"reconstruct": "yes"}, "x": 1}
+    policy.save(tmp_path / "policy.json")
+    out = tmp_path / "out"
+    args = ["apply", str(tmp_path / "policy.json"), "--weights", str(tmp_path / "w.pt")]
+    assert main([*args, "--export", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "evaluation record has unknown field(s) ['x']" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_apply_says_when_a_policy_does_not_record_its_evaluation(tmp_path, capsys, digits):
+    model = build_for("demo", digits)
+    torch.save(model.state_dict(), tmp_path / "w.pt")
+    Policy.uniform(discover_layers(model, digits.input_shape), keep_ratio=0.5).save(
+        tmp_path / "policy.json"
+    )
+    args = ["apply", str(tmp_path / "policy.json"), "--weights", str(tmp_path / "w.pt")]
+    assert main([*args, "--export", str(tmp_path / "out")]) == 0
+    captured = capsys.readouterr()
+    assert "does not record how it was scored" in captured.err
+    assert "val_accuracy" in captured.out
