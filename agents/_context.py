@@ -35,6 +35,7 @@ def env_kwargs(config: SearchConfig, extra: Mapping[str, Any] | None = None) -> 
         "reward": config.reward,
         "mode": config.mode,
         "min_keep": config.min_keep,
+        "max_sparsity": config.max_sparsity,
         "min_bits": config.min_bits,
         "max_bits": config.max_bits,
         **dict(extra or {}),

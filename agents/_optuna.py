@@ -1,7 +1,7 @@
 """Optuna search methods: ``tpe``, ``gp``, ``cmaes``, ``random`` and ``nsga2``.
 
 Each trial is one episode of the environment: for the layer of each step the trial suggests
-one float in ``[-1, 1]`` per action dimension (``trial.suggest_float("conv1.0", -1, 1)``);
+one float in ``[-1, 1]`` per action dimension (``trial.suggest_float("conv1.keep", -1, 1)``);
 the environment clips, repairs and evaluates, and the trial's value is the episode reward
 (``nsga2``: accuracy to maximise, latency, energy and size to minimise). The evaluated policy
 is a user attribute of the trial, so the study alone holds the whole history.

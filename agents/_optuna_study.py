@@ -79,12 +79,14 @@ def fail_running(study: optuna.Study, storage: BaseStorage) -> int:
 
 
 def run_episode(env: CompressionEnv, trial: Trial) -> tuple[float, dict[str, Any]]:
-    """One episode whose action for layer ``L`` is ``trial.suggest_float("L.d", -1, 1)``."""
+    """One episode whose action for layer ``L`` is one ``trial.suggest_float("L.dim", -1, 1)``
+    per dimension of the mode (``conv1.keep``, ``conv1.sparsity``, ``conv1.w_bits``, ...):
+    parameters are named by what they mean, so a study never mixes two meanings."""
     _, info = env.reset()
-    dims = int(env.action_space.shape[0])
+    dims = env.space.dims
     while True:
         layer = info["next_layer"]
-        action = [trial.suggest_float(f"{layer}.{d}", -1.0, 1.0) for d in range(dims)]
+        action = [trial.suggest_float(f"{layer}.{dim}", -1.0, 1.0) for dim in dims]
         _, reward, terminated, truncated, info = env.step(np.asarray(action, dtype=np.float32))
         if terminated or truncated:
             return float(reward), info

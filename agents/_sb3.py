@@ -242,7 +242,15 @@ class SB3Method(SearchMethod):
         return self.algorithm("MlpPolicy", env, **kwargs)
 
     def _load(self, env: VecEnv, folder: Path) -> BaseAlgorithm:
-        model = self.algorithm.load(folder / MODEL_FILE, env=env, device=self.options.device)
+        try:
+            model = self.algorithm.load(folder / MODEL_FILE, env=env, device=self.options.device)
+        except ValueError as exc:
+            if "spaces do not match" not in str(exc):
+                raise
+            raise AutopruneError(
+                f"the checkpoint in {folder} was saved by an older version of the search "
+                f"environment ({exc}); it cannot be resumed, start a new search"
+            ) from exc
         model._last_obs = None  # the new environment must be reset by learn()
         state = json.loads((folder / STATE_FILE).read_text())
         model.action_space.np_random.bit_generator.state = state["action_space_rng"]

@@ -1,13 +1,17 @@
 """``uniform``: the same setting in every layer, the largest one that meets the budget.
 
 The method plays one number ``u`` in ``[-1, 1]`` for every action dimension of every layer:
-the same keep ratio (prune), the same weight and activation bits (quantize), or both moving
-together (joint). ``u`` is bisected on the evaluator's cost predictions (no model is touched)
-to the largest value whose policy meets the budget, and that episode is evaluated first.
-The rest of the budget is a sweep of evenly spaced smaller values from ``u`` down to -1
-(every one predicted feasible); neighbours that round to the same channels and bits are
-answered by the evaluator's cache. The schedule depends only on the budget, so a resumed
-run continues it where the history ends.
+the same keep ratio (prune), the same weight and activation bits (quantize), the same
+sparsity and weight bits moving together (sparse: Deep Compression's uniform baseline), or
+all four together (joint). In every dimension a larger ``u`` is a larger setting (more
+channels, lower sparsity, more bits), so the predicted costs grow with ``u``; ``u`` is
+bisected on the evaluator's cost predictions (no model is touched) to the largest value
+whose policy meets the budget, and that episode is evaluated first. The prediction is the
+environment's own request (channel rounding, sparsity grid, pinned layers), so the wall
+lets it through unchanged. The rest of the budget is a sweep of evenly spaced smaller
+values from ``u`` down to -1 (every one predicted feasible); neighbours that round to the
+same channels, sparsities and bits are answered by the evaluator's cache. The schedule
+depends only on the budget, so a resumed run continues it where the history ends.
 """
 
 from __future__ import annotations
@@ -18,37 +22,17 @@ import numpy as np
 
 from agents._base import SearchMethod
 from agents._context import SearchContext
-from autoprune.policy import LayerPolicy, Policy
-from envs.actions import decode_action
+from autoprune.policy import Policy
 from envs.compression_env import CompressionEnv
-from envs.search_space import PINNED_BITS
 
 TOLERANCE = 1e-4
 """Bisection stops when the bracket is this narrow (in action units)."""
 
 
 def predicted_policy(ctx: SearchContext, env: CompressionEnv, u: float) -> Policy:
-    """The policy the environment would build from action ``u`` at every step."""
-    kwargs = ctx.env_kwargs
-    dims = int(env.action_space.shape[0])
-    action = decode_action(
-        np.full(dims, u),
-        kwargs["mode"],
-        min_keep=kwargs["min_keep"],
-        max_keep=kwargs.get("max_keep", 1.0),
-        min_bits=kwargs["min_bits"],
-        max_bits=kwargs["max_bits"],
-    )
-    specs = ctx.evaluator.specs
-    prunable = {s.name for s in specs if s.prunable}
-    layers: dict[str, LayerPolicy] = {}
-    for name in env.layer_names:
-        keep = action.keep_ratio if name in prunable else 1.0
-        layers[name] = LayerPolicy(keep_ratio=keep, w_bits=action.w_bits, a_bits=action.a_bits)
-    if kwargs["mode"] != "prune" and kwargs.get("pin_first_last", True):
-        for spec in (specs[0], specs[-1]):
-            layers[spec.name] = LayerPolicy(w_bits=PINNED_BITS, a_bits=PINNED_BITS)
-    return Policy.for_specs(specs, layers)
+    """The policy the environment would build from action ``u`` at every step (no wall)."""
+    action = env.decode(np.full(env.action_space.shape, u, dtype=np.float32))
+    return Policy.for_specs(ctx.evaluator.specs, env.space.requested(action))
 
 
 def largest_feasible(ctx: SearchContext, env: CompressionEnv) -> float:
@@ -56,7 +40,7 @@ def largest_feasible(ctx: SearchContext, env: CompressionEnv) -> float:
     baseline = ctx.evaluator.baseline_metrics
 
     def fits(u: float) -> bool:
-        costs = ctx.evaluator.costs(predicted_policy(ctx, env, u))
+        costs = ctx.evaluator.costs(predicted_policy(ctx, env, u), env.space.metrics)
         return ctx.session.budget.satisfied(costs, baseline)
 
     if fits(1.0):
@@ -94,7 +78,7 @@ def play(env: CompressionEnv, u: float) -> tuple[float, dict[str, Any]]:
 
 
 class UniformMethod(SearchMethod):
-    """``uniform``: one keep ratio and/or bit-width for all layers (see the module doc)."""
+    """``uniform``: one keep ratio, sparsity and/or bit-width for all layers (module doc)."""
 
     name = "uniform"
 

@@ -3,11 +3,20 @@
 A constraint is written ``KEY=VALUE``. A bare number in (0, 1] or a percentage is a
 fraction of the uncompressed model (``flops=0.5``, ``latency=60%``); a number with a unit,
 or a bare number above 1, is absolute (``latency=2ms``, ``size=50KB``, ``flops=10M``,
-``energy=0.3mJ``, ``params=20000``).
+``energy=0.3mJ``, ``params=20000``, ``bits=26.7KB``).
 
-Metric units inside autoprune: MACs and params are counts, size is bytes, latency is
-milliseconds, energy is millijoules. ``flops`` is an alias of ``macs`` (AMC counted
-multiply-accumulates and called them FLOPs).
+Metric units inside autoprune: MACs and params are counts, size is bytes, bits is bits,
+latency is milliseconds, energy is millijoules. ``flops`` is an alias of ``macs`` (AMC
+counted multiply-accumulates and called them FLOPs).
+
+Two size targets:
+
+* ``size``: the bytes of the ``.apz`` file ``autoprune apply`` writes (codes, indices,
+  codebooks, Huffman tables, biases, BatchNorm tensors, header), predicted from the
+  trained weights; the weight-free analytic estimate where no weights are known.
+* ``bits``: the count of Yang et al. 2020, Σ weight bits x nonzero weights (no indices,
+  codebooks or biases), the number papers report. Its value is in bits; byte units are
+  accepted and converted (``bits=26.7KB`` is 213,600 bits), as are ``kbit`` and ``Mbit``.
 """
 
 from __future__ import annotations
@@ -19,12 +28,20 @@ from dataclasses import dataclass
 
 from autoprune.errors import AutopruneError
 
-METRICS = ("macs", "params", "size", "latency", "energy")
-ALIASES = {"flops": "macs", "mac": "macs", "bytes": "size", "model_size": "size"}
+METRICS = ("macs", "params", "size", "bits", "latency", "energy")
+ALIASES = {
+    "flops": "macs",
+    "mac": "macs",
+    "bytes": "size",
+    "model_size": "size",
+    "yang_bits": "bits",
+}
+_BYTES = {"b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "kib": 1024, "mib": 1024**2}
 _UNITS: dict[str, dict[str, float]] = {
     "macs": {"": 1, "k": 1e3, "m": 1e6, "g": 1e9},
     "params": {"": 1, "k": 1e3, "m": 1e6, "g": 1e9},
-    "size": {"": 1, "b": 1, "kb": 1e3, "mb": 1e6, "gb": 1e9, "kib": 1024, "mib": 1024**2},
+    "size": {"": 1, **_BYTES},
+    "bits": {"": 1, "bit": 1, "kbit": 1e3, "mbit": 1e6, **{u: 8 * f for u, f in _BYTES.items()}},
     "latency": {"ms": 1, "s": 1e3, "us": 1e-3},
     "energy": {"mj": 1, "j": 1e3, "uj": 1e-3},
 }
@@ -61,7 +78,7 @@ class Constraint:
         metric = ALIASES.get(key.strip().lower(), key.strip().lower())
         if metric not in METRICS:
             raise AutopruneError(
-                f"unknown budget key '{key}'; use one of: flops, macs, params, size, "
+                f"unknown budget key '{key}'; use one of: flops, macs, params, size, bits, "
                 "latency, energy"
             )
         match = _VALUE.match(str(raw))
@@ -156,5 +173,6 @@ class Budget:
 
 
 def _absolute_text(c: Constraint) -> str:
-    unit = {"latency": "ms", "energy": "mJ", "size": "B", "macs": "", "params": ""}[c.metric]
+    units = {"latency": "ms", "energy": "mJ", "size": "B", "bits": "bit", "macs": "", "params": ""}
+    unit = units[c.metric]
     return f"{c.value:.12g}{unit}"

@@ -16,7 +16,11 @@ import yaml
 
 from autoprune.errors import AutopruneError
 
-MODES = ("prune", "quantize", "joint")
+DEFAULT_MAX_SPARSITY = 0.98
+"""Largest sparsity an action can choose by default: 2% of a layer's weights left, beyond
+Deep Compression's 91-97% on the large fully connected layers."""
+MODES = ("prune", "quantize", "sparse", "joint")
+"""Search modes (the same as ``envs.MODES``; the core does not import the environments)."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,9 @@ class SearchConfig:
     agent: str = "ddpg"
     """Search method (see ``autoprune agents``)."""
     mode: str = "prune"
-    """``prune`` (keep ratios), ``quantize`` (bits) or ``joint`` (both per step)."""
+    """``prune`` (keep ratios), ``quantize`` (weight and activation bits), ``sparse``
+    (fine-grained sparsity and weight bits: Deep Compression / Yang et al.) or ``joint``
+    (keep ratio, sparsity, weight and activation bits per step)."""
     targets: tuple[str, ...] = ("flops=0.5",)
     """Hard budget constraints, e.g. ``flops=0.5``, ``latency=2ms``, ``size=50KB``."""
     reward: str = "accuracy"
@@ -68,6 +74,8 @@ class SearchConfig:
     of an evaluation and loses several points of accuracy on pruned models."""
     min_keep: float = 0.2
     """Smallest keep ratio an action can choose."""
+    max_sparsity: float = DEFAULT_MAX_SPARSITY
+    """Largest fine-grained sparsity an action can choose (modes ``sparse`` and ``joint``)."""
     min_bits: int = 2
     """Smallest bit-width an action can choose."""
     max_bits: int = 8
@@ -117,6 +125,8 @@ class SearchConfig:
             )
         if not 0.0 < self.min_keep <= 1.0:
             raise AutopruneError(f"min_keep {self.min_keep} must be in (0, 1]")
+        if not 0.0 <= self.max_sparsity < 1.0:
+            raise AutopruneError(f"max_sparsity {self.max_sparsity} must be in [0, 1), e.g. 0.98")
         if not 2 <= self.min_bits <= self.max_bits <= 8:
             raise AutopruneError(
                 f"bits range {self.min_bits}..{self.max_bits} must satisfy 2 <= min <= max <= 8"

@@ -18,9 +18,10 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import math
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import torch
@@ -28,14 +29,14 @@ from torch import nn
 
 from autoprune.compress import CompressionOptions, Compressor, pruned_specs
 from autoprune.compress.fold import batchnorm_pairs, fold_batchnorm
-from autoprune.cost import CostModel, CostReport
+from autoprune.cost import ApzSizeModel, CostModel, CostReport
 from autoprune.data import DataSplits
 from autoprune.errors import AutopruneError
 from autoprune.policy import Policy
 from autoprune.specs import LayerSpec
 from autoprune.training import finetune
 
-COST_METRICS = ("macs", "params", "size", "latency", "energy")
+COST_METRICS = ("macs", "params", "size", "bits", "latency", "energy")
 EVAL_BATCH = 256
 """Images per forward pass when measuring accuracy (fastest on the 2-core reference CPU)."""
 
@@ -110,11 +111,16 @@ class Evaluation:
 
 
 def cost_metrics(report: CostReport) -> dict[str, float]:
-    """The budgetable totals of a cost report, keyed like :mod:`autoprune.budget`."""
+    """The budgetable totals of a cost report, keyed like :mod:`autoprune.budget`.
+
+    ``size`` is the report's size (the predicted ``.apz`` bytes when it has them), ``bits``
+    Yang et al.'s count in bits.
+    """
     return {
         "macs": float(report.macs),
         "params": float(report.params),
-        "size": float(report.stored_bytes),
+        "size": float(report.size_bytes),
+        "bits": float(report.yang_bits),
         "latency": float(report.latency_ms),
         "energy": float(report.energy_mj),
     }
@@ -186,6 +192,13 @@ class PolicyEvaluator:
         self.x_val = data.x_val if n is None else data.x_val[:n]
         self.y_val = data.y_val if n is None else data.y_val[:n]
         self._x_fast = _fast_layout(self.x_val)
+        self.size_model = ApzSizeModel(
+            self.model,
+            self.specs,
+            self.compressor.pruner,
+            round_to=self.config.compression.round_to,
+            record=_shipped_record(self.record()),
+        )
         self.cache: dict[str, dict[str, float]] = {}
         self.baseline_metrics = {
             "accuracy": self.accuracy(self.model, copy_model=True),
@@ -215,13 +228,20 @@ class PolicyEvaluator:
             self.specs, self.plan, policy.keep_ratios(), self.config.compression.round_to
         )
 
-    def cost_report(self, policy: Policy) -> CostReport:
-        """The cost model's per-layer report for ``policy``."""
-        return self.cost_model.estimate(self.pruned_specs(policy), policy.layers)
+    def cost_report(self, policy: Policy, *, file_size: bool = True) -> CostReport:
+        """The cost model's per-layer report for ``policy``; its size is the predicted
+        ``.apz`` unless ``file_size`` is false (then the analytic estimate, much cheaper)."""
+        report = self.cost_model.estimate(self.pruned_specs(policy), policy.layers)
+        if not file_size:
+            return report
+        return replace(report, apz_bytes=self.size_model.predict(policy.layers).total)
 
-    def costs(self, policy: Policy) -> dict[str, float]:
-        """Predicted MACs, params, size, latency and energy of ``policy``."""
-        return cost_metrics(self.cost_report(policy))
+    def costs(self, policy: Policy, metrics: Collection[str] = COST_METRICS) -> dict[str, float]:
+        """Predicted ``metrics`` of ``policy`` (default: MACs, params, size, bits, latency,
+        energy). The file-size prediction runs only when ``size`` is asked for, so a search
+        whose budget does not constrain size prices its candidates at the analytic speed."""
+        values = cost_metrics(self.cost_report(policy, file_size="size" in metrics))
+        return {metric: values[metric] for metric in metrics}
 
     def key(self, policy: Policy) -> str:
         """Cache key: kept channel counts per group, bits, sparsity (to 1e-3), quantizer."""
@@ -281,6 +301,14 @@ class PolicyEvaluator:
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore the cache written by :meth:`state_dict`."""
         self.cache.update({k: dict(v) for k, v in state["cache"].items()})
+
+
+def _shipped_record(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """What a search's policy carries besides its layers when ``apply`` writes it into the
+    ``.apz`` header: the evaluation record and the measured metrics (stand-in values)."""
+    keys = ("accuracy", *COST_METRICS, "accuracy_drop")
+    metrics = {key: math.pi * (i + 1) for i, key in enumerate(keys)}
+    return {"metrics": metrics, "meta": {"evaluation": evaluation}}
 
 
 def _fast_layout(x: torch.Tensor) -> torch.Tensor:

@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--epochs", type=int, default=None, help="baseline training epochs")
     parser.add_argument("--checkpoints", type=Path, default=Path("runs/checkpoints"))
     parser.add_argument("--profile", default="bitfusion", help="hardware profile")
-    parser.add_argument("--mode", default="prune", choices=("prune", "quantize", "joint"))
+    parser.add_argument("--mode", default="prune", choices=("prune", "quantize", "sparse", "joint"))
     parser.add_argument("--budget", action="append", default=None, help="KEY=VALUE, repeatable")
     parser.add_argument("--episodes", type=int, default=20, help="random episodes to time")
     parser.add_argument("--spearman", type=int, default=0, help="policies to fine-tune (0: skip)")

@@ -33,6 +33,7 @@ PHASES = {
         "linear",
         "max_pool2d",
         "relu",
+        "relu_",
         "adaptive_avg_pool2d",
         "add",
         "batch_norm",
@@ -47,8 +48,10 @@ PHASES = {
         "_design",
         "_rows",
         "_ridge_solve",
+        "_normal_equations",
+        "_solve",
     ),
-    "BatchNorm statistics": ("var_mean",),
+    "BatchNorm statistics": ("var_mean", "_set_statistics"),
     "model copy and channel removal": ("deepcopy", "prune", "index_select", "build_dependency"),
 }
 
@@ -116,14 +119,20 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def bare_name(label: str) -> str:
+    """``conv2d`` from ``<built-in method torch.conv2d>``; Python names unchanged."""
+    return label.strip("<>").split()[-1].split(".")[-1]
+
+
 def report(stats: pstats.Stats, count: int) -> None:
     """Own time per phase, per evaluation (functions matched by name)."""
     totals = dict.fromkeys(PHASES, 0.0)
     overall = 0.0
-    for (_, _, name), (_, _, own, _, _) in stats.stats.items():  # type: ignore[attr-defined]
+    for (_, _, label), (_, _, own, _, _) in stats.stats.items():  # type: ignore[attr-defined]
         overall += own
+        name = bare_name(label)
         for phase, names in PHASES.items():
-            if any(n == name or name.endswith(n) for n in names):
+            if name in names:
                 totals[phase] += own
                 break
     print(f"profile (own time per evaluation, {count} evaluations):")

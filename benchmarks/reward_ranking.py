@@ -134,10 +134,10 @@ def main(argv: list[str] | None = None) -> int:
         evaluator = session.evaluator.with_config(settings)
         sizes = args.val_samples.split(",")
         for row in rows:
-            if name not in row.setdefault("log_p", {}):
+            scores = row.setdefault("accuracy", {}), row.setdefault("log_p", {})
+            if any(name not in score for score in scores):
                 policy = Policy.from_dict(row["policy"])
-                accuracy, log_p = prefix_means(evaluator, policy, sizes)
-                row.setdefault("accuracy", {})[name], row["log_p"][name] = accuracy, log_p
+                scores[0][name], scores[1][name] = prefix_means(evaluator, policy, sizes)
         started = time.perf_counter()
         for row in rows[:3]:
             evaluator.cache.clear()

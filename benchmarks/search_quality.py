@@ -76,7 +76,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--evaluations", type=int, default=120)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--methods", default=DEFAULT_METHODS, help="comma-separated")
-    parser.add_argument("--mode", default="prune", choices=["prune", "quantize", "joint"])
+    parser.add_argument("--mode", default="prune", choices=["prune", "quantize", "sparse", "joint"])
     parser.add_argument(
         "--val-samples", type=int, default=None, help="default: the search's default"
     )

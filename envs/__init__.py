@@ -1,6 +1,6 @@
 """Gymnasium environments of autoprune: per-layer compression search as an episode.
 
-Importing this package registers ``autoprune/Compression-v0`` (entry point
+Importing this package registers ``autoprune/Compression-v1`` (entry point
 ``envs.compression_env:CompressionEnv``).
 
 Example:
@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import gymnasium as gym
 
-from envs.actions import ACTION_DIMS, MODES, LayerAction, decode_action
+from envs.actions import ACTION_DIMS, DIMENSIONS, MODES, LayerAction, decode_action
 from envs.compression_env import CompressionEnv
 from envs.observation import FEATURES, OBS_SIZE
 from envs.rewards import RewardFn, make_reward, reward_names
 from envs.search_space import EvaluatorLike, LayerRole, SearchSpace
 
-ENV_ID = "autoprune/Compression-v0"
+ENV_ID = "autoprune/Compression-v1"
 """Registered id of :class:`CompressionEnv`."""
 
 if ENV_ID not in gym.registry:
@@ -27,6 +27,7 @@ if ENV_ID not in gym.registry:
 
 __all__ = [
     "ACTION_DIMS",
+    "DIMENSIONS",
     "ENV_ID",
     "FEATURES",
     "MODES",

@@ -1,13 +1,22 @@
 """Actions of :class:`~envs.compression_env.CompressionEnv`: from ``[-1, 1]^k`` to layer settings.
 
-One function, :func:`decode_action`, turns an agent's action into a keep ratio and bit-widths:
+One function, :func:`decode_action`, turns an agent's action into a :class:`LayerAction`.
+Each mode searches some of four dimensions, always in this order (:data:`DIMENSIONS`):
 
-* the keep ratio is linear in ``[min_keep, max_keep]`` (AMC);
-* bit-widths use HAQ's equal-width bins over ``[min_bits, max_bits]``: with ``u`` the action
-  mapped to ``[0, 1]``, ``bits = round((max - min + 1) * u + min - 0.5)`` rounded half up and
-  clipped to ``[min_bits, max_bits]``, so every bit-width gets the same share of the interval.
+* ``keep``: the keep ratio, linear in ``[min_keep, max_keep]`` (AMC);
+* ``sparsity``: fine-grained magnitude sparsity inside the kept channels, linear in
+  ``[0, max_sparsity]`` and *reversed* (action -1 gives ``max_sparsity``, +1 gives 0), so
+  that in every dimension -1 is the cheapest setting and +1 the largest; it is rounded to
+  multiples of :data:`SPARSITY_STEP`;
+* ``w_bits`` and ``a_bits``: HAQ's equal-width bins over ``[min_bits, max_bits]``: with
+  ``u`` the action mapped to ``[0, 1]``, ``bits = round((max - min + 1) * u + min - 0.5)``
+  rounded half up and clipped to ``[min_bits, max_bits]``, so every bit-width gets the same
+  share of the interval.
 
-The environment then rounds the keep ratio to whole channels and clips it against the budget.
+Modes: ``prune`` ``[keep]``; ``quantize`` ``[w_bits, a_bits]``; ``sparse``
+``[sparsity, w_bits]`` (Deep Compression / Yang et al.: activations stay float); ``joint``
+``[keep, sparsity, w_bits, a_bits]``. The environment then rounds the keep ratio to whole
+channels and clips the setting against the budget.
 """
 
 from __future__ import annotations
@@ -18,13 +27,26 @@ from typing import Literal
 
 import numpy as np
 
+from autoprune.config import DEFAULT_MAX_SPARSITY
 from autoprune.errors import AutopruneError
 from autoprune.policy import FLOAT_BITS
 
-Mode = Literal["prune", "quantize", "joint"]
-MODES: tuple[Mode, ...] = ("prune", "quantize", "joint")
-ACTION_DIMS: dict[str, int] = {"prune": 1, "quantize": 2, "joint": 3}
-"""Action length per mode: keep ratio; (w_bits, a_bits); (keep ratio, w_bits, a_bits)."""
+Mode = Literal["prune", "quantize", "sparse", "joint"]
+Dimension = Literal["keep", "sparsity", "w_bits", "a_bits"]
+MODES: tuple[Mode, ...] = ("prune", "quantize", "sparse", "joint")
+DIMENSIONS: dict[Mode, tuple[Dimension, ...]] = {
+    "prune": ("keep",),
+    "quantize": ("w_bits", "a_bits"),
+    "sparse": ("sparsity", "w_bits"),
+    "joint": ("keep", "sparsity", "w_bits", "a_bits"),
+}
+"""The dimensions each mode searches, in action order (also the order of the budget wall)."""
+ACTION_DIMS: dict[str, int] = {mode: len(dims) for mode, dims in DIMENSIONS.items()}
+"""Action length per mode."""
+SPARSITY_GRID = 1000
+"""Sparsities are multiples of ``1 / SPARSITY_GRID`` (the evaluator caches them to 3 digits)."""
+SPARSITY_STEP = 1.0 / SPARSITY_GRID
+"""Resolution of the sparsity dimension."""
 
 
 @dataclass(frozen=True)
@@ -33,11 +55,13 @@ class LayerAction:
 
     Attributes:
         keep_ratio: Fraction of output channels to keep (1.0 when the mode does not prune).
+        sparsity: Fraction of the kept weights zeroed by magnitude (0.0 when not searched).
         w_bits: Weight bits (``FLOAT_BITS`` when the mode does not quantize).
-        a_bits: Input activation bits (``FLOAT_BITS`` when the mode does not quantize).
+        a_bits: Input activation bits (``FLOAT_BITS`` when the mode does not quantize them).
     """
 
     keep_ratio: float = 1.0
+    sparsity: float = 0.0
     w_bits: int = FLOAT_BITS
     a_bits: int = FLOAT_BITS
 
@@ -59,6 +83,28 @@ def bits_from_unit(u: float, min_bits: int, max_bits: int) -> int:
     return int(min(max_bits, max(min_bits, bits)))
 
 
+def round_sparsity(sparsity: float, max_sparsity: float) -> float:
+    """``sparsity`` on the grid of :data:`SPARSITY_STEP`, clipped to ``[0, max_sparsity]``.
+
+    Example:
+        >>> round_sparsity(0.12345, 0.98), round_sparsity(0.999, 0.98)
+        (0.123, 0.98)
+    """
+    top = math.floor(max_sparsity * SPARSITY_GRID + 1e-9)
+    step = min(top, max(0, round(sparsity * SPARSITY_GRID)))
+    return step / SPARSITY_GRID
+
+
+def sparsity_from_unit(u: float, max_sparsity: float) -> float:
+    """``u`` in ``[0, 1]`` to a sparsity: 0 gives ``max_sparsity``, 1 gives 0 (rounded).
+
+    Example:
+        >>> [sparsity_from_unit(u, 0.9) for u in (0.0, 0.5, 1.0)]
+        [0.9, 0.45, 0.0]
+    """
+    return round_sparsity((1.0 - u) * max_sparsity, max_sparsity)
+
+
 def decode_action(
     action: np.ndarray,
     mode: Mode,
@@ -67,25 +113,27 @@ def decode_action(
     max_keep: float,
     min_bits: int,
     max_bits: int,
+    max_sparsity: float = DEFAULT_MAX_SPARSITY,
 ) -> LayerAction:
     """Decode one action of ``mode`` into a :class:`LayerAction`.
 
     Args:
         action: Array of ``ACTION_DIMS[mode]`` finite values; values outside ``[-1, 1]`` are
-            clipped. Layout: prune ``[keep]``, quantize ``[w, a]``, joint ``[keep, w, a]``.
-        mode: ``prune``, ``quantize`` or ``joint``.
+            clipped. Layout: ``DIMENSIONS[mode]``, e.g. joint ``[keep, sparsity, w, a]``.
+        mode: ``prune``, ``quantize``, ``sparse`` or ``joint``.
         min_keep: Keep ratio of action -1.
         max_keep: Keep ratio of action +1.
         min_bits: Smallest bit-width (the lowest bin).
         max_bits: Largest bit-width (the highest bin).
+        max_sparsity: Sparsity of action -1 (action +1 is dense).
 
     Raises:
         AutopruneError: When the action has the wrong length or a non-finite value.
 
     Example:
-        >>> decode_action(np.array([0.0, -1.0, 1.0]), "joint",
+        >>> decode_action(np.array([0.0, -1.0, -1.0, 1.0]), "joint",
         ...               min_keep=0.5, max_keep=1.0, min_bits=2, max_bits=8)
-        LayerAction(keep_ratio=0.75, w_bits=2, a_bits=8)
+        LayerAction(keep_ratio=0.75, sparsity=0.98, w_bits=2, a_bits=8)
     """
     values = np.asarray(action, dtype=np.float64).reshape(-1)
     if values.size != ACTION_DIMS[mode]:
@@ -95,20 +143,13 @@ def decode_action(
         )
     if not np.all(np.isfinite(values)):
         raise AutopruneError(f"action {values.tolist()} is not finite; pass values in [-1, 1]")
-    units = [unit_interval(float(v)) for v in values]
-    if mode == "prune":
-        return LayerAction(keep_ratio=_keep(units[0], min_keep, max_keep))
-    if mode == "quantize":
-        return LayerAction(
-            w_bits=bits_from_unit(units[0], min_bits, max_bits),
-            a_bits=bits_from_unit(units[1], min_bits, max_bits),
-        )
-    return LayerAction(
-        keep_ratio=_keep(units[0], min_keep, max_keep),
-        w_bits=bits_from_unit(units[1], min_bits, max_bits),
-        a_bits=bits_from_unit(units[2], min_bits, max_bits),
-    )
-
-
-def _keep(u: float, min_keep: float, max_keep: float) -> float:
-    return min_keep + u * (max_keep - min_keep)
+    units = dict(zip(DIMENSIONS[mode], (unit_interval(float(v)) for v in values), strict=True))
+    fields: dict[str, float | int] = {}
+    if "keep" in units:
+        fields["keep_ratio"] = min_keep + units["keep"] * (max_keep - min_keep)
+    if "sparsity" in units:
+        fields["sparsity"] = sparsity_from_unit(units["sparsity"], max_sparsity)
+    for name in ("w_bits", "a_bits"):
+        if name in units:
+            fields[name] = bits_from_unit(units[name], min_bits, max_bits)
+    return LayerAction(**fields)  # type: ignore[arg-type]

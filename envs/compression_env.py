@@ -13,8 +13,23 @@ from gymnasium import spaces
 from autoprune.budget import Budget
 from autoprune.errors import AutopruneError
 from autoprune.policy import LayerPolicy, Policy
-from envs.actions import ACTION_DIMS, MODES, Mode, decode_action
-from envs.observation import OBS_SIZE, headroom, layer_table, observation, rest_macs
+from envs.actions import (
+    ACTION_DIMS,
+    DEFAULT_MAX_SPARSITY,
+    MODES,
+    LayerAction,
+    Mode,
+    decode_action,
+)
+from envs.observation import (
+    OBS_SIZE,
+    budget_left,
+    decided_means,
+    headroom,
+    layer_table,
+    observation,
+    rest_macs,
+)
 from envs.rewards import RewardFn, make_reward
 from envs.search_space import EvaluatorLike, SearchSpace
 
@@ -22,14 +37,16 @@ BudgetLike = Budget | str | Iterable[str] | Mapping[str, str | float] | None
 
 
 class CompressionEnv(gym.Env[np.ndarray, np.ndarray]):
-    """Search per-layer keep ratios and/or bit-widths of a trained CNN under a hard budget.
+    """Search per-layer keep ratios, sparsity and/or bit-widths of a trained CNN under a budget.
 
     ## Description
 
     An episode walks the searchable layers of the model in execution order, one step per
     layer (AMC, HAQ). At each step the agent sees an embedding of the layer and of what the
-    episode has decided so far, and answers with the layer's keep ratio, bit-widths, or both
-    (``joint`` mode: pruning and mixed precision searched by one agent). After the last
+    episode has decided so far, and answers with the layer's settings: keep ratio
+    (``prune``), bit-widths (``quantize``), fine-grained sparsity and weight bits
+    (``sparse``: the Deep Compression / Yang et al. space, activations stay float) or all
+    four (``joint``: channel pruning, sparsity and mixed precision by one agent). After the last
     layer the policy is compressed, BatchNorm-recalibrated and scored on a validation subset
     by the injected evaluator (``evaluator.evaluate``, cached by policy), and the reward is
     paid. Every finished policy satisfies the budget (see Episode End).
@@ -41,21 +58,38 @@ class CompressionEnv(gym.Env[np.ndarray, np.ndarray]):
       adds, depthwise convolutions) follow their controller, the classifier is never pruned.
     - ``quantize``: every layer whose bits are searched, i.e. all but the pinned first and
       last layers (fixed at 8 bits as in HAQ when ``pin_first_last``).
-    - ``joint``: every layer with at least one searched dimension; the keep ratio of a layer
-      that is not a controller, and the bits of a pinned layer, are ignored.
+    - ``sparse``: every layer (Deep Compression prunes every layer); the pinned first and
+      last layers search their sparsity only, their weights stay at 8 bits.
+    - ``joint``: every layer (all have a sparsity); the keep ratio of a layer that is not a
+      controller, and the bits of a pinned layer, are ignored.
+
+    Sparsity is magnitude pruning of the weights *inside the kept channels* (structured
+    pruning runs first), and ``pin_first_last`` pins bit-widths only: the first convolution
+    is the most sensitive layer, but it is also tiny, so the agent (not a rule) decides how
+    far to prune it, as Deep Compression did (LeNet-5's first conv kept 66% of its weights).
 
     ## Action Space
 
-    ``Box(-1, 1, (k,), float32)``: ``k = 1`` in prune mode ``[keep]``, ``2`` in quantize mode
-    ``[w_bits, a_bits]``, ``3`` in joint mode ``[keep, w_bits, a_bits]``. The keep ratio is
-    linear in ``[min_keep, max_keep]`` and rounded to whole channels (multiples of the
-    evaluator's ``round_to``); bits use HAQ's equal-width bins over ``[min_bits, max_bits]``
-    (:func:`envs.actions.decode_action`). The action is then clipped so that the remaining
-    layers at their minimum can still meet the budget (AMC's wall).
+    ``Box(-1, 1, (k,), float32)``, one component per searched dimension in this order:
+    prune ``[keep]``, quantize ``[w_bits, a_bits]``, sparse ``[sparsity, w_bits]``, joint
+    ``[keep, sparsity, w_bits, a_bits]``. In every dimension -1 is the cheapest setting and
+    +1 the largest. The keep ratio is linear in ``[min_keep, max_keep]`` and rounded to whole
+    channels (multiples of the evaluator's ``round_to``); the sparsity is linear from
+    ``max_sparsity`` (action -1) to 0 (action +1) in steps of 0.001; bits use HAQ's
+    equal-width bins over ``[min_bits, max_bits]`` (:func:`envs.actions.decode_action`).
+    The action is then clipped so that the remaining layers at their minimum can still meet
+    the budget (AMC's wall: keep ratio first, then sparsity, weight bits, activation bits).
+
+    The default ``max_sparsity`` 0.98 (2% of the weights left) covers Deep Compression's
+    91-97% on the large fully connected layers of LeNet, AlexNet and VGG-16 with room to
+    spare; at 2% density about half the gaps of a fully connected layer already overflow its
+    5-bit relative index and cost a filler zero, so the coded size shrinks slowly beyond.
+    Pass e.g. 0.995 for Yang et al.'s bits-count regime (their 2000x on LeNet-5 means 0.8%
+    density even at 2 bits).
 
     ## Observation Space
 
-    ``Box(0, 1, (22,), float32)``; min-max normalisation is over the layers of the network.
+    ``Box(0, 1, (27,), float32)``; min-max normalisation is over the layers of the network.
 
     | Num | Observation      | Meaning                                                       |
     |-----|------------------|---------------------------------------------------------------|
@@ -73,14 +107,22 @@ class CompressionEnv(gym.Env[np.ndarray, np.ndarray]):
     | 14  | macs_reduced     | 1 - MACs(decided layers, rest at maximum) / original MACs     |
     | 15  | macs_rest        | original MACs of the later layers / original MACs             |
     | 16  | budget_headroom  | (limit - cost at min) / (cost at max - cost at min), tightest |
-    | 17  | prev_keep        | keep ratio chosen at the previous step (1 at the first)       |
-    | 18  | prev_w_bits      | log2(weight bits) / 5 of the previous step (float = 1)        |
-    | 19  | prev_a_bits      | log2(activation bits) / 5 of the previous step (float = 1)    |
-    | 20  | keep_searched    | 1 when this layer's keep ratio is searched                    |
-    | 21  | bits_searched    | 1 when this layer's bit-widths are searched                   |
+    | 17  | budget_left      | (limit - cost at min) / original cost, tightest constraint    |
+    | 18  | decided_density  | mean 1 - sparsity of the decided layers, weighted by params   |
+    | 19  | decided_w_bits   | mean log2(weight bits) / 5 of the decided layers, by params   |
+    | 20  | prev_keep        | keep ratio chosen at the previous step (1 at the first)       |
+    | 21  | prev_sparsity    | sparsity chosen at the previous step (0 at the first)         |
+    | 22  | prev_w_bits      | log2(weight bits) / 5 of the previous step (float = 1)        |
+    | 23  | prev_a_bits      | log2(activation bits) / 5 of the previous step (float = 1)    |
+    | 24  | keep_searched    | 1 when this layer's keep ratio is searched                    |
+    | 25  | sparsity_searched| 1 when this layer's sparsity is searched                      |
+    | 26  | bits_searched    | 1 when this layer's (weight) bit-widths are searched          |
 
     "cost at min/max" prices the decided layers with this and every later layer at its
-    smallest/largest setting; the headroom is 1 without a budget.
+    smallest/largest setting; headroom and budget left are 1 without a budget, and the
+    budget left is in the unit of the target (bytes, MACs, ms...) relative to the original
+    model, so the agent sees how much of its target it may still spend. The decided means
+    are 1 (dense, float) before the first decision.
 
     ## Rewards
 
@@ -96,19 +138,21 @@ class CompressionEnv(gym.Env[np.ndarray, np.ndarray]):
     ## Episode End
 
     Termination after the last layer (never truncated). Before evaluation HAQ's repair lowers
-    bits, then keep ratios, from the last layer back if the policy still violated the budget.
+    bits, then raises sparsities, then lowers keep ratios, from the last layer back if the
+    policy still violated the budget (the wall makes this unnecessary in an episode).
     The terminal observation is all zeros; its ``info`` holds ``policy`` (a validated
     :class:`~autoprune.policy.Policy` with ``metrics`` and ``budget``), ``metrics`` (accuracy,
     costs, ``accuracy_drop`` and ``budget_use_<metric>``), ``feasible``, ``repaired``,
     ``cached``, ``eval_seconds`` and ``seconds``. Every step's ``info`` names the ``layer``
-    decided, its ``keep_ratio``, ``w_bits``, ``a_bits`` and whether it was ``clipped``.
+    decided, its ``keep_ratio``, ``sparsity``, ``w_bits``, ``a_bits`` and whether it was
+    ``clipped``.
 
     ## Arguments
 
     ```python
     >>> import gymnasium as gym, envs
-    >>> env = gym.make("autoprune/Compression-v0", evaluator=evaluator,  # doctest: +SKIP
-    ...                budget=["flops=0.5"], mode="joint", reward="mnas")
+    >>> env = gym.make("autoprune/Compression-v1", evaluator=evaluator,  # doctest: +SKIP
+    ...                budget=["size=0.025"], mode="sparse", reward="mnas")
     ```
 
     | Parameter        | Type                    | Default      | Description                    |
@@ -116,17 +160,20 @@ class CompressionEnv(gym.Env[np.ndarray, np.ndarray]):
     | `evaluator`      | PolicyEvaluator         | (required)   | scores policies, prices costs  |
     | `budget`         | Budget / list / dict    | None         | hard limits (Budget.parse)     |
     | `reward`         | str or callable         | `"accuracy"` | see Rewards                    |
-    | `mode`           | str                     | `"prune"`    | prune, quantize or joint       |
+    | `mode`           | str                     | `"prune"`    | prune, quantize, sparse, joint |
     | `min_keep`       | float                   | 0.2          | keep ratio of action -1        |
     | `max_keep`       | float                   | 1.0          | keep ratio of action +1        |
     | `min_bits`       | int                     | 2            | lowest bit-width               |
     | `max_bits`       | int                     | 8            | highest bit-width              |
+    | `max_sparsity`   | float                   | 0.98         | sparsity of action -1, < 1     |
     | `pin_first_last` | bool                    | True         | first and last layer at 8 bits |
     | `reward_kwargs`  | mapping                 | None         | keyword arguments of `reward`  |
     | `layers`         | list of str             | None (all)   | layer names to search          |
 
     ## Version History
 
+    * v1: ``sparse`` mode, sparsity in ``joint`` (4 action components), 27 observation
+      features (budget left, decided density and bits, previous sparsity).
     * v0: Initial version.
     """
 
@@ -143,11 +190,13 @@ class CompressionEnv(gym.Env[np.ndarray, np.ndarray]):
         max_keep: float = 1.0,
         min_bits: int = 2,
         max_bits: int = 8,
+        max_sparsity: float = DEFAULT_MAX_SPARSITY,
         pin_first_last: bool = True,
         reward_kwargs: Mapping[str, float] | None = None,
         layers: Sequence[str] | None = None,
     ) -> None:
         _check_settings(mode, min_keep, max_keep, min_bits, max_bits)
+        _check_sparsity(max_sparsity)
         self.evaluator = evaluator
         if isinstance(budget, str):
             budget = [budget]
@@ -162,6 +211,7 @@ class CompressionEnv(gym.Env[np.ndarray, np.ndarray]):
             max_keep=max_keep,
             min_bits=min_bits,
             max_bits=max_bits,
+            max_sparsity=max_sparsity,
             pin_first_last=pin_first_last,
             layers=layers,
         )
@@ -172,6 +222,7 @@ class CompressionEnv(gym.Env[np.ndarray, np.ndarray]):
             max_keep=max_keep,
             min_bits=min_bits,
             max_bits=max_bits,
+            max_sparsity=max_sparsity,
         )
         specs = self.space.specs
         self._table = layer_table(specs, evaluator.cost_report(Policy.identity(specs)))
@@ -186,6 +237,10 @@ class CompressionEnv(gym.Env[np.ndarray, np.ndarray]):
     def layer_names(self) -> list[str]:
         """The layers an episode walks, one step each."""
         return [role.name for role in self.space.steps]
+
+    def decode(self, action: np.ndarray) -> LayerAction:
+        """What ``action`` asks for, before rounding to channels and the budget wall."""
+        return self._decode(action)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -209,6 +264,7 @@ class CompressionEnv(gym.Env[np.ndarray, np.ndarray]):
         info = {
             "layer": role.name,
             "keep_ratio": chosen.keep_ratio,
+            "sparsity": chosen.sparsity,
             "w_bits": chosen.w_bits,
             "a_bits": chosen.a_bits,
             "clipped": chosen != self.space.request(role, wanted),
@@ -223,19 +279,21 @@ class CompressionEnv(gym.Env[np.ndarray, np.ndarray]):
         space = self.space
         role = space.steps[self._step]
         high = space.costs(space.state(self._decided, self._step, "max"))
-        room = 1.0
+        room = left = 1.0
         if space.limits:
             low = space.costs(space.state(self._decided, self._step, "min"))
             room = headroom(space.limits, low, high)
+            left = budget_left(space.limits, low, space.baseline)
         reduced = 1.0 - high["macs"] / space.baseline["macs"] if space.baseline["macs"] else 0.0
+        density, bits = decided_means(space.specs, self._decided)
         previous = LayerPolicy()
         if self._step:
             previous = self._decided[space.steps[self._step - 1].name]
         return observation(
             self._table[role.index],
-            (reduced, self._rest[role.index], room),
+            (reduced, self._rest[role.index], room, left, density, bits),
             previous,
-            (role.prunes, role.bits),
+            (role.prunes, role.sparse, role.bits),
         )
 
     def _get_info(self) -> dict[str, Any]:
@@ -258,7 +316,7 @@ class CompressionEnv(gym.Env[np.ndarray, np.ndarray]):
         policy.metrics = dict(metrics)
         policy.budget = self.budget.to_dict()
         policy.meta = {
-            "search": "CompressionEnv-v0",
+            "search": "CompressionEnv-v1",
             "mode": self.mode,
             "reward": self.reward_name,
             "evaluation": self.evaluator.record(),
@@ -286,6 +344,13 @@ def _check_settings(
     if not 2 <= min_bits <= max_bits <= 8:
         raise AutopruneError(
             f"bit range [{min_bits}, {max_bits}] is invalid; use 2 <= min_bits <= max_bits <= 8"
+        )
+
+
+def _check_sparsity(max_sparsity: float) -> None:
+    if not 0.0 <= max_sparsity < 1.0:
+        raise AutopruneError(
+            f"max_sparsity {max_sparsity} is invalid; use 0 <= max_sparsity < 1 (e.g. 0.98)"
         )
 
 

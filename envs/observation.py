@@ -2,7 +2,8 @@
 
 Every feature lies in ``[0, 1]``. Static features describe the layer (AMC's embedding plus
 HAQ's feature-map size and the cost model's latency and energy shares); dynamic ones describe
-what the episode has decided so far. :data:`FEATURES` names them in order.
+what the episode has decided so far (MACs, the budget left in the target's unit, the mean
+density and weight bits) and the previous step. :data:`FEATURES` names them in order.
 """
 
 from __future__ import annotations
@@ -34,10 +35,15 @@ FEATURES: tuple[str, ...] = (
     "macs_reduced",
     "macs_rest",
     "budget_headroom",
+    "budget_left",
+    "decided_density",
+    "decided_w_bits",
     "prev_keep",
+    "prev_sparsity",
     "prev_w_bits",
     "prev_a_bits",
     "keep_searched",
+    "sparsity_searched",
     "bits_searched",
 )
 """Observation layout (see the table in :class:`~envs.compression_env.CompressionEnv`)."""
@@ -114,26 +120,67 @@ def headroom(
     return min(1.0, max(0.0, room))
 
 
+def budget_left(
+    limits: Mapping[str, float], low: Mapping[str, float], baseline: Mapping[str, float]
+) -> float:
+    """Budget still free, in the target's unit, as a share of the original, tightest constraint.
+
+    ``low`` prices the decided layers with this and every later layer at its minimum, so
+    ``limit - low`` is what the remaining layers may still spend above their minimum. 1 when
+    there is no budget.
+
+    Example:
+        >>> budget_left({"size": 50.0}, {"size": 30.0}, {"size": 1000.0})
+        0.02
+    """
+    left = 1.0
+    for metric, limit in limits.items():
+        if baseline.get(metric, 0.0) > 0:
+            left = min(left, (limit - low[metric]) / baseline[metric])
+    return min(1.0, max(0.0, left))
+
+
+def decided_means(
+    specs: Sequence[LayerSpec], decided: Mapping[str, LayerPolicy]
+) -> tuple[float, float]:
+    """Parameter-weighted mean density (1 - sparsity) and weight-bits feature of ``decided``.
+
+    ``(1.0, 1.0)`` (dense float) before any layer is decided.
+    """
+    weights, density, bits = 0.0, 0.0, 0.0
+    for spec in specs:
+        layer = decided.get(spec.name)
+        if layer is None:
+            continue
+        weights += spec.params
+        density += spec.params * (1.0 - layer.sparsity)
+        bits += spec.params * bits_feature(layer.w_bits)
+    if weights <= 0:
+        return 1.0, 1.0
+    return density / weights, bits / weights
+
+
 def observation(
     static: np.ndarray,
     dynamic: Sequence[float],
     previous: LayerPolicy,
-    searched: tuple[bool, bool],
+    searched: tuple[bool, bool, bool],
 ) -> np.ndarray:
     """Assemble one observation.
 
     Args:
         static: The layer's row of :func:`layer_table`.
-        dynamic: ``(macs_reduced, macs_rest, budget_headroom)``.
+        dynamic: ``(macs_reduced, macs_rest, budget_headroom, budget_left, decided_density,
+            decided_w_bits)``.
         previous: The setting chosen at the previous step (``LayerPolicy()`` at the first).
-        searched: Whether this layer's keep ratio and bit-widths are searched.
+        searched: Whether this layer's keep ratio, sparsity and bit-widths are searched.
     """
     tail = [
         previous.keep_ratio,
+        previous.sparsity,
         bits_feature(previous.w_bits),
         bits_feature(previous.a_bits),
-        float(searched[0]),
-        float(searched[1]),
+        *(float(flag) for flag in searched),
     ]
     values = np.concatenate([static, np.asarray(dynamic, dtype=np.float64), tail])
     assert values.shape == (OBS_SIZE,)

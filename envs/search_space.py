@@ -2,46 +2,63 @@
 
 A :class:`SearchSpace` lists the *steps* of an episode (one per searchable layer, in execution
 order), the extreme settings of every step (all at the minimum, all at the maximum), and
-keeps every finished policy inside the budget:
+keeps every finished policy inside the budget. "Larger" means more resources in every
+dimension: a larger keep ratio, a *lower* sparsity, more bits.
 
 * **Wall** (:meth:`SearchSpace.clip`, AMC): before a step's setting is accepted, the policy
   "decisions so far + this setting + every later step at its minimum" must satisfy the
-  budget. The largest feasible setting not above the requested one is found by bisection
-  over the discrete candidates (kept channel counts, integer bit-widths). In joint mode the
-  keep ratio is clipped first (this layer's bits at their minimum), then the weight bits,
-  then the activation bits. The previous step left "this layer at its minimum" feasible, so
-  the bisection always has a feasible fallback and the invariant carries to the last layer.
+  budget. Otherwise the dimensions of the layer are clipped one after the other, in the
+  mode's order (keep ratio, sparsity, weight bits, activation bits): each takes the largest
+  feasible candidate not above the request (kept channel counts, sparsities on the
+  :data:`~envs.actions.SPARSITY_STEP` grid, integer bit-widths), found by bisection with the
+  later dimensions of this layer and every later layer at their minimum. The previous step
+  left "this layer at its minimum" feasible, and each bisection only returns a candidate it
+  checked (or that one), so the invariant carries to the last layer whatever the cost
+  model, monotone or not.
 * **Repair** (:meth:`SearchSpace.repair`, HAQ): after the last step the policy is checked
   once more; while it violates the budget, bit-widths are lowered by one from the last layer
-  back, round after round, then keep ratios by one channel unit, and as a last resort the
-  all-minimum policy is used. With the wall in force it only acts if a cost model is not
-  monotone in the settings.
+  back, round after round, then sparsities raised (density × 0.9 per round), then keep
+  ratios lowered by one channel unit, and as a last resort the all-minimum policy is used.
+  Episodes never need it (the wall suffices); it guards policies built otherwise.
 
-A budget that even the all-minimum policy violates is rejected at construction.
+A budget that even the all-minimum policy violates is rejected at construction, with that
+policy's cost as the smallest reachable value (rounded up, so it can be passed back as the
+target).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
-from autoprune.budget import Budget, Constraint
+from autoprune.budget import Budget
 from autoprune.compress import ChannelPlan, kept_count
 from autoprune.cost import CostReport
 from autoprune.errors import AutopruneError, unknown_name
 from autoprune.evaluation import Evaluation, EvaluatorConfig
 from autoprune.policy import FLOAT_BITS, LayerPolicy, Policy, architecture_fingerprint
 from autoprune.specs import LayerSpec
-from envs.actions import LayerAction, Mode
+from envs._infeasible import infeasible_error, knob_settings
+from envs.actions import (
+    DEFAULT_MAX_SPARSITY,
+    DIMENSIONS,
+    SPARSITY_GRID,
+    LayerAction,
+    Mode,
+    round_sparsity,
+)
 
 PINNED_BITS = 8
 """Bit-width of the pinned first and last layers (HAQ)."""
+REPAIR_DENSITY = 0.9
+"""Each repair round keeps at most this share of a layer's density (at least one grid step)."""
 _IDENTITY = LayerPolicy()
 _MEMO_SIZE = 50_000
 Level = Literal["min", "max"]
 Layers = dict[str, LayerPolicy]
+Candidates = list[tuple[str, Sequence[float] | range]]
 
 
 class EvaluatorLike(Protocol):
@@ -52,8 +69,9 @@ class EvaluatorLike(Protocol):
     config: EvaluatorConfig
     baseline_metrics: dict[str, float]
 
-    def costs(self, policy: Policy) -> dict[str, float]:
-        """Predicted macs, params, size, latency and energy (fast, no model touched)."""
+    def costs(self, policy: Policy, metrics: Collection[str]) -> dict[str, float]:
+        """Predicted ``metrics`` (of macs, params, size, bits, latency, energy); no model
+        is touched."""
         ...
 
     def cost_report(self, policy: Policy) -> CostReport:
@@ -80,6 +98,7 @@ class LayerRole:
         unit: Kept channel counts are multiples of this (or the whole ``size``).
         bits: Whether the layer's bit-widths are searched.
         pinned: Whether its bit-widths are pinned to 8 (HAQ's first and last layer).
+        sparse: Whether its fine-grained sparsity is searched.
     """
 
     name: str
@@ -88,6 +107,7 @@ class LayerRole:
     unit: int
     bits: bool
     pinned: bool
+    sparse: bool = False
 
     @property
     def prunes(self) -> bool:
@@ -99,7 +119,7 @@ class SearchSpace:
     """Steps, extreme settings and the budget guarantee of one environment.
 
     Example:
-        >>> # space = SearchSpace(evaluator, Budget.parse(["flops=0.5"]), "prune")
+        >>> # space = SearchSpace(evaluator, Budget.parse(["size=0.05"]), "sparse")
         >>> # [role.name for role in space.steps]
     """
 
@@ -113,25 +133,32 @@ class SearchSpace:
         max_keep: float = 1.0,
         min_bits: int = 2,
         max_bits: int = 8,
+        max_sparsity: float = DEFAULT_MAX_SPARSITY,
         pin_first_last: bool = True,
         layers: Sequence[str] | None = None,
     ) -> None:
         self.evaluator = evaluator
         self.budget = budget
         self.mode = mode
+        self.dims = DIMENSIONS[mode]
         self.min_keep, self.max_keep = min_keep, max_keep
         self.min_bits, self.max_bits = min_bits, max_bits
+        self.max_sparsity = round_sparsity(max_sparsity, max_sparsity)
         self.specs = list(evaluator.specs)
         self.names = [s.name for s in self.specs]
         self.fingerprint = architecture_fingerprint(self.specs)
         self.baseline = dict(evaluator.baseline_metrics)
         self.limits = budget.limits(self.baseline)
+        self.metrics = tuple(sorted({*self.limits, "macs"}))
+        """What the wall and the observation price: the budget's metrics and MACs (the
+        ``.apz`` size prediction, the costliest, runs only under a size budget)."""
         chosen = self._chosen(layers)
         pinned = set()
-        if pin_first_last and mode != "prune":
+        if pin_first_last and "w_bits" in self.dims:
             pinned = {self.names[0], self.names[-1]} & chosen
-        pin = LayerPolicy(w_bits=PINNED_BITS, a_bits=PINNED_BITS)
-        self.fixed: Layers = {name: pin for name in pinned}
+        a_pin = PINNED_BITS if "a_bits" in self.dims else FLOAT_BITS
+        self.pin = LayerPolicy(w_bits=PINNED_BITS, a_bits=a_pin)
+        self.fixed: Layers = {name: self.pin for name in pinned}
         self.steps = self._roles(chosen, pinned)
         self._low = {r.name: self.extreme(r, "min") for r in self.steps}
         self._high = {r.name: self.extreme(r, "max") for r in self.steps}
@@ -152,15 +179,16 @@ class SearchSpace:
         plan = self.evaluator.plan
         round_to = self.evaluator.config.compression.round_to or 1
         groups = {g.controller: g for g in plan.group_info if g.frozen is None}
+        sparse = "sparsity" in self.dims
         roles = []
         for index, name in enumerate(self.names):
-            group = groups.get(name) if self.mode != "quantize" else None
-            bits = self.mode != "prune" and name not in pinned
-            if name not in chosen or (group is None and not bits):
+            group = groups.get(name) if "keep" in self.dims else None
+            bits = "w_bits" in self.dims and name not in pinned
+            if name not in chosen or (group is None and not bits and not sparse):
                 continue
             size = group.size if group else 0
             unit = math.lcm(group.channel_groups, round_to) if group else 1
-            roles.append(LayerRole(name, index, size, unit, bits, name in pinned))
+            roles.append(LayerRole(name, index, size, unit, bits, name in pinned, sparse))
         if not roles:
             raise AutopruneError(
                 f"no layer to search in mode '{self.mode}' among {sorted(chosen)}; list layers "
@@ -170,24 +198,37 @@ class SearchSpace:
         return roles
 
     def setting(
-        self, role: LayerRole, keep: float = 1.0, w_bits: int = FLOAT_BITS, a_bits: int = FLOAT_BITS
+        self,
+        role: LayerRole,
+        keep: float = 1.0,
+        w_bits: int = FLOAT_BITS,
+        a_bits: int = FLOAT_BITS,
+        sparsity: float = 0.0,
     ) -> LayerPolicy:
-        """The layer policy of ``role`` for a request (keep ratio rounded to whole channels)."""
+        """The layer policy of ``role`` for a request (keep ratio rounded to whole channels,
+        sparsity to its grid; dimensions the role does not search take their fixed value)."""
         ratio = self.round_keep(role, keep)
-        if role.bits:
-            return LayerPolicy(keep_ratio=ratio, w_bits=w_bits, a_bits=a_bits)
-        bits = PINNED_BITS if role.pinned else FLOAT_BITS
-        return LayerPolicy(keep_ratio=ratio, w_bits=bits, a_bits=bits)
+        sparsity = round_sparsity(sparsity, self.max_sparsity) if role.sparse else 0.0
+        if not role.bits:
+            fixed = self.pin if role.pinned else _IDENTITY
+            w_bits, a_bits = fixed.w_bits, fixed.a_bits
+        elif "a_bits" not in self.dims:
+            a_bits = FLOAT_BITS
+        return LayerPolicy(keep_ratio=ratio, w_bits=w_bits, a_bits=a_bits, sparsity=sparsity)
 
     def request(self, role: LayerRole, action: LayerAction) -> LayerPolicy:
         """The (rounded, unclipped) layer policy a decoded action asks for."""
-        return self.setting(role, action.keep_ratio, action.w_bits, action.a_bits)
+        return self.setting(role, action.keep_ratio, action.w_bits, action.a_bits, action.sparsity)
+
+    def requested(self, action: LayerAction) -> Layers:
+        """Pinned layers and every step at the request of ``action`` (no wall)."""
+        return {**self.fixed, **{r.name: self.request(r, action) for r in self.steps}}
 
     def extreme(self, role: LayerRole, level: Level) -> LayerPolicy:
         """``role`` at its smallest (``min``) or largest (``max``) setting."""
         if level == "min":
-            return self.setting(role, self.min_keep, self.min_bits, self.min_bits)
-        return self.setting(role, self.max_keep, self.max_bits, self.max_bits)
+            return self.setting(role, self.min_keep, self.min_bits, self.min_bits, 1.0)
+        return self.setting(role, self.max_keep, self.max_bits, self.max_bits, 0.0)
 
     def round_keep(self, role: LayerRole, ratio: float) -> float:
         """``ratio`` rounded to whole channels (and ``round_to`` units) of ``role``'s group."""
@@ -220,7 +261,7 @@ class SearchSpace:
         if key not in self._memo:
             if len(self._memo) >= _MEMO_SIZE:
                 self._memo.clear()
-            self._memo[key] = self.evaluator.costs(self.policy(layers))
+            self._memo[key] = self.evaluator.costs(self.policy(layers), self.metrics)
         return self._memo[key]
 
     def feasible(self, layers: Mapping[str, LayerPolicy]) -> bool:
@@ -234,26 +275,35 @@ class SearchSpace:
         role = self.steps[step]
         wanted = self.request(role, action)
         rest = self.state(decided, step + 1, "min")
-        if self.feasible({**rest, role.name: wanted}):
-            return wanted
 
         def fits(candidate: LayerPolicy) -> bool:
             return self.feasible({**rest, role.name: candidate})
 
-        low = self._low[role.name]
-        keep = _largest(self._keep_candidates(role, wanted.keep_ratio), fits, low, "keep_ratio")
-        current = replace(low, keep_ratio=keep)
-        if role.bits:
-            w_bits = range(self.min_bits, wanted.w_bits + 1)
-            current = replace(current, w_bits=_largest(w_bits, fits, current, "w_bits"))
-            a_bits = range(self.min_bits, wanted.a_bits + 1)
-            current = replace(current, a_bits=_largest(a_bits, fits, current, "a_bits"))
+        if fits(wanted):
+            return wanted
+        current = self._low[role.name]
+        for field, values in self._candidates(role, wanted):
+            current = replace(current, **{field: _largest(values, fits, current, field)})
         return current
+
+    def _candidates(self, role: LayerRole, wanted: LayerPolicy) -> Candidates:
+        """Per searched dimension, in wall order: the settings from the minimum up to
+        ``wanted``'s, in ascending resources."""
+        out: Candidates = []
+        if role.prunes:
+            out.append(("keep_ratio", self._keep_candidates(role, wanted.keep_ratio)))
+        if role.sparse:
+            top = round(self.max_sparsity * SPARSITY_GRID)
+            low = round(wanted.sparsity * SPARSITY_GRID)
+            out.append(("sparsity", [k / SPARSITY_GRID for k in range(top, low - 1, -1)]))
+        if role.bits:
+            out.append(("w_bits", range(self.min_bits, wanted.w_bits + 1)))
+            if "a_bits" in self.dims:
+                out.append(("a_bits", range(self.min_bits, wanted.a_bits + 1)))
+        return out
 
     def _keep_candidates(self, role: LayerRole, ratio: float) -> list[float]:
         """Keep ratios of every kept count from the minimum up to ``ratio``'s, ascending."""
-        if not role.prunes:
-            return [1.0]
         low = kept_count(self.min_keep, role.size, role.unit)
         top = max(low, kept_count(ratio, role.size, role.unit))
         counts = list(range(low, top + 1, role.unit))
@@ -266,7 +316,7 @@ class SearchSpace:
         current = dict(layers)
         if self.feasible(current):
             return current, False
-        for lower in (self._lower_bits, self._lower_keep):
+        for lower in (self._lower_bits, self._raise_sparsity, self._lower_keep):
             changed = True
             while changed:
                 changed = False
@@ -280,12 +330,29 @@ class SearchSpace:
         return self.minimum(), True
 
     def _lower_bits(self, role: LayerRole, layer: LayerPolicy) -> LayerPolicy | None:
-        if not role.bits or max(layer.w_bits, layer.a_bits) <= self.min_bits:
+        """One bit less on each searched bit-width (None at the minimum)."""
+        if not role.bits:
             return None
-        w_bits = max(self.min_bits, layer.w_bits - 1)
-        return replace(layer, w_bits=w_bits, a_bits=max(self.min_bits, layer.a_bits - 1))
+        w_bits = max(self.min_bits, min(self.max_bits, layer.w_bits - 1))
+        a_bits = layer.a_bits
+        if "a_bits" in self.dims:
+            a_bits = max(self.min_bits, min(self.max_bits, layer.a_bits - 1))
+        if (w_bits, a_bits) == (layer.w_bits, layer.a_bits):
+            return None
+        return replace(layer, w_bits=w_bits, a_bits=a_bits)
+
+    def _raise_sparsity(self, role: LayerRole, layer: LayerPolicy) -> LayerPolicy | None:
+        """Density times :data:`REPAIR_DENSITY`, on the grid (None at ``max_sparsity``)."""
+        top = round(self.max_sparsity * SPARSITY_GRID)
+        now = round(layer.sparsity * SPARSITY_GRID)
+        if not role.sparse or now >= top:
+            return None
+        target = (1.0 - (1.0 - layer.sparsity) * REPAIR_DENSITY) * SPARSITY_GRID
+        step = min(top, max(now + 1, math.ceil(target - 1e-9)))
+        return replace(layer, sparsity=step / SPARSITY_GRID)
 
     def _lower_keep(self, role: LayerRole, layer: LayerPolicy) -> LayerPolicy | None:
+        """One channel unit less (None at ``min_keep``)."""
         if not role.prunes:
             return None
         count = kept_count(layer.keep_ratio, role.size, role.unit)
@@ -296,29 +363,13 @@ class SearchSpace:
 
     def _check_feasible(self) -> None:
         costs = self.costs(self.minimum())
+        settings = knob_settings(self.dims, self.min_keep, self.max_sparsity, self.min_bits)
         for constraint in self.budget.constraints:
             limit = constraint.limit(self.baseline)
             if costs[constraint.metric] > limit * (1 + 1e-9):
-                raise self._infeasible(constraint, limit, costs[constraint.metric])
-
-    def _infeasible(self, constraint: Constraint, limit: float, smallest: float) -> AutopruneError:
-        metric = constraint.metric
-        target = f"{metric}={_format(metric, limit)}"
-        if constraint.relative:
-            target = f"{metric}={constraint.value:g} of the original ({_format(metric, limit)})"
-        knobs = {
-            "prune": ("min_keep", f"min_keep={self.min_keep:g}"),
-            "quantize": ("min_bits", f"min_bits={self.min_bits}"),
-            "joint": ("min_keep or min_bits", ""),
-        }
-        knob, settings = knobs[self.mode]
-        settings = settings or f"min_keep={self.min_keep:g}, min_bits={self.min_bits}"
-        share = smallest / self.baseline[metric] if self.baseline[metric] else 0.0
-        return AutopruneError(
-            f"budget {target} is infeasible: the smallest this search can reach is "
-            f"{_format(metric, smallest)} ({share:.3g} of the original; {settings}); "
-            f"raise the target or lower {knob}"
-        )
+                raise infeasible_error(
+                    constraint, self.baseline, costs[constraint.metric], self.mode, settings
+                )
 
 
 def _largest(
@@ -338,13 +389,3 @@ def _largest(
         else:
             hi = mid
     return values[lo]
-
-
-def _format(metric: str, value: float) -> str:
-    """A metric value with its unit, as budgets are written."""
-    if metric == "latency":
-        return f"{value:.4g} ms"
-    if metric == "energy":
-        return f"{value:.4g} mJ"
-    unit = {"macs": " MACs", "params": " params", "size": " bytes"}[metric]
-    return f"{value:,.0f}{unit}"

@@ -20,6 +20,12 @@ from autoprune.errors import AutopruneError
         ("size=1KiB", "size", 1024.0, False),
         ("energy=0.3mJ", "energy", 0.3, False),
         ("params=20000", "params", 20000.0, False),
+        ("bits=0.025", "bits", 0.025, True),
+        ("bits=213600", "bits", 213600.0, False),
+        ("bits=26.7KB", "bits", 8 * 26.7e3, False),
+        ("bits=1KiB", "bits", 8 * 1024.0, False),
+        ("bits=100kbit", "bits", 1e5, False),
+        ("yang_bits=2%", "bits", 0.02, True),
     ],
 )
 def test_constraint_forms(text, metric, value, relative):
@@ -53,6 +59,7 @@ def test_round_trip_through_dict():
         ("flops=abc", "cannot parse"),
         ("latency=2parsecs", "unit 'parsecs'"),
         ("flops=0", "must be positive"),
+        ("bits=3ms", "unit 'ms' is not valid for bits"),
     ],
 )
 def test_bad_targets(text, message):
@@ -63,3 +70,13 @@ def test_bad_targets(text, message):
 def test_duplicate_keys_refused():
     with pytest.raises(AutopruneError, match="twice"):
         Budget.parse(["flops=0.5", "macs=0.4"])
+
+
+def test_size_and_bits_are_separate_targets():
+    budget = Budget.parse(["size=30KB", "bits=26.7KB"])
+    assert Budget.parse(budget.to_dict()) == budget
+    baseline = {"size": 1.07e6, "bits": 8 * 1.07e6}
+    assert budget.limits(baseline) == {"size": 30e3, "bits": 213600.0}
+    # 25 KB of Yang's count fits, but the file with indices and codebooks does not.
+    assert not budget.satisfied({"size": 31e3, "bits": 200e3}, baseline)
+    assert budget.satisfied({"size": 29e3, "bits": 200e3}, baseline)

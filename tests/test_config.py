@@ -31,6 +31,7 @@ def test_flags_override_and_none_keeps_file_value():
         ({"mode": "both"}, "unknown mode 'both'"),
         ({"episodes": 0}, "episodes 0 must be a positive integer"),
         ({"min_keep": 0}, "min_keep"),
+        ({"max_sparsity": 1.0}, r"max_sparsity 1.0 must be in \[0, 1\)"),
         ({"min_bits": 9}, "bits range"),
         ({"min_bits": 1}, "bits range"),
     ],

@@ -122,6 +122,8 @@ def test_fast_accuracy_counts_what_the_plain_path_counts(evaluator, kind):
 def test_reconstruction_and_bn_recalibration_are_the_default(evaluator):
     defaults = evaluator_config(SearchConfig())
     assert defaults.compression.reconstruct and defaults.compression.bn_recalibration
+    # the sizes benchmarks/reward_ranking.py found to rank policies as a fine-tune does
+    assert (defaults.val_samples, defaults.calib_batches) == (5000, 4)
     assert evaluator.config.compression.reconstruct
     half = Policy.uniform(evaluator.specs, keep_ratio=0.5)
     without = evaluator.with_config(

@@ -22,7 +22,7 @@ CONFIG = typer.Option(None, "--config", "-c", help="YAML config; flags override 
 MODEL = typer.Option(None, "--model", "-m", help="Model (zoo name, file.py:fn, module:fn).")
 WEIGHTS = typer.Option(None, "--weights", "-w", help="Trained state dict (default: baseline).")
 DATASET = typer.Option(None, "--dataset", "-d", help="Dataset name, npz:PATH or file.py:fn.")
-MODE = typer.Option(None, "--mode", help="prune | quantize | joint.")
+MODE = typer.Option(None, "--mode", help="prune | quantize | sparse | joint.")
 TARGET = typer.Option(None, "--target", "-t", help="Budget KEY=VALUE (repeatable).")
 REWARD = typer.Option(None, "--reward", help="accuracy | amc | mnas | weighted.")
 EPISODES = typer.Option(None, "--episodes", "-n", help="Evaluations (episodes / trials).")

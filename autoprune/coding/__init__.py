@@ -14,8 +14,13 @@ Example:
 from __future__ import annotations
 
 from autoprune.coding._apz import (
+    DEFAULT_INDEX_BITS,
+    FALLBACK_INDEX_BITS,
     FORMAT_VERSION,
     MAGIC,
+    PREFIX_BYTES,
+    build_header,
+    encode_header,
     extras_from_state_dict,
     inspect_apz,
     read_apz,
@@ -24,16 +29,21 @@ from autoprune.coding._apz import (
 )
 from autoprune.coding._bits import pack_bits, unpack_bits
 from autoprune.coding._huffman import canonical_codes, code_lengths, huffman_decode, huffman_encode
-from autoprune.coding._report import ApzReport, LayerReport
+from autoprune.coding._report import ApzReport, LayerReport, yang_bits
 from autoprune.coding._sparse import relative_decode, relative_encode
 
 __all__ = [
+    "DEFAULT_INDEX_BITS",
+    "FALLBACK_INDEX_BITS",
     "FORMAT_VERSION",
     "MAGIC",
+    "PREFIX_BYTES",
     "ApzReport",
     "LayerReport",
+    "build_header",
     "canonical_codes",
     "code_lengths",
+    "encode_header",
     "extras_from_state_dict",
     "huffman_decode",
     "huffman_encode",
@@ -45,4 +55,5 @@ __all__ = [
     "state_dict_from_apz",
     "unpack_bits",
     "write_apz",
+    "yang_bits",
 ]

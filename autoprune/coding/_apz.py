@@ -45,6 +45,8 @@ from autoprune.qtensor import QuantizedWeight
 MAGIC = b"\x89APZ\r\n\x1a\n"
 FORMAT_VERSION = 1
 _PREFIX = struct.Struct("<8sHII")
+PREFIX_BYTES = _PREFIX.size
+"""Bytes before the header: magic, version, header length and header CRC-32."""
 DEFAULT_INDEX_BITS = {4: 8, 2: 5}
 """Relative-index bits by weight rank: 8 for conv, 5 for linear (Han et al. 2016)."""
 FALLBACK_INDEX_BITS = 8
@@ -132,16 +134,32 @@ def _assemble(
         chunks.append(data)
         offset += len(data)
     body = b"".join(chunks)
-    header = {
+    return build_header(layer_metas, extra_metas, metadata, len(body), zlib.crc32(body)), body
+
+
+def build_header(
+    layers: list[dict], extra: list[dict], metadata: dict, body_bytes: int, body_crc32: int
+) -> dict:
+    """The JSON header of a file from its layer and extra-tensor entries."""
+    return {
         "format": "apz",
         "version": FORMAT_VERSION,
-        "layers": layer_metas,
-        "extra": extra_metas,
+        "layers": layers,
+        "extra": extra,
         "metadata": metadata,
-        "body_bytes": len(body),
-        "body_crc32": zlib.crc32(body),
+        "body_bytes": body_bytes,
+        "body_crc32": body_crc32,
     }
-    return header, body
+
+
+def encode_header(header: dict) -> bytes:
+    """The header as the file stores it: compact JSON compressed by zlib (level 9).
+
+    Raises:
+        TypeError, ValueError: ``header`` (its metadata) is not JSON-serialisable.
+    """
+    text = json.dumps(header, separators=(",", ":"), allow_nan=False)
+    return zlib.compress(text.encode(), 9)
 
 
 def _write_atomic(path: Path, blob: bytes) -> None:
@@ -209,12 +227,11 @@ def write_apz(
     ]
     header, body = _assemble(layers, arrays, {} if metadata is None else metadata)
     try:
-        text = json.dumps(header, separators=(",", ":"), allow_nan=False)
+        header_bytes = encode_header(header)
     except (TypeError, ValueError) as exc:
         raise AutopruneError(
             f"metadata is not JSON-serialisable ({exc}); pass plain str/int/float/list/dict"
         ) from exc
-    header_bytes = zlib.compress(text.encode(), 9)
     prefix = _PREFIX.pack(MAGIC, FORMAT_VERSION, len(header_bytes), zlib.crc32(header_bytes))
     blob = prefix + header_bytes + body
     _write_atomic(path, blob)

@@ -7,6 +7,16 @@ from dataclasses import asdict, dataclass
 FP32_BYTES = 4
 
 
+def yang_bits(bits: int, nonzeros: int) -> int:
+    """Size count of Yang et al. 2020 for one layer: bits x nonzeros (no indices, codebook).
+
+    Example:
+        >>> yang_bits(4, 1000)
+        4000
+    """
+    return int(bits) * int(nonzeros)
+
+
 def _ratio(numerator: float, denominator: float) -> float:
     return float(numerator) / denominator if denominator else 0.0
 
@@ -94,7 +104,7 @@ class LayerReport:
     @property
     def yang_bits(self) -> int:
         """Bits x nonzeros, the size count of Yang et al. 2020 (no indices or codebook)."""
-        return self.bits * self.kept
+        return yang_bits(self.bits, self.kept)
 
     def to_dict(self) -> dict:
         """Plain-JSON form, derived figures included."""

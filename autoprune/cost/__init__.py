@@ -2,7 +2,10 @@
 
 Callers pass :class:`~autoprune.specs.LayerSpec` objects that already reflect pruning
 (fewer channels, fewer MACs) and per-layer :class:`~autoprune.policy.LayerPolicy` settings
-(bits, sparsity); no model is touched here.
+(bits, sparsity); no model is touched here. A cost model alone knows no weights, so its
+``size`` is the analytic estimate; :class:`ApzSizeModel` predicts the real ``.apz`` file
+from the trained weights, and the evaluator puts that number in the report
+(``CostReport.apz_bytes``, ``size_source == "apz"``).
 
 Example:
     >>> from autoprune.specs import LayerSpec
@@ -16,6 +19,7 @@ Example:
     7.6
 """
 
+from autoprune.cost._apz_size import ApzSizeModel, ApzSizeReport
 from autoprune.cost._build import build_cost_model
 from autoprune.cost._energy import EnergyTable
 from autoprune.cost._layer_graphs import LayerKey, derive_pads
@@ -28,6 +32,8 @@ from autoprune.cost._roofline import RooflineCostModel
 
 __all__ = [
     "METRICS",
+    "ApzSizeModel",
+    "ApzSizeReport",
     "CostModel",
     "CostReport",
     "EnergyTable",

@@ -74,6 +74,7 @@ def assemble_report(
                 compute_energy_mj=compute_pj / PJ_PER_MJ,
                 memory_energy_mj=memory_pj / PJ_PER_MJ,
                 bound=bound,
+                yang_bits=size.yang_bits,
             )
         )
     return CostReport(

@@ -12,8 +12,9 @@ from autoprune.specs import LayerSpec
 
 Bound = Literal["compute", "memory", "measured"]
 
-METRICS: tuple[str, ...] = ("macs", "flops", "params", "size", "latency", "energy")
+METRICS: tuple[str, ...] = ("macs", "flops", "params", "size", "bits", "latency", "energy")
 """Keys accepted by :meth:`CostReport.metric`."""
+SizeSource = Literal["apz", "analytic"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class LayerCost:
         compute_energy_mj: MAC energy.
         memory_energy_mj: Energy of reading the stored weights and the activations.
         bound: ``compute`` or ``memory`` for roofline models, ``measured`` for a lookup table.
+        yang_bits: ``weight_bits`` x nonzero weights (Yang et al. 2020), in bits.
     """
 
     name: str
@@ -53,6 +55,7 @@ class LayerCost:
     compute_energy_mj: float
     memory_energy_mj: float
     bound: Bound
+    yang_bits: int = 0
 
     @property
     def stored_bytes(self) -> int:
@@ -68,6 +71,13 @@ class CostReport:
     ``batch_size`` samples. The ``flops`` metric equals ``macs`` (one MAC counted as one
     FLOP, as AMC reported it), so budgets in FLOPs and MACs mean the same number.
 
+    Two model sizes: ``size`` is the bytes of the ``.apz`` file ``apply`` writes
+    (:attr:`apz_bytes`, predicted from the trained weights by
+    :class:`~autoprune.cost.ApzSizeModel`) when the report has it, else the analytic
+    :attr:`stored_bytes` (cost models alone have no weights); :attr:`size_source` says which.
+    ``bits`` is the count of Yang et al. 2020, Σ weight bits x nonzero weights, in bits
+    (no indices, codebooks, biases or header).
+
     Example:
         >>> layer = LayerCost("fc", 12, 15, 8, 8, 27, 27, 7, 0.5, 1e-6, 4e-7, 6e-7, "memory")
         >>> report = CostReport(layers=(layer,), profile="demo", overhead_ms=0.1)
@@ -82,6 +92,8 @@ class CostReport:
     """Fixed time per inference; a calibrated measured model may make it negative (its
     single-layer timings then overstate what the layers cost inside the model)."""
     memory_level: Literal["sram", "dram"] = "dram"
+    apz_bytes: int | None = None
+    """Predicted bytes of the ``.apz`` file (None when the weights are unknown)."""
 
     columns: ClassVar[tuple[str, ...]] = (
         "layer",
@@ -121,6 +133,21 @@ class CostReport:
         return sum(layer.stored_bytes for layer in self.layers)
 
     @property
+    def size_bytes(self) -> int:
+        """The ``size`` metric: :attr:`apz_bytes` when known, else :attr:`stored_bytes`."""
+        return self.stored_bytes if self.apz_bytes is None else self.apz_bytes
+
+    @property
+    def size_source(self) -> SizeSource:
+        """``apz`` (predicted file bytes) or ``analytic`` (weight-free estimate)."""
+        return "analytic" if self.apz_bytes is None else "apz"
+
+    @property
+    def yang_bits(self) -> int:
+        """Σ weight bits x nonzero weights over the layers (Yang et al. 2020), in bits."""
+        return sum(layer.yang_bits for layer in self.layers)
+
+    @property
     def act_bytes(self) -> int:
         """Total activation bytes per sample."""
         return sum(layer.act_bytes for layer in self.layers)
@@ -136,13 +163,14 @@ class CostReport:
         return sum(layer.energy_mj for layer in self.layers)
 
     def metric(self, key: str) -> float:
-        """One total by name: ``macs``, ``flops`` (== macs), ``params``, ``size`` (stored
-        bytes), ``latency`` (ms) or ``energy`` (mJ)."""
+        """One total by name: ``macs``, ``flops`` (== macs), ``params``, ``size`` (bytes, see
+        :attr:`size_bytes`), ``bits`` (Yang's count), ``latency`` (ms) or ``energy`` (mJ)."""
         values: dict[str, float] = {
             "macs": self.macs,
             "flops": self.macs,
             "params": self.params,
-            "size": self.stored_bytes,
+            "size": self.size_bytes,
+            "bits": self.yang_bits,
             "latency": self.latency_ms,
             "energy": self.energy_mj,
         }
@@ -158,6 +186,8 @@ class CostReport:
             "weight_bytes": self.weight_bytes,
             "coded_bytes": self.coded_bytes,
             "stored_bytes": self.stored_bytes,
+            "size_bytes": self.size_bytes,
+            "yang_bits": self.yang_bits,
             "act_bytes": self.act_bytes,
             "latency_ms": self.latency_ms,
             "energy_mj": self.energy_mj,
@@ -170,6 +200,7 @@ class CostReport:
             "batch_size": self.batch_size,
             "overhead_ms": self.overhead_ms,
             "memory_level": self.memory_level,
+            "size_source": self.size_source,
             "totals": self.totals(),
             "layers": [asdict(layer) for layer in self.layers],
         }

@@ -1,5 +1,9 @@
 """Bytes of one (already pruned) layer at a policy's bit-widths: dense, coded and activations.
 
+This is the *analytic* size, used where the trained weights are unknown (``autoprune cost``
+on specs alone). With weights, ``size`` is the predicted ``.apz`` file
+(:mod:`autoprune.cost._apz_size`) and these numbers only price memory energy and latency.
+
 Counting rules:
     * Weights at ``w_bits``; biases stay float (32 bits).
     * Quantizer parameters are counted as in :mod:`autoprune.qtensor`: ``linear`` keeps one
@@ -11,6 +15,8 @@ Counting rules:
       ``d`` the expected fillers per nonzero are ``q**M / (1 - q**M)``, ``q = 1 - d``,
       ``M = 2**index_bits``. Huffman coding is not counted (an estimate, not a file size).
     * Activations: the layer's input and output for one sample at ``a_bits``.
+    * Yang et al.'s count (the ``bits`` metric): ``w_bits`` x nonzero weights, in bits, the
+      nonzeros being what magnitude pruning leaves (``n - round(sparsity * n)``).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from autoprune.coding import yang_bits
 from autoprune.policy import FLOAT_BITS, LayerPolicy
 from autoprune.specs import LayerSpec
 
@@ -36,6 +43,7 @@ class LayerSizes:
     weight_bytes: int
     coded_bytes: int
     act_bytes: int
+    yang_bits: int = 0
 
     @property
     def stored_bytes(self) -> int:
@@ -92,6 +100,17 @@ def coded_bytes(spec: LayerSpec, policy: LayerPolicy) -> int:
     return _bytes(bits + quantizer_bits(spec, policy))
 
 
+def nonzero_weights(spec: LayerSpec, policy: LayerPolicy) -> int:
+    """Weights left after fine-grained sparsity: ``round(sparsity * n)`` of ``n`` are zeroed."""
+    count = spec.weight_count
+    return count - round(policy.sparsity * count) if policy.sparsity > 0 else count
+
+
+def layer_yang_bits(spec: LayerSpec, policy: LayerPolicy) -> int:
+    """Yang et al.'s size of the layer: ``w_bits`` x nonzero weights, in bits."""
+    return yang_bits(policy.w_bits, nonzero_weights(spec, policy))
+
+
 def act_elements(spec: LayerSpec) -> tuple[int, int]:
     """Input and output activation elements of one sample."""
     in_elems = spec.in_channels * spec.in_hw[0] * spec.in_hw[1]
@@ -110,4 +129,5 @@ def layer_sizes(spec: LayerSpec, policy: LayerPolicy) -> LayerSizes:
         weight_bytes=weight_bytes(spec, policy),
         coded_bytes=coded_bytes(spec, policy),
         act_bytes=act_bytes(spec, policy),
+        yang_bits=layer_yang_bits(spec, policy),
     )

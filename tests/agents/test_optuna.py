@@ -61,7 +61,7 @@ def test_trials_store_the_repaired_policy_and_nsga2_reports_four_objectives(
         policy.validate(session.evaluator.specs)
         metrics = trial.user_attrs["episode"]["metrics"]
         assert trial.values == [metrics[k] for k in result.objectives]
-        assert sorted(trial.params) == ["conv1.0", "conv2.0", "conv3.0"]
+        assert sorted(trial.params) == ["conv1.keep", "conv2.keep", "conv3.keep"]
 
 
 def _assert_shared_budget(study: optuna.Study, history_trials: list[int], budget: int) -> None:

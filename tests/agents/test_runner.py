@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import gymnasium
 import pytest
 
 from agents import method_class, method_names, run_name_for, run_search
@@ -159,3 +160,15 @@ def test_resume_after_kill_loses_and_repeats_no_episode(
     assert [r.index for r in result.history] == list(range(budget))
     assert [r.to_dict() for r in result.history[: len(before)]] == before
     assert _history_lines(run_dir) == [r.to_dict() for r in result.history]
+
+
+def test_resuming_a_checkpoint_of_another_environment_is_refused_in_one_line(
+    run_config: RunConfig, session: SearchSession
+) -> None:
+    config = run_config("td3", episodes=3)
+    run_search(config, session=session, run_name="old-env")
+    (checkpoint,) = (Path(config.runs_dir) / "searches" / "old-env" / "checkpoints").iterdir()
+    older = method_class("td3").algorithm("MlpPolicy", gymnasium.make("Pendulum-v1"))
+    older.save(checkpoint / "method" / "model.zip")  # observations of another shape
+    with pytest.raises(AutopruneError, match="older version of the search environment"):
+        run_search(config.replace(episodes=5), session=session, resume="old-env")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from agents import make_method, run_search
 from agents._context import SearchContext
 from agents._store import RunStore
 from agents._uniform import TOLERANCE, largest_feasible, predicted_policy, schedule
+from autoprune.budget import Budget
 from autoprune.config import SearchConfig
 from autoprune.session import SearchSession
 
@@ -22,11 +24,11 @@ def test_schedule_starts_at_the_best_value_and_sweeps_down_to_minus_one() -> Non
     assert values == sorted(values, reverse=True)
 
 
-@pytest.mark.parametrize("mode", ["prune", "quantize", "joint"])
+@pytest.mark.parametrize("mode", ["prune", "quantize", "sparse", "joint"])
 def test_uniform_picks_the_largest_setting_that_meets_the_budget(
     mode: str, run_config: Callable[..., SearchConfig], session: SearchSession
 ) -> None:
-    targets = ("size=0.2",) if mode != "prune" else ("flops=0.5",)
+    targets = {"prune": ("flops=0.5",), "sparse": ("size=0.05",)}.get(mode, ("size=0.2",))
     config = run_config("uniform", episodes=3, mode=mode, targets=targets)
     result = run_search(config, session=session, run_name=f"uniform-{mode}")
 
@@ -36,9 +38,34 @@ def test_uniform_picks_the_largest_setting_that_meets_the_budget(
     assert (conv2.w_bits, conv2.a_bits) == (conv3.w_bits, conv3.a_bits)
     assert abs(conv2.keep_ratio - conv3.keep_ratio) <= 1 / 32  # up to whole channels
     assert all(r.feasible for r in result.history)
-    if mode != "quantize":  # smaller settings later in the sweep
+    if mode in ("prune", "joint"):  # smaller settings later in the sweep
         keeps = [r.policy.layers["conv2"].keep_ratio for r in result.history]
         assert keeps == sorted(keeps, reverse=True)
+    if mode in ("sparse", "joint"):  # one sparsity everywhere, pinned layers included
+        for record in result.history:
+            assert len({lp.sparsity for lp in record.policy.layers.values()}) == 1
+        sparsities = [r.policy.layers["fc"].sparsity for r in result.history]
+        assert sparsities == sorted(sparsities) and sparsities[0] > 0.0
+    if mode == "sparse":
+        assert {lp.a_bits for lp in first.policy.layers.values()} == {32}
+
+
+def test_sparse_bisection_lands_on_the_size_budget(
+    run_config: Callable[..., SearchConfig], session: SearchSession
+) -> None:
+    config = run_config("uniform", episodes=1, mode="sparse", targets=("size=0.05",))
+    store = RunStore.create(Path(config.runs_dir) / "searches" / "bisect-sparse", config.to_dict())
+    sized = replace(session, config=config, budget=Budget.parse(list(config.targets)))
+    ctx = SearchContext(config, sized, store, make_method("uniform"), [])
+    env = ctx.make_env()
+
+    u = largest_feasible(ctx, env)
+
+    limit = 0.05 * session.evaluator.baseline_metrics["size"]
+    chosen = predicted_policy(ctx, env, u)
+    assert session.evaluator.costs(chosen)["size"] <= limit
+    assert session.evaluator.costs(chosen)["size"] > 0.9 * limit  # sparsity grid is fine
+    assert session.evaluator.costs(predicted_policy(ctx, env, u + 2 * TOLERANCE))["size"] > limit
 
 
 def test_bisection_stops_at_the_budget_boundary(

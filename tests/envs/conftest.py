@@ -9,7 +9,7 @@ Fixtures:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import pytest
 import torch
@@ -18,7 +18,13 @@ from torch import nn
 from autoprune.compress import ChannelPlan, CompressionOptions, pruned_specs
 from autoprune.cost import CostReport, build_cost_model, load_profile
 from autoprune.data import DataSplits
-from autoprune.evaluation import Evaluation, EvaluatorConfig, PolicyEvaluator, cost_metrics
+from autoprune.evaluation import (
+    COST_METRICS,
+    Evaluation,
+    EvaluatorConfig,
+    PolicyEvaluator,
+    cost_metrics,
+)
 from autoprune.models import build_model
 from autoprune.policy import Policy
 from autoprune.specs import LayerSpec, discover_layers
@@ -48,8 +54,9 @@ class FakeEvaluator:
     def cost_report(self, policy: Policy) -> CostReport:
         return self.cost_model.estimate(self.pruned_specs(policy), policy.layers)
 
-    def costs(self, policy: Policy) -> dict[str, float]:
-        return cost_metrics(self.cost_report(policy))
+    def costs(self, policy: Policy, metrics: Collection[str] = COST_METRICS) -> dict[str, float]:
+        values = cost_metrics(self.cost_report(policy))
+        return {metric: values[metric] for metric in metrics}
 
     def record(self) -> dict[str, object]:
         return {**self.config.to_dict(), "dataset": "fake"}

@@ -12,14 +12,21 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
+from agents._context import env_kwargs
 from autoprune.budget import Budget
+from autoprune.config import SearchConfig
 from autoprune.errors import AutopruneError
 from autoprune.evaluation import PolicyEvaluator
 from envs import ENV_ID, FEATURES, OBS_SIZE, CompressionEnv, decode_action
 from envs.actions import LayerAction, bits_from_unit
 
-MODES = ("prune", "quantize", "joint")
-BUDGETS = {"prune": ["flops=0.5"], "quantize": ["latency=0.3"], "joint": ["energy=0.2"]}
+MODES = ("prune", "quantize", "sparse", "joint")
+BUDGETS = {
+    "prune": ["flops=0.5"],
+    "quantize": ["latency=0.3"],
+    "sparse": ["size=0.1"],
+    "joint": ["energy=0.2"],
+}
 
 
 def _rollout(env: CompressionEnv, actions: list[np.ndarray], seed: int = 0) -> dict[str, Any]:
@@ -48,14 +55,14 @@ def test_gym_make_builds_the_registered_env(trained_evaluator: PolicyEvaluator) 
     env = gym.make(ENV_ID, evaluator=trained_evaluator, budget=["flops=0.5"], mode="joint")
     obs, _ = env.reset(seed=3)
     assert isinstance(env.unwrapped, CompressionEnv)
-    assert env.action_space.shape == (3,)
+    assert env.action_space.shape == (4,)
     assert env.observation_space.contains(obs)
     env.close()
 
 
 def test_seeded_rollouts_are_identical(trained_evaluator: PolicyEvaluator) -> None:
     rng = np.random.default_rng(7)
-    actions = [rng.uniform(-1, 1, 3).astype(np.float32) for _ in range(3)]
+    actions = [rng.uniform(-1, 1, 4).astype(np.float32) for _ in range(4)]
     results = []
     for _ in range(2):
         trained_evaluator.cache.clear()  # both rollouts evaluate for real
@@ -89,21 +96,27 @@ def test_steps_per_mode(make_fake_evaluator: Callable) -> None:
     assert CompressionEnv(evaluator, mode="quantize").layer_names == ["conv2", "conv3"]
     unpinned = CompressionEnv(evaluator, mode="quantize", pin_first_last=False)
     assert unpinned.layer_names == ["conv1", "conv2", "conv3", "fc"]
+    every = ["conv1", "conv2", "conv3", "fc"]  # every layer has a sparsity
+    assert CompressionEnv(evaluator, mode="sparse").layer_names == every
     joint = CompressionEnv(evaluator, mode="joint")
-    assert joint.layer_names == ["conv1", "conv2", "conv3"]
+    assert joint.layer_names == every
     obs, _ = joint.reset()
     assert _feature(obs, "keep_searched") == 1.0 and _feature(obs, "bits_searched") == 0.0
+    assert _feature(obs, "sparsity_searched") == 1.0
+    obs, _ = CompressionEnv(evaluator, mode="quantize").reset()
+    assert _feature(obs, "sparsity_searched") == 0.0 and _feature(obs, "bits_searched") == 1.0
 
 
 def test_pinned_and_ignored_dimensions(make_fake_evaluator: Callable) -> None:
     evaluator = make_fake_evaluator()
     env = CompressionEnv(evaluator, mode="joint")
-    info = _rollout(env, [np.array([-1.0, -1.0, -1.0], np.float32)] * 3)["info"]
+    info = _rollout(env, [np.array([-1.0, -1.0, -1.0, -1.0], np.float32)] * 4)["info"]
     layers = info["policy"].layers
     assert (layers["conv1"].w_bits, layers["conv1"].a_bits) == (8, 8)  # pinned first layer
     assert (layers["fc"].keep_ratio, layers["fc"].w_bits) == (1.0, 8)  # classifier, pinned
     assert (layers["conv2"].w_bits, layers["conv2"].a_bits) == (2, 2)
     assert layers["conv2"].keep_ratio == 6 / 32  # kept_count(0.2, 32) = 6 channels
+    assert {lp.sparsity for lp in layers.values()} == {0.98}  # pinned layers are pruned too
 
 
 def test_terminal_step_pays_the_reward_and_reports(make_fake_evaluator: Callable) -> None:
@@ -147,6 +160,51 @@ def test_observation_features(make_fake_evaluator: Callable) -> None:
     assert _feature(obs, "layer_index") == pytest.approx(1 / 3)
 
 
+def test_sparse_mode_keeps_activations_float_and_pins_weight_bits(
+    make_fake_evaluator: Callable,
+) -> None:
+    env = CompressionEnv(make_fake_evaluator(), ["size=0.1"], mode="sparse")
+    assert env.action_space.shape == (2,)
+    run = _rollout(env, [np.array([0.0, 1.0], np.float32)] * 4)
+    layers = run["info"]["policy"].layers
+    assert {lp.a_bits for lp in layers.values()} == {32}  # Deep Compression: float activations
+    assert {lp.keep_ratio for lp in layers.values()} == {1.0}
+    assert (layers["conv1"].w_bits, layers["fc"].w_bits) == (8, 8)  # pinned
+    assert all(lp.sparsity > 0 for lp in layers.values())
+    assert run["info"]["sparsity"] == layers["fc"].sparsity  # the last step's info
+
+
+def test_sparsity_features_follow_the_decisions(make_fake_evaluator: Callable) -> None:
+    evaluator = make_fake_evaluator()
+    env = CompressionEnv(evaluator, ["size=0.1"], mode="sparse")
+    obs, _ = env.reset()
+    assert _feature(obs, "decided_density") == 1.0 and _feature(obs, "decided_w_bits") == 1.0
+    assert _feature(obs, "prev_sparsity") == 0.0
+    left = _feature(obs, "budget_left")
+    minimum = env.space.costs(env.space.minimum())["size"]
+    expected = (0.1 * evaluator.baseline_metrics["size"] - minimum) / evaluator.baseline_metrics[
+        "size"
+    ]
+    assert left == pytest.approx(expected, rel=1e-5)
+    obs, _, _, _, info = env.step(np.array([0.0, 1.0], np.float32))  # conv1: sparsity 0.49
+    assert info["sparsity"] == 0.49 and info["w_bits"] == 8
+    assert _feature(obs, "prev_sparsity") == pytest.approx(0.49)
+    assert _feature(obs, "decided_density") == pytest.approx(0.51)
+    assert _feature(obs, "decided_w_bits") == pytest.approx(0.6)  # log2(8) / 5
+    assert _feature(obs, "budget_left") < left  # conv1 spent part of the budget
+    obs, _, _, _, _ = env.step(np.array([-1.0, -1.0], np.float32))  # conv2: 0.98, 2 bits
+    params = {s.name: s.params for s in evaluator.specs}
+    weight = params["conv1"] + params["conv2"]
+    density = (0.51 * params["conv1"] + 0.02 * params["conv2"]) / weight
+    assert _feature(obs, "decided_density") == pytest.approx(density, rel=1e-5)
+    assert obs.min() >= 0.0 and obs.max() <= 1.0
+
+
+def test_budget_left_is_one_without_a_budget(make_fake_evaluator: Callable) -> None:
+    obs, _ = CompressionEnv(make_fake_evaluator(), mode="joint").reset()
+    assert _feature(obs, "budget_left") == 1.0 and _feature(obs, "budget_headroom") == 1.0
+
+
 def test_headroom_shrinks_with_a_tighter_budget(make_fake_evaluator: Callable) -> None:
     evaluator = make_fake_evaluator()
     loose, _ = CompressionEnv(evaluator, ["flops=0.8"]).reset()
@@ -185,6 +243,8 @@ def test_callable_reward_gets_its_arguments(make_fake_evaluator: Callable) -> No
         ({"min_keep": 0.0}, "keep range"),
         ({"min_bits": 1}, "bit range"),
         ({"min_bits": 6, "max_bits": 4}, "bit range"),
+        ({"mode": "sparse", "max_sparsity": 1.0}, "max_sparsity 1.0 is invalid"),
+        ({"mode": "joint", "max_sparsity": -0.1}, "max_sparsity -0.1 is invalid"),
     ],
 )
 def test_bad_construction(make_fake_evaluator: Callable, kwargs: dict, message: str) -> None:
@@ -211,3 +271,14 @@ def test_decode_action() -> None:
     # seven equal-width bins over [0, 1]: [0, 1/7) -> 2, ..., [6/7, 1] -> 8
     assert [bits_from_unit(k / 7 + 1e-9, 2, 8) for k in range(7)] == [2, 3, 4, 5, 6, 7, 8]
     assert [bits_from_unit(k / 7 - 1e-9, 2, 8) for k in range(1, 8)] == [2, 3, 4, 5, 6, 7, 8]
+
+
+def test_max_sparsity_of_the_config_reaches_the_environment(make_fake_evaluator: Callable) -> None:
+    config = SearchConfig(mode="sparse", max_sparsity=0.9)
+    env = CompressionEnv(make_fake_evaluator(), ["size=0.5"], **env_kwargs(config))
+    _, _ = env.reset()
+    cheapest = -np.ones(env.action_space.shape, dtype=np.float32)
+    done, info = False, {}
+    while not done:
+        _, _, done, _, info = env.step(cheapest)
+    assert max(lp.sparsity for lp in info["policy"].layers.values()) == pytest.approx(0.9)
