@@ -170,6 +170,7 @@ class AdmmMethod(SearchMethod):
 
     name = "admm"
     fixed_evaluations = 1
+    space_mode = "sparse"
     Options = AdmmOptions
     objectives = ("accuracy", "size")
 

@@ -62,6 +62,10 @@ class SearchMethod(ABC):
     """Registry name (``SearchConfig.agent``)."""
     fixed_evaluations: ClassVar[int | None] = None
     """Set by one-shot methods (ADMM, Deep Compression) whose budget is always this many."""
+    space_mode: ClassVar[str | None] = None
+    """The environment mode whose space the method really searches, when it is not the
+    config's ``mode`` (the one-shot methods sparsify and quantize: ``sparse``). A budget's
+    feasibility is checked in that space before anything is written."""
     Options: ClassVar[type[Any]] = NoOptions
     """Frozen dataclass of the method's options (``SearchConfig.agent_options``)."""
     objectives: ClassVar[tuple[str, ...]] = ("accuracy", "latency")

@@ -98,6 +98,7 @@ class DeepCompressionMethod(SearchMethod):
 
     name = "deep-compression"
     fixed_evaluations = 1
+    space_mode = "sparse"
     Options = DeepCompressionOptions
     objectives = ("accuracy", "size")
 

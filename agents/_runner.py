@@ -18,7 +18,7 @@ storage, which holds every finished trial.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -133,7 +133,7 @@ def _start(
         session = _session_for(config, session)
     store = _open_store(config, resume, run_name) if resume else _check_new_run(config, run_name)
     session = session or prepare_search(config)
-    CompressionEnv(session.evaluator, session.budget, **env_kwargs(config, env_options))
+    check_budget(config, session, method, env_options)
     store = store or _open_store(config, None, run_name)
     history = store.read_history() if resume else []
     checkpoint = store.latest_checkpoint() if resume else None
@@ -191,8 +191,22 @@ def check_search(config: SearchConfig, session: SearchSession) -> None:
     """
     config.check()
     options, env_options = _split_options(config)
-    make_method(config.agent, options)
-    CompressionEnv(session.evaluator, session.budget, **env_kwargs(config, env_options))
+    check_budget(config, session, make_method(config.agent, options), env_options)
+
+
+def check_budget(
+    config: SearchConfig,
+    session: SearchSession,
+    method: SearchMethod,
+    env_options: Mapping[str, Any] | None,
+) -> None:
+    """Build the environment once in the space ``method`` searches (its ``space_mode``, else
+    the config's mode): its constructor refuses an infeasible budget with the smallest value
+    that space reaches."""
+    kwargs = env_kwargs(config, env_options)
+    if method.space_mode is not None:
+        kwargs["mode"] = method.space_mode
+    CompressionEnv(session.evaluator, session.budget, **kwargs)
 
 
 def _open_store(config: SearchConfig, resume: str | None, run_name: str | None) -> RunStore:
