@@ -13,16 +13,21 @@ from __future__ import annotations
 
 from agents._base import SearchMethod
 from agents._context import SearchContext
+from agents._preflight import check_resume_files, check_settings, check_untrained
 from agents._registry import make_method, method_class, method_names
-from agents._runner import check_search, run_name_for, run_search
+from agents._runner import check_search, open_run, run_name_for, run_search
 
 __all__ = [
     "SearchContext",
     "SearchMethod",
+    "check_resume_files",
     "check_search",
+    "check_settings",
+    "check_untrained",
     "make_method",
     "method_class",
     "method_names",
+    "open_run",
     "run_name_for",
     "run_search",
 ]

@@ -7,19 +7,23 @@ the ADMM-trained model's on the evaluator's validation images; the shared evalua
 of the policy on the original weights (comparable with searches that do not retrain) is
 ``accuracy_without_retraining``; costs come from the shared cost model.
 
-The search needs a ``size`` target. The evaluator's ``size`` counts what a file stores
-(relative indices, codebooks, float biases, filler entries); Yang et al.'s count is only
-Σ bits × nonzeros. By default ADMM's budget therefore also counts a relative index per kept
-weight (5 bits fc, 8 bits conv) and float32 codebooks, and its value is calibrated by
-bisection on the cost model's size predictions (projections of the original weights, no
-training) so that the policy meets the target; ``yang_budget=True`` passes the target as
-Yang's bare count instead.
+The search needs a ``size`` or ``bits`` target. ``bits`` is Yang et al.'s own count
+(Σ bits × nonzeros) and is ADMM's budget as it is. The evaluator's ``size`` counts what a
+file stores (relative indices, codebooks, float biases, filler entries); for it ADMM's budget
+also counts a relative index per kept weight (5 bits fc, 8 bits conv) and float32 codebooks,
+and its value is calibrated by bisection on the cost model's size predictions (projections of
+the original weights, no training) so that the policy meets the target; ``yang_budget=True``
+passes a ``size`` target as Yang's bare count instead. Before anything is written,
+:meth:`AdmmMethod.check_budget` refuses a budget that the projection at ADMM's smallest
+budget (:data:`FLOOR_BITS_PER_WEIGHT`) misses.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,14 +32,19 @@ from torch import nn
 from agents._base import SearchMethod
 from agents._context import SearchContext
 from autoprune.admm import AdmmConfig, Overhead, admm_compress, project_joint
+from autoprune.budget import Budget
+from autoprune.coding import ApzReport
 from autoprune.errors import AutopruneError
 from autoprune.evaluation import PolicyEvaluator
 from autoprune.policy import LayerPolicy, Policy
 from autoprune.training import evaluate
+from envs import check_reachable
 from envs.rewards import make_reward
 
 CALIBRATION_STEPS = 12
 """Bisection steps of the Yang budget (relative precision about 2**-12)."""
+FLOOR_BITS_PER_WEIGHT = 1e-3
+"""ADMM's smallest budget, in Yang bits per weight of the model (the end of its space)."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +62,7 @@ class AdmmOptions:
     lr: float = 0.01
     """Learning rate of the ADMM epochs."""
     yang_budget: bool = False
-    """Use the size target as Σ bits × nonzeros directly instead of calibrating it."""
+    """Use a ``size`` target as Σ bits × nonzeros directly instead of calibrating it."""
 
 
 def check_single_evaluation(ctx: SearchContext, method: str) -> None:
@@ -65,10 +74,19 @@ def check_single_evaluation(ctx: SearchContext, method: str) -> None:
         )
 
 
+TRAINED_MODEL = "trained_model.apz"
+"""The one-shot method's own retrained model, coded, in the run folder."""
+
+
 def record_policy(
-    ctx: SearchContext, policy: Policy, meta: dict[str, Any], trained: nn.Module
+    ctx: SearchContext,
+    policy: Policy,
+    meta: dict[str, Any],
+    trained: nn.Module,
+    write_apz: Callable[[Path], ApzReport],
 ) -> None:
-    """Record the method's policy like an episode.
+    """Record the method's policy like an episode, and code its retrained model into the run
+    folder (:data:`TRAINED_MODEL`; its bytes are ``meta["trained_apz_bytes"]``).
 
     Costs come from the shared evaluator. ``accuracy`` is the method's own retrained model on
     the evaluator's validation images (these methods train, so that is their result);
@@ -93,6 +111,8 @@ def record_policy(
     }
     policy.metrics = dict(metrics)
     policy.budget = budget.to_dict()
+    report = write_apz(ctx.run_dir / TRAINED_MODEL)
+    meta = {**meta, "trained_apz_bytes": report.file_bytes}
     policy.meta = {**policy.meta, **meta, "evaluation": ctx.evaluator.record()}
     info = {
         "policy": policy,
@@ -104,15 +124,16 @@ def record_policy(
     ctx.record(info, float(reward_fn(measured, baseline, budget.limits(baseline))))
 
 
-def size_limit(ctx: SearchContext, method: str) -> float:
-    """The search's size limit in bytes; an error when the budget has none."""
-    limits = ctx.session.budget.limits(ctx.evaluator.baseline_metrics)
-    if "size" not in limits:
+def size_limits(budget: Budget, baseline: dict[str, float], method: str) -> dict[str, float]:
+    """The budget's ``size`` (bytes) and ``bits`` limits; an error when it has neither."""
+    limits = budget.limits(baseline)
+    found = {m: float(limits[m]) for m in ("size", "bits") if m in limits}
+    if not found:
         raise AutopruneError(
             f"method '{method}' needs a model-size target; pass e.g. --target size=0.025 "
-            "(a fraction of the float model) or --target size=20KB"
+            "(a fraction of the float model), --target size=20KB or --target bits=26.7KB"
         )
-    return float(limits["size"])
+    return found
 
 
 def storage_overhead(evaluator: PolicyEvaluator) -> Overhead:
@@ -121,13 +142,21 @@ def storage_overhead(evaluator: PolicyEvaluator) -> Overhead:
     return Overhead(index, codebook_bits=32)
 
 
-def _predicted_size(evaluator: PolicyEvaluator, weights: dict, budget_bits: float) -> float:
-    """The cost model's size of the policy that projecting ``weights`` onto the budget gives.
+def _weights(evaluator: PolicyEvaluator) -> dict[str, torch.Tensor]:
+    model = evaluator.model
+    return {s.name: model.get_submodule(s.name).weight.detach() for s in evaluator.specs}
+
+
+def projected_policy(
+    evaluator: PolicyEvaluator, weights: dict[str, torch.Tensor], budget_bits: float
+) -> Policy:
+    """The policy that projecting ``weights`` onto a Yang budget of ``budget_bits`` gives.
 
     A layer the projection empties is priced with one weight (a policy cannot prune all).
     """
     overhead = storage_overhead(evaluator)
-    projection = project_joint(weights, budget_bits, max_iter=10, overhead=overhead)
+    with torch.no_grad():
+        projection = project_joint(weights, budget_bits, max_iter=10, overhead=overhead)
     layers = {
         name: LayerPolicy(
             w_bits=projection.bits[name],
@@ -136,7 +165,12 @@ def _predicted_size(evaluator: PolicyEvaluator, weights: dict, budget_bits: floa
         )
         for name, mask in projection.masks.items()
     }
-    return evaluator.costs(Policy.for_specs(evaluator.specs, layers))["size"]
+    return Policy.for_specs(evaluator.specs, layers)
+
+
+def _predicted_size(evaluator: PolicyEvaluator, weights: dict, budget_bits: float) -> float:
+    policy = projected_policy(evaluator, weights, budget_bits)
+    return evaluator.costs(policy, ["size"])["size"]
 
 
 def calibrate_yang_budget(evaluator: PolicyEvaluator, limit_bytes: float) -> float:
@@ -145,24 +179,27 @@ def calibrate_yang_budget(evaluator: PolicyEvaluator, limit_bytes: float) -> flo
     Raises:
         AutopruneError: When even a budget of one bit per 1000 weights does not fit.
     """
-    model = evaluator.model
-    weights = {s.name: model.get_submodule(s.name).weight.detach() for s in evaluator.specs}
+    weights = _weights(evaluator)
     dense_bits = 32.0 * sum(w.numel() for w in weights.values())
     high = min(8.0 * limit_bytes, dense_bits)
-    low = dense_bits / 32_000
-    with torch.no_grad():
-        if _predicted_size(evaluator, weights, high) <= limit_bytes:
-            return high / 8
-        if _predicted_size(evaluator, weights, low) > limit_bytes:
-            raise AutopruneError(
-                f"size target of {limit_bytes:.0f} bytes is below what biases, codebooks and "
-                "indices alone take; raise the size target"
-            )
-        for _ in range(CALIBRATION_STEPS):
-            mid = (low + high) / 2
-            fits = _predicted_size(evaluator, weights, mid) <= limit_bytes
-            low, high = (mid, high) if fits else (low, mid)
+    low = floor_bits(evaluator)
+    if _predicted_size(evaluator, weights, high) <= limit_bytes:
+        return high / 8
+    if _predicted_size(evaluator, weights, low) > limit_bytes:
+        raise AutopruneError(
+            f"size target of {limit_bytes:.0f} bytes is below what biases, codebooks and "
+            "indices alone take; raise the size target"
+        )
+    for _ in range(CALIBRATION_STEPS):
+        mid = (low + high) / 2
+        fits = _predicted_size(evaluator, weights, mid) <= limit_bytes
+        low, high = (mid, high) if fits else (low, mid)
     return low / 8
+
+
+def floor_bits(evaluator: PolicyEvaluator) -> float:
+    """ADMM's smallest Yang budget in bits (:data:`FLOOR_BITS_PER_WEIGHT` per weight)."""
+    return FLOOR_BITS_PER_WEIGHT * sum(s.weight_count for s in evaluator.specs)
 
 
 class AdmmMethod(SearchMethod):
@@ -170,18 +207,37 @@ class AdmmMethod(SearchMethod):
 
     name = "admm"
     fixed_evaluations = 1
-    space_mode = "sparse"
     Options = AdmmOptions
     objectives = ("accuracy", "size")
+
+    def check_budget(self, evaluator: PolicyEvaluator, budget: Budget) -> bool:
+        """Refuse a budget without a size target, or one that ADMM's smallest budget misses."""
+        size_limits(budget, evaluator.baseline_metrics, self.name)
+        cheapest = projected_policy(evaluator, _weights(evaluator), floor_bits(evaluator))
+        costs = evaluator.costs(cheapest, budget.metrics)
+        settings = {"Yang bits per weight": FLOOR_BITS_PER_WEIGHT}
+        space = f"method '{self.name}'"
+        check_reachable(budget, evaluator.baseline_metrics, costs, space, settings, fixes=[])
+        return True
+
+    def _yang_bytes(self, ctx: SearchContext) -> float:
+        """ADMM's budget (Yang's count, bytes) meeting the search's size and bits limits."""
+        limits = size_limits(ctx.session.budget, ctx.evaluator.baseline_metrics, self.name)
+        candidates = [limits["bits"] / 8] if "bits" in limits else []
+        if "size" in limits:
+            size = limits["size"]
+            yang = self.options.yang_budget
+            candidates.append(size if yang else calibrate_yang_budget(ctx.evaluator, size))
+        return min(candidates)
 
     def run(self, ctx: SearchContext) -> None:
         """Calibrate the budget, run ADMM on the session's model, record the policy."""
         check_single_evaluation(ctx, self.name)
-        limit = size_limit(ctx, self.name)
         options = self.options
-        yang_bytes = limit if options.yang_budget else calibrate_yang_budget(ctx.evaluator, limit)
+        yang_bytes = self._yang_bytes(ctx)
         dense_bytes = 4.0 * sum(s.weight_count for s in ctx.evaluator.specs)
-        overhead = None if options.yang_budget else storage_overhead(ctx.evaluator)
+        sized = "size" in ctx.session.budget.metrics and not options.yang_budget
+        overhead = storage_overhead(ctx.evaluator) if sized else None
         config = AdmmConfig(
             epochs=options.epochs,
             finetune_epochs=options.finetune_epochs,
@@ -201,4 +257,4 @@ class AdmmMethod(SearchMethod):
             "yang_bytes": result.yang_bits / 8,
             "method_val_accuracy": result.val_accuracy,
         }
-        record_policy(ctx, result.policy, meta, result.model)
+        record_policy(ctx, result.policy, meta, result.model, result.write_apz)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import types
+import typing
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
@@ -12,6 +14,8 @@ from autoprune.errors import AutopruneError
 
 if TYPE_CHECKING:
     from agents._context import SearchContext
+    from autoprune.budget import Budget
+    from autoprune.evaluation import PolicyEvaluator
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +37,41 @@ def parse_options(cls: type[Any], options: Mapping[str, Any] | None, method: str
             f"agent option(s) {unknown} do not apply to method '{method}'; valid options: "
             f"{', '.join(valid) or '(none)'}"
         )
+    _check_scalar_types(cls, options, method)
     return cls(**options)
+
+
+_SCALARS = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _check_scalar_types(cls: type[Any], options: Mapping[str, Any], method: str) -> None:
+    """Refuse an option of a scalar field (int, float, str, bool, or one of them or None)
+    given a value of another type, e.g. ``warmup_episodes: abc``."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except (NameError, TypeError):  # an annotation that cannot be resolved here: no check
+        return
+    for name, value in options.items():
+        hint = hints.get(name)
+        kinds = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        if value is None and type(None) in kinds:
+            continue
+        scalars = [k for k in kinds if k in _SCALARS]
+        if not scalars or len(scalars) != len([k for k in kinds if k is not type(None)]):
+            continue  # containers and other types are the method's to check
+        if isinstance(value, bool):
+            ok = bool in scalars
+        else:
+            ok = any(
+                isinstance(value, k) or (k is float and isinstance(value, int)) for k in scalars
+            )
+        if not ok:
+            expected = " or ".join(_SCALARS[k] for k in scalars)
+            expected += " (or null)" if type(None) in kinds else ""
+            raise AutopruneError(
+                f"agent option '{name}' of method '{method}' must be {expected}, got {value!r} "
+                f"({type(value).__name__})"
+            )
 
 
 class SearchMethod(ABC):
@@ -62,10 +100,6 @@ class SearchMethod(ABC):
     """Registry name (``SearchConfig.agent``)."""
     fixed_evaluations: ClassVar[int | None] = None
     """Set by one-shot methods (ADMM, Deep Compression) whose budget is always this many."""
-    space_mode: ClassVar[str | None] = None
-    """The environment mode whose space the method really searches, when it is not the
-    config's ``mode`` (the one-shot methods sparsify and quantize: ``sparse``). A budget's
-    feasibility is checked in that space before anything is written."""
     Options: ClassVar[type[Any]] = NoOptions
     """Frozen dataclass of the method's options (``SearchConfig.agent_options``)."""
     objectives: ClassVar[tuple[str, ...]] = ("accuracy", "latency")
@@ -92,6 +126,28 @@ class SearchMethod(ABC):
         On resume, :meth:`load_state` has been called before ``run`` and ``ctx.history``
         holds the records already counted.
         """
+
+    def check_budget(self, evaluator: PolicyEvaluator, budget: Budget) -> bool:
+        """Refuse (one-line :class:`AutopruneError`) a budget the method's own space cannot
+        reach, naming the smallest value it reaches; called before anything is written.
+
+        Returns:
+            False when the method searches the environment's space (the default): the runner
+            then checks the budget by building the environment once.
+        """
+        del evaluator, budget
+        return False
+
+    def episodes_before_learning(self, budget: int) -> int | None:
+        """Episodes played before the method's first update, for a search of ``budget``.
+
+        The CLI warns when a search ends before this (every action was then random).
+
+        Returns:
+            None for methods that do not learn from episodes (the default).
+        """
+        del budget
+        return None
 
     def save_state(self, folder: Path) -> None:
         """Write what :meth:`load_state` needs into the empty ``folder`` (default: nothing)."""

@@ -6,12 +6,15 @@ split (or ``targets``), the model is pruned gradually with retraining, then k-me
 deep_compress`). It produces ONE policy, recorded once (``--episodes 1``), with the
 retrained model's validation ``accuracy`` and the shared evaluator's
 ``accuracy_without_retraining`` (see :func:`agents._admm_method.record_policy`); the
-``.apz`` sizes of its stages are kept in the policy's ``meta``.
+``.apz`` sizes of its stages are kept in the policy's ``meta`` and the retrained model is
+coded into the run folder as ``trained_model.apz``.
 
-Deep Compression has no budget of its own. When the search has a ``size`` target and
-``fit_size`` is on, every layer's density is scaled down by one common factor (keeping the
-scan's allocation) until the cost model predicts that the policy fits; other targets are
-only checked (``feasible``).
+Deep Compression has no budget of its own. When the search has a ``size`` or ``bits``
+target (or any other) and ``fit_size`` is on, every layer's density is scaled down by one
+common factor (keeping the scan's allocation) until the cost model predicts that the policy
+meets every target. The method's space is therefore its fixed bit-widths with any sparsity
+down to one weight per layer: :meth:`DeepCompressionMethod.check_budget` refuses, before
+anything is written, a budget that even that policy misses.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from agents._admm_method import check_single_evaluation, record_policy
 from agents._base import SearchMethod
 from agents._context import SearchContext
+from autoprune.budget import Budget
 from autoprune.deep_compression import (
     DeepCompressionConfig,
     deep_compress,
@@ -30,9 +34,10 @@ from autoprune.deep_compression import (
 from autoprune.errors import AutopruneError, unknown_name
 from autoprune.evaluation import PolicyEvaluator
 from autoprune.policy import LayerPolicy, Policy
+from envs import check_reachable
 
 FIT_STEPS = 40
-"""Bisection steps when scaling densities to the size target."""
+"""Bisection steps when scaling densities to the budget."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +49,7 @@ class DeepCompressionOptions:
     tolerance: float = 0.02
     """Accuracy drop a layer may cause alone in the scan."""
     fit_size: bool = True
-    """Scale the densities down until a ``size`` target of the search is met."""
+    """Scale the densities down until the search's targets (``size``, ``bits``) are met."""
     prune_epochs: int = 4
     """Retraining epochs of gradual pruning."""
     quant_epochs: int = 2
@@ -55,38 +60,58 @@ class DeepCompressionOptions:
     """k-means bits of fully connected layers."""
 
 
-def _predicted_size(
+def kmeans_policy(
     evaluator: PolicyEvaluator, targets: dict[str, float], bits: dict[str, int]
-) -> float:
+) -> Policy:
+    """The policy of per-layer sparsities ``targets`` with k-means codes of ``bits``."""
     layers = {
         n: LayerPolicy(w_bits=bits[n], sparsity=s, quantizer="kmeans") for n, s in targets.items()
     }
-    return evaluator.costs(Policy.for_specs(evaluator.specs, layers))["size"]
+    return Policy.for_specs(evaluator.specs, layers)
 
 
-def fit_to_size(
-    evaluator: PolicyEvaluator, base: dict[str, float], bits: dict[str, int], limit: float
+def _fits(
+    evaluator: PolicyEvaluator,
+    targets: dict[str, float],
+    bits: dict[str, int],
+    limits: dict[str, float],
+) -> bool:
+    costs = evaluator.costs(kmeans_policy(evaluator, targets, bits), list(limits))
+    return all(costs[m] <= limit * (1 + 1e-9) for m, limit in limits.items())
+
+
+def sparsest(evaluator: PolicyEvaluator, bits: dict[str, int]) -> dict[str, float]:
+    """The sparsity of every layer when it keeps one weight: the end of the method's space."""
+    counts = {s.name: s.weight_count for s in evaluator.specs}
+    return targets_for_budget(counts, bits, float(sum(bits.values())))
+
+
+def fit_to_budget(
+    evaluator: PolicyEvaluator,
+    base: dict[str, float],
+    bits: dict[str, int],
+    limits: dict[str, float],
 ) -> dict[str, float]:
-    """``base`` with every density scaled down until the predicted size is within ``limit``.
+    """``base`` with every density scaled down until the predicted costs meet ``limits``.
 
     Raises:
-        AutopruneError: When one weight per layer does not fit either.
+        AutopruneError: When one weight per layer does not fit either (checked before the
+            search by :meth:`DeepCompressionMethod.check_budget`).
     """
-    if _predicted_size(evaluator, base, bits) <= limit:
+    if _fits(evaluator, base, bits, limits):
         return dict(base)
     counts = {s.name: s.weight_count for s in evaluator.specs}
     high = float(sum(bits[n] * round((1 - s) * counts[n]) for n, s in base.items()))
     low = float(sum(bits.values()))
     fitted = targets_for_budget(counts, bits, low, base)
-    if _predicted_size(evaluator, fitted, bits) > limit:
+    if not _fits(evaluator, fitted, bits, limits):
         raise AutopruneError(
-            f"size target of {limit:.0f} bytes is below one weight per layer plus biases and "
-            "codebooks; raise the size target"
+            "the budget is below one weight per layer plus biases and codebooks; raise it"
         )
     for _ in range(FIT_STEPS):
         mid = (low + high) / 2
         candidate = targets_for_budget(counts, bits, mid, base)
-        if _predicted_size(evaluator, candidate, bits) <= limit:
+        if _fits(evaluator, candidate, bits, limits):
             low, fitted = mid, candidate
         else:
             high = mid
@@ -98,9 +123,33 @@ class DeepCompressionMethod(SearchMethod):
 
     name = "deep-compression"
     fixed_evaluations = 1
-    space_mode = "sparse"
     Options = DeepCompressionOptions
     objectives = ("accuracy", "size")
+
+    def bit_widths(self, evaluator: PolicyEvaluator) -> dict[str, int]:
+        """The fixed k-means width of every layer (``fc_bits`` linear, ``conv_bits`` conv)."""
+        options = self.options
+        return {
+            s.name: options.fc_bits if s.kind == "linear" else options.conv_bits
+            for s in evaluator.specs
+        }
+
+    def check_budget(self, evaluator: PolicyEvaluator, budget: Budget) -> bool:
+        """Refuse a budget that one weight per layer at the fixed bit-widths misses (or, with
+        ``fit_size`` off, that the given ``targets`` miss)."""
+        bits = self.bit_widths(evaluator)
+        options = self.options
+        cheapest = sparsest(evaluator, bits)
+        if not options.fit_size and options.targets is not None:
+            cheapest = {n: float(options.targets.get(n, 0.0)) for n in bits}
+        costs = evaluator.costs(kmeans_policy(evaluator, cheapest, bits), budget.metrics)
+        settings = {"conv_bits": options.conv_bits, "fc_bits": options.fc_bits}
+        fixes = ["lower fc_bits", "conv_bits (agent options)"]
+        if not options.fit_size:
+            fixes = ["turn fit_size on"]
+        space = "method 'deep-compression'"
+        check_reachable(budget, evaluator.baseline_metrics, costs, space, settings, fixes)
+        return True
 
     def _targets(self, ctx: SearchContext, bits: dict[str, int]) -> dict[str, float]:
         options = self.options
@@ -114,16 +163,15 @@ class DeepCompressionMethod(SearchMethod):
             scan = sensitivity_scan(ctx.session.model, evaluator.x_val, evaluator.y_val, list(bits))
             base = scan.targets(options.tolerance)
         limits = ctx.session.budget.limits(evaluator.baseline_metrics)
-        if options.fit_size and "size" in limits:
-            return fit_to_size(evaluator, base, bits, limits["size"])
+        if options.fit_size and limits:
+            return fit_to_budget(evaluator, base, bits, limits)
         return base
 
     def run(self, ctx: SearchContext) -> None:
         """Choose the targets, compress the session's model and record the policy."""
         check_single_evaluation(ctx, self.name)
         options = self.options
-        specs = ctx.evaluator.specs
-        bits = {s.name: options.fc_bits if s.kind == "linear" else options.conv_bits for s in specs}
+        bits = self.bit_widths(ctx.evaluator)
         config = DeepCompressionConfig(
             targets=self._targets(ctx, bits),
             prune_epochs=options.prune_epochs,
@@ -141,4 +189,4 @@ class DeepCompressionMethod(SearchMethod):
             "apz_ratio": final.ratio,
             "yang_bytes": final.yang_bytes,
         }
-        record_policy(ctx, result.policy, meta, result.model)
+        record_policy(ctx, result.policy, meta, result.model, result.write_apz)

@@ -89,10 +89,19 @@ class OptunaMethod(SearchMethod):
 
     Options: ClassVar[type[Any]] = OptunaOptions
     directions: ClassVar[tuple[str, ...]] = ("maximize",)
+    startup_trials: ClassVar[int | None] = None
+    """The sampler's default ``n_startup_trials`` (random trials before it models the
+    results; Optuna's defaults); None for samplers that never model them."""
 
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         super().__init__(options)
         self.options.check()
+
+    def episodes_before_learning(self, budget: int) -> int | None:
+        """The sampler's random start-up trials (``n_startup_trials`` may override them)."""
+        if self.startup_trials is None:
+            return None
+        return int(self.options.sampler_kwargs.get("n_startup_trials", self.startup_trials))
 
     def make_sampler(self, seed: int, budget: int) -> BaseSampler:
         """The sampler of one worker."""
@@ -183,6 +192,8 @@ class TPEMethod(OptunaMethod):
 
     name = "tpe"
 
+    startup_trials = 10
+
     def make_sampler(self, seed: int, budget: int) -> BaseSampler:
         """``TPESampler`` with ``sampler_kwargs``."""
         return optuna.samplers.TPESampler(seed=seed, **self.options.sampler_kwargs)
@@ -193,6 +204,8 @@ class GPMethod(OptunaMethod):
 
     name = "gp"
 
+    startup_trials = 10
+
     def make_sampler(self, seed: int, budget: int) -> BaseSampler:
         """``GPSampler`` with ``sampler_kwargs``."""
         return optuna.samplers.GPSampler(seed=seed, **self.options.sampler_kwargs)
@@ -202,6 +215,8 @@ class CmaEsMethod(OptunaMethod):
     """``cmaes``: Optuna's CMA-ES sampler (needs the ``cmaes`` package)."""
 
     name = "cmaes"
+
+    startup_trials = 1
 
     def make_sampler(self, seed: int, budget: int) -> BaseSampler:
         """``CmaEsSampler`` with ``sampler_kwargs``."""
@@ -237,8 +252,16 @@ class NSGA2Method(OptunaMethod):
 
     def make_sampler(self, seed: int, budget: int) -> BaseSampler:
         """``NSGAIISampler`` with ``sampler_kwargs``."""
-        kwargs = {"population_size": min(50, max(4, budget // 4)), **self.options.sampler_kwargs}
+        kwargs = {"population_size": self._population(budget), **self.options.sampler_kwargs}
         return optuna.samplers.NSGAIISampler(seed=seed, **kwargs)
+
+    def episodes_before_learning(self, budget: int) -> int | None:
+        """The first generation is random."""
+        return int(self.options.sampler_kwargs.get("population_size", self._population(budget)))
+
+    @staticmethod
+    def _population(budget: int) -> int:
+        return min(50, max(4, budget // 4))
 
     def values(self, reward: float, metrics: dict[str, float]) -> Sequence[float]:
         """Accuracy, latency, energy, size."""

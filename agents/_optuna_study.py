@@ -11,10 +11,12 @@ FAIL (:func:`fail_running`) and starts another round for the slots still free.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +26,9 @@ from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from autoprune.config import SearchConfig
+from autoprune.database_url import parse_database_url
 from autoprune.errors import AutopruneError
+from autoprune.locks import exclusive
 from autoprune.policy import Policy
 from autoprune.session import prepare_search
 from envs.compression_env import CompressionEnv
@@ -43,16 +47,55 @@ def storage_url(config: SearchConfig) -> str:
 
 
 def make_storage(url: str) -> BaseStorage:
-    """An RDB storage for ``url`` (SQLite waits up to 60 s on a lock held by a worker)."""
+    """An RDB storage for ``url`` (SQLite waits up to 60 s on a lock held by a worker).
+
+    A SQLite file is opened while holding ``<file>.lock``: two processes creating its tables
+    at once would otherwise collide.
+    """
     kwargs: dict[str, Any] = {}
+    lock: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
     if url.startswith("sqlite:"):
         kwargs = {"connect_args": {"timeout": 60}}
+        path = url[len("sqlite:///") :]
+        if path and not path.startswith(":memory:"):
+            lock = exclusive(Path(path).with_name(f"{Path(path).name}.lock"))
     try:
-        return RDBStorage(url, engine_kwargs=kwargs)
+        with lock:
+            return RDBStorage(url, engine_kwargs=kwargs)
     except ModuleNotFoundError as exc:
         raise AutopruneError(
             f"storage {url.split(':', 1)[0]} needs the Python driver '{exc.name}'; install it "
             "(for PostgreSQL: pip install psycopg2-binary)"
+        ) from None
+
+
+STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "oracle")
+"""SQLAlchemy databases an Optuna RDB storage can live in (``+driver`` may follow)."""
+
+
+def check_storage(url: str) -> None:
+    """Refuse, before any work, a storage URL that is malformed, of an unsupported scheme,
+    lacks its driver, or does not answer (opening it also creates Optuna's tables)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    example = "sqlite:///runs/optuna.db or postgresql+psycopg2://user@host/db"
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme.split("+", 1)[0] not in STORAGE_SCHEMES:
+        raise AutopruneError(
+            f"storage '{url}' is not a database URL Optuna can use (scheme "
+            f"'{scheme or 'none'}'); write e.g. {example}"
+        )
+    parsed = parse_database_url(url, "storage", example)
+    shown = parsed.render_as_string(hide_password=True)
+    try:
+        make_storage(url)
+    except AutopruneError:
+        raise
+    except (SQLAlchemyError, OSError) as exc:
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+        raise AutopruneError(
+            f"storage {shown} cannot be opened ({reason}); start the database, fix the URL, "
+            "or leave storage out to use a SQLite file under runs_dir"
         ) from None
 
 

@@ -13,6 +13,9 @@ that checkpoint stay in the history and count against the budget, but the agent 
 learnt from them (an SB3 agent continues from its checkpointed weights and replay buffer;
 their metrics do seed the evaluator cache). Optuna methods resume from their study in the
 storage, which holds every finished trial.
+
+One writer per run: the run directory is locked while a search (or the caller holding the
+store of :func:`open_run`) writes it, so a second process is refused with the first's PID.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from agents._base import SearchMethod
 from agents._context import SearchContext, env_kwargs
 from agents._registry import make_method
 from agents._rng import seed_everything, set_rng_state
-from agents._store import RunStore, read_json
+from agents._store import RunExists, RunStore, existing_run_message, read_json
 from autoprune.budget import Budget
 from autoprune.config import SearchConfig
 from autoprune.errors import AutopruneError
@@ -72,6 +75,7 @@ def run_search(
     on_record: Callable[[EpisodeRecord], None] | None = None,
     resume: str | None = None,
     run_name: str | None = None,
+    store: RunStore | None = None,
 ) -> SearchResult:
     """Run (or resume) the search ``config.agent`` for ``config.episodes`` evaluations.
 
@@ -86,18 +90,33 @@ def run_search(
         resume: Name of a run under ``<runs_dir>/searches`` to continue.
         run_name: Name of a new run (default :func:`run_name_for`); with ``resume`` it must
             be the same name.
+        store: A run opened with :func:`open_run` (instead of ``resume``/``run_name``); it
+            stays open (locked) for the caller.
 
     Returns:
         The result; ``len(result.history) == config.episodes``.
 
     Raises:
         AutopruneError: For a bad config, an unknown method or option, an existing run name,
-            or a resume whose settings differ from the saved run.
+            a resume whose settings differ from the saved run, a run another process is
+            writing, or a damaged history.
 
     Example:
         >>> # result = run_search(SearchConfig(agent="tpe", episodes=20)); result.best.policy
     """
-    ctx = _start(config, session, on_record, resume, run_name)
+    if store is not None and (resume is not None or run_name is not None):
+        raise AutopruneError("pass either store or resume/run_name to run_search, not both")
+    ctx = _start(config, session, on_record, resume, run_name, store)
+    try:
+        return _finish(ctx)
+    finally:
+        if store is None:
+            ctx.store.close()
+
+
+def _finish(ctx: SearchContext) -> SearchResult:
+    """Spend the rest of the budget, checkpoint, and write ``result.json``."""
+    config = ctx.config
     if not ctx.exhausted:
         ctx.method.run(ctx)
         if not ctx.exhausted:
@@ -123,6 +142,7 @@ def _start(
     on_record: Callable[[EpisodeRecord], None] | None,
     resume: str | None,
     run_name: str | None,
+    given: RunStore | None,
 ) -> SearchContext:
     """Check the settings (an infeasible budget fails here, in the environment's constructor,
     before a run directory exists), then open the run and restore its state."""
@@ -131,25 +151,33 @@ def _start(
     method = make_method(config.agent, options)
     if session is not None:
         session = _session_for(config, session)
-    store = _open_store(config, resume, run_name) if resume else _check_new_run(config, run_name)
-    session = session or prepare_search(config)
-    check_budget(config, session, method, env_options)
-    store = store or _open_store(config, None, run_name)
-    history = store.read_history() if resume else []
-    checkpoint = store.latest_checkpoint() if resume else None
-    ctx = SearchContext(
-        config,
-        session,
-        store,
-        method,
-        history,
-        on_record=on_record,
-        env_options=env_options,
-        resumed=resume is not None,
-        seconds_before=_restore(config, checkpoint, history, session, method),
-    )
-    for record in history:
-        ctx.remember(record)
+    if given is not None:
+        _check_same_settings(given.saved_config, config.to_dict())
+    store = given or (open_run(config, resume=resume) if resume else None)
+    if store is None:
+        _check_new_run(config, run_name)
+    try:
+        history = store.read_history() if store is not None else []  # damage fails early
+        session = session or prepare_search(config)
+        check_budget(config, session, method, env_options)
+        store = store or open_run(config, run_name=run_name)
+        ctx = SearchContext(
+            config,
+            session,
+            store,
+            method,
+            history,
+            on_record=on_record,
+            env_options=env_options,
+            resumed=store.resumed,
+            seconds_before=_restore(config, store.latest_checkpoint(), history, session, method),
+        )
+        for record in history:
+            ctx.remember(record)
+    except BaseException:
+        if store is not None and given is None:
+            store.close()
+        raise
     return ctx
 
 
@@ -166,12 +194,9 @@ def _session_for(config: SearchConfig, session: SearchSession) -> SearchSession:
 
 
 def _check_new_run(config: SearchConfig, run_name: str | None) -> None:
-    """Fail before any slow work when the new run's name is taken (returns no store)."""
+    """Fail before any slow work when the new run's name is taken."""
     if run_name is not None and (config.runs_path / "searches" / run_name).exists():
-        raise AutopruneError(
-            f"run '{run_name}' already exists under {config.runs_path / 'searches'}; pass "
-            f"resume='{run_name}' to continue it or choose another run name"
-        )
+        raise AutopruneError(existing_run_message(config.runs_path / "searches" / run_name))
 
 
 def _split_options(config: SearchConfig) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -200,35 +225,52 @@ def check_budget(
     method: SearchMethod,
     env_options: Mapping[str, Any] | None,
 ) -> None:
-    """Build the environment once in the space ``method`` searches (its ``space_mode``, else
-    the config's mode): its constructor refuses an infeasible budget with the smallest value
-    that space reaches."""
-    kwargs = env_kwargs(config, env_options)
-    if method.space_mode is not None:
-        kwargs["mode"] = method.space_mode
-    CompressionEnv(session.evaluator, session.budget, **kwargs)
+    """Refuse an infeasible budget with the smallest value the method's space reaches: the
+    method checks its own space (one-shot methods), else the environment's constructor does."""
+    if not method.check_budget(session.evaluator, session.budget):
+        CompressionEnv(session.evaluator, session.budget, **env_kwargs(config, env_options))
 
 
-def _open_store(config: SearchConfig, resume: str | None, run_name: str | None) -> RunStore:
+def open_run(
+    config: SearchConfig, *, resume: str | None = None, run_name: str | None = None
+) -> RunStore:
+    """Create (or, with ``resume``, reopen) the run directory of ``config`` and lock it.
+
+    A new run without ``run_name`` gets the first free name of :func:`run_name_for` (with a
+    ``-2``, ``-3``... suffix), taken atomically, so two searches started in the same second
+    get different runs. The caller closes the store (``with open_run(...) as store:``).
+
+    Raises:
+        AutopruneError: for a taken ``run_name``, a missing run, a run that another live
+            process is writing (naming its PID), or a resume with other settings.
+    """
     root = config.runs_path / "searches"
     if resume is None:
-        return RunStore.create(root / (run_name or _unique_name(root, config)), config.to_dict())
+        if run_name is not None:
+            return RunStore.create(root / run_name, config.to_dict())
+        return _create_unique(root, config)
     if run_name is not None and run_name != resume:
         raise AutopruneError(
             f"run_name '{run_name}' differs from resume '{resume}'; pass only resume"
         )
     store = RunStore.open(root / resume)
-    _check_same_settings(store.saved_config, config.to_dict())
+    try:
+        _check_same_settings(store.saved_config, config.to_dict())
+    except BaseException:
+        store.close()
+        raise
     return store
 
 
-def _unique_name(root: Path, config: SearchConfig) -> str:
+def _create_unique(root: Path, config: SearchConfig) -> RunStore:
     name = run_name_for(config)
-    candidate, suffix = name, 1
-    while (root / candidate).exists():
-        suffix += 1
-        candidate = f"{name}-{suffix}"
-    return candidate
+    suffix = 1
+    while True:
+        candidate = name if suffix == 1 else f"{name}-{suffix}"
+        try:
+            return RunStore.create(root / candidate, config.to_dict())
+        except RunExists:
+            suffix += 1
 
 
 def _check_same_settings(saved: dict[str, Any], given: dict[str, Any]) -> None:

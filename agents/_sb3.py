@@ -44,6 +44,7 @@ from agents._amc import (
 from agents._base import SearchMethod
 from agents._context import SearchContext, worker_processes
 from agents._rng import rng_state, set_rng_state
+from agents._store import read_json
 from autoprune.errors import AutopruneError
 
 MODEL_FILE = "model.zip"
@@ -252,7 +253,7 @@ class SB3Method(SearchMethod):
                 f"environment ({exc}); it cannot be resumed, start a new search"
             ) from exc
         model._last_obs = None  # the new environment must be reset by learn()
-        state = json.loads((folder / STATE_FILE).read_text())
+        state = read_json(folder / STATE_FILE)
         model.action_space.np_random.bit_generator.state = state["action_space_rng"]
         set_rng_state(state["rng"])  # SB3's load re-seeded the global generators
         return model
@@ -295,16 +296,23 @@ class OffPolicyMethod(SB3Method):
         spends most of its evaluations on random actions.
         """
         chosen = self.options.warmup_episodes
-        if chosen is None:
-            return min(100, ctx.budget // 4)
-        if int(chosen) > ctx.budget // 2:
+        if chosen is not None and int(chosen) > ctx.budget // 2:
             warnings.warn(
                 f"warmup_episodes={chosen} is more than half of the {ctx.budget} episodes; "
                 f"using {ctx.budget // 2} so that the agent learns from the rest",
                 stacklevel=2,
             )
-            return ctx.budget // 2
-        return int(chosen)
+        return self._warmup_for(ctx.budget)
+
+    def _warmup_for(self, budget: int) -> int:
+        chosen = self.options.warmup_episodes
+        if chosen is None:
+            return min(100, budget // 4)
+        return min(int(chosen), budget // 2)
+
+    def episodes_before_learning(self, budget: int) -> int | None:
+        """The random warm-up, then one round of the untrained actor (with noise)."""
+        return self._warmup_for(budget) + self.options.n_envs
 
     def buffer_size(self, ctx: SearchContext, steps: int) -> int:
         """Replay capacity in transitions per environment."""
@@ -420,3 +428,8 @@ class PPOMethod(SB3Method):
         kwargs["n_steps"] = n_steps
         kwargs.setdefault("batch_size", max(2, n_steps * self.options.n_envs))
         return kwargs
+
+    def episodes_before_learning(self, budget: int) -> int | None:
+        """The first rollout is played by the untrained (random) policy."""
+        del budget
+        return max(1, self.options.episodes_per_update) * self.options.n_envs

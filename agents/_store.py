@@ -2,15 +2,21 @@
 
 Layout of ``<runs_dir>/searches/<run_name>/``::
 
+    writer.lock              flock'ed by the one process writing the run; holds its PID
     config.json              the SearchConfig of the run
     history.jsonl            one EpisodeRecord per line, appended, flushed and fsync'ed
     checkpoint.json          pointer to the newest complete checkpoint (replaced atomically)
     checkpoints/ckpt-*/      runner.json, rng.json, evaluator.json, history.json, method/
+    tracking.json            the MLflow run that a resume continues (written by the CLI)
     result.json              the SearchResult summary once the search finishes
 
-A checkpoint is written into a temporary folder, renamed into place, and only then published
-by replacing ``checkpoint.json``; a crash at any point leaves the previous checkpoint intact.
-A line torn by a crash at the end of ``history.jsonl`` is dropped when the run is reopened.
+One writer per run: :meth:`RunStore.create` and :meth:`RunStore.open` lock ``writer.lock``
+(the OS releases it when the process ends, even by ``kill -9``), and a second process is
+refused with the PID of the first. A checkpoint is written into a temporary folder, renamed
+into place, and only then published by replacing ``checkpoint.json``; a crash at any point
+leaves the previous checkpoint intact. ``history.jsonl`` is never cut, except for a line torn
+by a crash at its very end, which is dropped on reopening after a copy of the file is kept
+(see :mod:`agents._history`).
 """
 
 from __future__ import annotations
@@ -24,12 +30,49 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agents._history import drop_torn_tail, scan_history
 from autoprune.errors import AutopruneError
+from autoprune.locks import FileLock
 from autoprune.results import EpisodeRecord
 
 HISTORY = "history.jsonl"
 POINTER = "checkpoint.json"
 CHECKPOINTS = "checkpoints"
+LOCK = "writer.lock"
+TRACKING = "tracking.json"
+
+
+class RunExists(AutopruneError):
+    """A new run's directory exists already."""
+
+
+def live_writer(path: Path) -> int | None:
+    """PID of another live process writing the run at ``path`` (0 if unreadable), else None."""
+    if not (path / LOCK).is_file():
+        return None
+    lock = FileLock(path / LOCK)
+    if lock.acquire(wait=False):
+        lock.release()
+        return None
+    return lock.holder() or 0
+
+
+def existing_run_message(path: Path) -> str:
+    """Why a new run cannot take ``path``, with advice that never points at a live run."""
+    pid = live_writer(path)
+    if pid is not None:
+        return (
+            f"run '{path.name}' already exists under {path.parent} and is running under "
+            f"{_process(pid)}; choose another run name, or wait for it to finish"
+        )
+    return (
+        f"run '{path.name}' already exists under {path.parent}; pass resume='{path.name}' to "
+        "continue it or choose another run name"
+    )
+
+
+def _process(pid: int) -> str:
+    return f"PID {pid}" if pid else "another process"
 
 
 def fsync_dir(path: Path) -> None:
@@ -57,48 +100,82 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
-    """Read a JSON file written by this module."""
-    return json.loads(path.read_text())
+    """Read a JSON file written by this module; a damaged one is a one-line error."""
+    try:
+        return json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        reason = " ".join(str(exc).split())[:120]
+        raise AutopruneError(
+            f"run file {path} is damaged ({reason}); restore it from a backup, or start a new "
+            "search (the finished episodes stay readable in history.jsonl)"
+        ) from None
 
 
 class RunStore:
-    """Files of one search run.
+    """Files of one search run, locked for this process while the store is open.
 
     Example:
-        >>> # store = RunStore.create(Path("runs/searches/demo__ddpg__0__20240101-120000"))
-        >>> # store.append(record); store.write_checkpoint(10, writer)
+        >>> # with RunStore.create(Path("runs/searches/demo__ddpg__0__20240101-120000"), {}) as s:
+        >>> #     s.append(record); s.write_checkpoint(10, writer)
     """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.resumed = False
+        """Whether the run was reopened (:meth:`open`) rather than created."""
+        self._lock = FileLock(path / LOCK)
 
     @classmethod
     def create(cls, path: Path, config: dict[str, Any]) -> RunStore:
-        """Make a new run directory; fails when it already exists."""
-        if path.exists():
-            raise AutopruneError(
-                f"run directory {path} already exists; pass resume='{path.name}' to continue "
-                "it or choose another run name"
-            )
-        path.mkdir(parents=True)
+        """Make and lock a new run directory (atomically); fails when it already exists."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            raise RunExists(existing_run_message(path)) from None
+        store = cls(path)
+        store._lock.acquire(wait=True)  # nobody else locks a run before config.json exists
         (path / CHECKPOINTS).mkdir()
-        write_json_atomic(path / "config.json", config)
         (path / HISTORY).touch()
-        return cls(path)
+        write_json_atomic(path / "config.json", config)
+        return store
 
     @classmethod
     def open(cls, path: Path) -> RunStore:
-        """Open an existing run directory (for resuming)."""
+        """Open and lock an existing run directory (for resuming).
+
+        Raises:
+            AutopruneError: when there is no run at ``path``, or another live process is
+                writing it (the message names its PID).
+        """
         if not (path / "config.json").is_file():
             names = sorted(p.name for p in path.parent.glob("*")) if path.parent.is_dir() else []
             raise AutopruneError(
                 f"no search run at {path}; resume one of: {', '.join(names) or '(none yet)'}"
             )
         store = cls(path)
+        store.resumed = True
+        if not store._lock.acquire(wait=False):
+            pid = store._lock.holder() or 0
+            raise AutopruneError(
+                f"run '{path.name}' is being written by {_process(pid)} (a search is still "
+                f"running); wait for it to finish, or stop it{f' (kill {pid})' if pid else ''} "
+                "and resume again"
+            )
         (path / CHECKPOINTS).mkdir(exist_ok=True)
         (path / HISTORY).touch()
         store._remove_stale_checkpoints()
         return store
+
+    def close(self) -> None:
+        """Release this process's lock on the run (the files stay as they are)."""
+        self._lock.release()
+
+    def __enter__(self) -> RunStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def saved_config(self) -> dict[str, Any]:
@@ -116,30 +193,31 @@ class RunStore:
             os.fsync(handle.fileno())
 
     def read_history(self) -> list[EpisodeRecord]:
-        """All complete records; a torn last line (crash mid-write) is cut off the file."""
+        """All records of ``history.jsonl``.
+
+        A last line torn by a crash is dropped from the file (while this process holds the
+        run), after a copy of the file is kept as ``history.jsonl.torn-<time>``.
+
+        Raises:
+            AutopruneError: for damage before the last line, naming the line; the file is
+                left unchanged.
+        """
         path = self.path / HISTORY
-        raw = path.read_bytes()
-        records: list[EpisodeRecord] = []
-        good_end = 0
-        for line in raw.splitlines(keepends=True):
-            if not line.endswith(b"\n"):
-                break
-            try:
-                records.append(EpisodeRecord.from_dict(json.loads(line)))
-            except (ValueError, KeyError):
-                break
-            good_end += len(line)
-        if good_end < len(raw):
-            with open(path, "r+b") as handle:
-                handle.truncate(good_end)
-                os.fsync(handle.fileno())
-        for position, record in enumerate(records):
-            if record.index != position:
-                raise AutopruneError(
-                    f"{path} holds index {record.index} at line {position + 1}; the history is "
-                    "corrupt: start a new run instead of resuming this one"
-                )
-        return records
+        scan = scan_history(path)
+        if scan.torn_at is not None and self._lock.held:
+            drop_torn_tail(path, scan.torn_at)
+        return scan.records
+
+    # Tracking -----------------------------------------------------------------------------
+
+    def tracking_run(self) -> dict[str, str] | None:
+        """The MLflow run recorded by :meth:`save_tracking_run` (``run_id``, ``tracking_uri``)."""
+        path = self.path / TRACKING
+        return read_json(path) if path.is_file() else None
+
+    def save_tracking_run(self, run_id: str, tracking_uri: str) -> None:
+        """Record the MLflow run of this search, so that a resume continues it."""
+        write_json_atomic(self.path / TRACKING, {"run_id": run_id, "tracking_uri": tracking_uri})
 
     # Checkpoints --------------------------------------------------------------------------
 

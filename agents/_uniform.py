@@ -1,21 +1,30 @@
 """``uniform``: the same setting in every layer, the largest one that meets the budget.
 
-The method plays one number ``u`` in ``[-1, 1]`` for every action dimension of every layer:
-the same keep ratio (prune), the same weight and activation bits (quantize), the same
-sparsity and weight bits moving together (sparse: Deep Compression's uniform baseline), or
-all four together (joint). In every dimension a larger ``u`` is a larger setting (more
-channels, lower sparsity, more bits), so the predicted costs grow with ``u``; ``u`` is
-bisected on the evaluator's cost predictions (no model is touched) to the largest value
-whose policy meets the budget, and that episode is evaluated first. The prediction is the
-environment's own request (channel rounding, sparsity grid, pinned layers), so the wall
-lets it through unchanged. The rest of the budget is a sweep of evenly spaced smaller
-values from ``u`` down to -1 (every one predicted feasible); neighbours that round to the
-same channels, sparsities and bits are answered by the evaluator's cache. The schedule
-depends only on the budget, so a resumed run continues it where the history ends.
+The method plays the same action in every layer. In ``prune`` and ``quantize`` it is one
+number ``u`` in ``[-1, 1]`` for every dimension: the same keep ratio, or the same weight and
+activation bits. In every dimension a larger ``u`` is a larger setting (more channels,
+lower sparsity, more bits), so the predicted costs grow with ``u``; ``u`` is bisected on the
+evaluator's cost predictions (no model is touched) to the largest value whose policy meets
+the budget, and that episode is evaluated first. The rest of the budget is a sweep of
+evenly spaced smaller values from ``u`` down to -1 (every one predicted feasible).
+
+In ``sparse`` and ``joint`` (bits together with sparsity and channels) one ``u`` would tie
+the bit-width to the sparsity, and a tight size budget would get 2-bit codes at a high
+sparsity. There the method is Deep Compression's uniform baseline instead: for every
+bit-width (``max_bits`` down to ``min_bits``, weights and activations alike) the same
+sparsity (and keep ratio) in every layer, bisected to the largest that meets the budget;
+these candidates are evaluated first, and the rest of the budget sweeps each bit-width's
+value down toward -1 in turn.
+
+The prediction is the environment's own request (channel rounding, sparsity grid, pinned
+layers), so the wall lets it through unchanged; neighbours that round to the same channels,
+sparsities and bits are answered by the evaluator's cache. The schedule depends only on the
+budget, so a resumed run continues it where the history ends.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,18 +38,38 @@ TOLERANCE = 1e-4
 """Bisection stops when the bracket is this narrow (in action units)."""
 
 
-def predicted_policy(ctx: SearchContext, env: CompressionEnv, u: float) -> Policy:
-    """The policy the environment would build from action ``u`` at every step (no wall)."""
-    action = env.decode(np.full(env.action_space.shape, u, dtype=np.float32))
+BITS = ("w_bits", "a_bits")
+
+
+@dataclass(frozen=True)
+class Uniform:
+    """One uniform action: ``u`` in every dimension, except the bit dimensions at ``bits``'s
+    action value when ``bits`` is set."""
+
+    u: float
+    bits: float | None = None
+
+    def action(self, env: CompressionEnv) -> np.ndarray:
+        """The action of every step."""
+        values = [
+            self.bits if self.bits is not None and dim in BITS else self.u for dim in env.space.dims
+        ]
+        return np.asarray(values, dtype=np.float32)
+
+
+def predicted_policy(ctx: SearchContext, env: CompressionEnv, choice: Uniform) -> Policy:
+    """The policy the environment would build from ``choice`` at every step (no wall)."""
+    action = env.decode(choice.action(env))
     return Policy.for_specs(ctx.evaluator.specs, env.space.requested(action))
 
 
-def largest_feasible(ctx: SearchContext, env: CompressionEnv) -> float:
+def largest_feasible(ctx: SearchContext, env: CompressionEnv, bits: float | None = None) -> float:
     """The largest ``u`` whose predicted policy meets the budget (-1 when none does)."""
     baseline = ctx.evaluator.baseline_metrics
 
     def fits(u: float) -> bool:
-        costs = ctx.evaluator.costs(predicted_policy(ctx, env, u), env.space.metrics)
+        policy = predicted_policy(ctx, env, Uniform(u, bits))
+        costs = ctx.evaluator.costs(policy, env.space.metrics)
         return ctx.session.budget.satisfied(costs, baseline)
 
     if fits(1.0):
@@ -67,10 +96,31 @@ def schedule(best: float, budget: int) -> list[float]:
     return [best - j * step for j in range(budget)]
 
 
-def play(env: CompressionEnv, u: float) -> tuple[float, dict[str, Any]]:
-    """One episode with action ``u`` in every dimension of every step."""
+def bit_levels(env: CompressionEnv) -> list[float]:
+    """The action value at the middle of each bit-width's bin, largest bit-width first."""
+    low, high = env.space.min_bits, env.space.max_bits
+    bins = high - low + 1
+    return [2.0 * (b - low + 0.5) / bins - 1.0 for b in range(high, low - 1, -1)]
+
+
+def plan(ctx: SearchContext, env: CompressionEnv, budget: int) -> list[Uniform]:
+    """The method's ``budget`` episodes (see the module docstring)."""
+    separate = any(d in BITS for d in env.space.dims) and any(d not in BITS for d in env.space.dims)
+    if not separate:
+        return [Uniform(u) for u in schedule(largest_feasible(ctx, env), budget)]
+    levels = bit_levels(env)
+    best = {b: largest_feasible(ctx, env, b) for b in levels}
+    sweeps = {b: schedule(best[b], -(-budget // len(levels)) + 1)[1:] for b in levels}
+    episodes = [Uniform(best[b], b) for b in levels]
+    for j in range(budget):
+        episodes += [Uniform(sweeps[b][j], b) for b in levels if j < len(sweeps[b])]
+    return episodes[:budget]
+
+
+def play(env: CompressionEnv, choice: Uniform) -> tuple[float, dict[str, Any]]:
+    """One episode with ``choice``'s action at every step."""
     env.reset()
-    action = np.full(env.action_space.shape, u, dtype=np.float32)
+    action = choice.action(env)
     while True:
         _, reward, terminated, truncated, info = env.step(action)
         if terminated or truncated:
@@ -85,8 +135,7 @@ class UniformMethod(SearchMethod):
     def run(self, ctx: SearchContext) -> None:
         """Bisect, then play the schedule from the first unrecorded position."""
         env = ctx.make_env()
-        values = schedule(largest_feasible(ctx, env), ctx.budget)
-        for u in values[ctx.recorded :]:
-            reward, info = play(env, u)
+        for choice in plan(ctx, env, ctx.budget)[ctx.recorded :]:
+            reward, info = play(env, choice)
             ctx.record(info, reward)
             ctx.maybe_checkpoint()

@@ -12,7 +12,9 @@ and energy against the original — the numbers a user needs before deploying.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import sys
+import types
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +23,13 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from autoprune.coding import ApzReport, extras_from_state_dict, write_apz
-from autoprune.compress import export_quantized, remove_activation_quant, squash
+from autoprune.budget import Budget
+from autoprune.coded_file import finalize_and_code, trim_to_fit, with_trimmed
+from autoprune.compress import independent_copy, quantize_weights
 from autoprune.config import SearchConfig
 from autoprune.cost import CostModel
 from autoprune.data import DataSplits
+from autoprune.deep_compression import PruneSchedule, gradual_prune
 from autoprune.evaluation import EvaluatorConfig, PolicyEvaluator
 from autoprune.export import export_bundle, export_onnx, measure_latency, onnx_node_names_for
 from autoprune.policy import FLOAT_BITS, Policy
@@ -45,6 +49,11 @@ class ApplyResult:
     evaluation: dict[str, Any] = field(default_factory=dict)
     """How the policy was scored: ``recorded`` (the policy carried the search's settings),
     ``same_images`` (the validation images match the search's), ``search_val_accuracy``."""
+    trimmed: dict[str, int] = field(default_factory=dict)
+    """Weights pruned beyond the policy so that the coded file meets its size budget."""
+    finetune: dict[str, Any] = field(default_factory=dict)
+    """``val_accuracy`` after fine-tuning and whether the fine-tuned model was ``kept`` (it
+    is not when it scores below the model before fine-tuning, e.g. after a divergence)."""
 
     def rows(self) -> list[tuple[str, str, str, str]]:
         """(metric, original, compressed, change) rows for a table."""
@@ -62,6 +71,8 @@ class ApplyResult:
             "original": self.original,
             "compressed": self.compressed,
             "evaluation": self.evaluation,
+            "trimmed": self.trimmed,
+            "finetune": self.finetune,
         }
 
 
@@ -84,21 +95,6 @@ def onnx_accuracy(path: Path, x: torch.Tensor, y: torch.Tensor, batch: int = 256
     return correct / len(x)
 
 
-def finalize_and_code(
-    compressed: nn.Module, layer_names: list[str], path: Path, metadata: dict | None = None
-) -> ApzReport:
-    """Write the coded weights of ``compressed`` to ``path`` and make it a plain model.
-
-    The coded form is read while the quantizers are in place; afterwards activation
-    fake-quant is removed and parametrizations are squashed, so the model exports to ONNX.
-    """
-    coded = export_quantized(compressed, layer_names)
-    remove_activation_quant(compressed)
-    squash(compressed)
-    extras = extras_from_state_dict(compressed.state_dict(), layer_names)
-    return write_apz(path, coded, extras, metadata=metadata)
-
-
 def evaluation_config(policy: Policy) -> EvaluatorConfig:
     """The settings ``policy`` was scored with (its ``meta["evaluation"]``).
 
@@ -113,6 +109,62 @@ def evaluation_config(policy: Policy) -> EvaluatorConfig:
         return evaluator_config(SearchConfig())
     settings = {k: v for k, v in record.items() if k not in RECORD_EXTRAS}
     return EvaluatorConfig.from_dict(settings)
+
+
+def _finetuned(
+    evaluator: PolicyEvaluator,
+    compressed: nn.Module,
+    policy: Policy,
+    epochs: int,
+    lr: float,
+    on_batch: ProgressFn | None,
+) -> nn.Module:
+    """The fine-tuned model: staged for sparse + quantized policies, else a tuned copy of
+    ``compressed`` (which stays as it was)."""
+    if staged_finetune_applies(policy):
+        return staged_finetune(evaluator, policy, epochs, lr, on_batch)
+    tuned = independent_copy(compressed)
+    finetune(tuned, evaluator.data, epochs, lr, teacher=evaluator.model, on_batch=on_batch)
+    return tuned.eval()
+
+
+def staged_finetune_applies(policy: Policy) -> bool:
+    """Whether some layer is both sparsified and quantized (the Deep Compression case)."""
+    return any(lp.sparsity > 0 and lp.w_bits != FLOAT_BITS for lp in policy.layers.values())
+
+
+def staged_finetune(
+    evaluator: PolicyEvaluator,
+    policy: Policy,
+    epochs: int,
+    lr: float,
+    on_batch: ProgressFn | None = None,
+) -> nn.Module:
+    """Fine-tune in Deep Compression's order: prune gradually to the policy's sparsities
+    while retraining the float weights (ceil(epochs/2) epochs, Zhu & Gupta's cubic schedule),
+    then quantize them and tune the codebooks for the rest.
+
+    Channels (and activation quantizers) are applied first, as the search did. Pruning the
+    trained weights in one shot to 90%+ and retraining recovers far less than pruning
+    gradually during the same epochs (BENCHMARKS.md, "Size budgets through the search"), and
+    quantizing first leaves only the codebooks to train.
+    """
+    dense = {n: replace(lp, w_bits=FLOAT_BITS, sparsity=0.0) for n, lp in policy.layers.items()}
+    model = evaluator.compressor.compress(replace(policy, layers=dense))
+    first = (epochs + 1) // 2
+    finals = {n: lp.sparsity for n, lp in policy.layers.items()}
+    gradual_prune(model, evaluator.data, finals, PruneSchedule(), epochs=first, lr=lr)
+    quantize_weights(model.eval(), dict(policy.layers))
+    if epochs > first:
+        teacher = evaluator.model
+        finetune(model, evaluator.data, epochs - first, lr, teacher=teacher, on_batch=on_batch)
+    return model.eval()
+
+
+def budget_limits(policy: Policy, evaluator: PolicyEvaluator) -> dict[str, float]:
+    """The limits of the budget ``policy`` was searched under, against ``evaluator``'s
+    original model (empty for a policy without a budget)."""
+    return Budget.parse(policy.budget or None).limits(evaluator.baseline_metrics)
 
 
 RECORD_EXTRAS = ("dataset", "val_images", "val_fingerprint")
@@ -144,19 +196,28 @@ def apply_policy(
     recorded = isinstance(policy.meta.get("evaluation"), dict)
     config = evaluation if evaluation is not None else evaluation_config(policy)
     evaluator = PolicyEvaluator(model, data, specs, cost_model, config)
+    limits = budget_limits(policy, evaluator)
     compressed = evaluator.compress(policy)
     result = ApplyResult(compressed)
     result.evaluation = _provenance(policy, evaluator, recorded)
     result.original["val_accuracy"] = evaluator.baseline_metrics["accuracy"]
     result.compressed["val_accuracy"] = evaluator.accuracy(compressed, copy_model=True)
     if finetune_epochs:
-        finetune(compressed, data, finetune_epochs, lr, teacher=model, on_batch=on_batch)
-        compressed.eval()
+        tuned = _finetuned(evaluator, compressed, policy, finetune_epochs, lr, on_batch)
+        tuned_val = evaluator.accuracy(tuned, copy_model=True)
+        kept = tuned_val >= result.compressed["val_accuracy"]
+        result.finetune = {"epochs": finetune_epochs, "val_accuracy": tuned_val, "kept": kept}
+        if kept:  # else fine-tuning diverged or hurt: ship the model the search scored
+            compressed = result.model = tuned
+    names = [s.name for s in specs]
+    metadata = {"policy": policy.to_dict()}
+    trimmed = trim_to_fit(compressed, names, limits, metadata)
+    result.trimmed = trimmed
     result.original["test_accuracy"] = evaluate(model, data.x_test, data.y_test)
     result.compressed["test_accuracy"] = evaluate(compressed, data.x_test, data.y_test)
     out_dir.mkdir(parents=True, exist_ok=True)
     apz = finalize_and_code(
-        compressed, [s.name for s in specs], out_dir / "model.apz", {"policy": policy.to_dict()}
+        compressed, names, out_dir / "model.apz", with_trimmed(metadata, trimmed)
     )
     int8 = any(lp.w_bits <= 8 for lp in policy.layers.values())
     example = evaluator.example_input
@@ -249,3 +310,16 @@ def _measure(
     result.compressed["onnx_latency_ms"] = measure(result.files["onnx"])
     if "int8_onnx" in result.files:
         result.compressed["int8_onnx_latency_ms"] = measure(result.files["int8_onnx"])
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable: ``autoprune.apply(policy, ...)`` runs :func:`autoprune.api.apply`
+    (the name ``autoprune.apply`` is both this module and the public function)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> ApplyResult:
+        from autoprune.api import apply
+
+        return apply(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

@@ -3,17 +3,25 @@
 A checkpoint is a state dict (``.pt``) with a JSON side-car holding the request and the
 measured accuracies. The file name is a hash of the request, so asking again with the
 same model, dataset, epochs, seed and optimiser settings loads instead of training.
+
+Training watches itself: a loss that turns NaN or infinite, or a model that ends no better
+than chance (:func:`~autoprune.training.chance_accuracy`: 15% for ten balanced classes),
+is trained once more from the same initial weights at a fifth of the learning rate; if
+that fails too the request is refused with an :class:`~autoprune.errors.AutopruneError`
+and nothing is cached. A cached checkpoint at chance level (written before this check
+existed) is trained again.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +31,21 @@ from torch import nn
 from autoprune.data import DataSplits
 from autoprune.errors import AutopruneError
 from autoprune.models import build_model, load_weights
-from autoprune.training import EpochStats, ProgressFn, TrainConfig, evaluate, train
+from autoprune.training import (
+    EpochStats,
+    NonFiniteLoss,
+    ProgressFn,
+    TrainConfig,
+    TrainResult,
+    chance_accuracy,
+    evaluate,
+    majority_accuracy,
+    train,
+)
+from autoprune.user_code import user_errors
+
+RETRY_LR_FACTOR = 0.2
+"""A failed training is tried once more at this fraction of its learning rate."""
 
 
 @dataclass(frozen=True)
@@ -83,8 +105,66 @@ def load_baseline(request: BaselineRequest, data: DataSplits, root: Path) -> Bas
     meta_path = weights.with_suffix(".json")
     if not (weights.is_file() and meta_path.is_file()):
         return None
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        return None  # a damaged side-car: train again (the files are replaced atomically)
+    accuracy = meta.get("val_accuracy") if isinstance(meta, dict) else None
+    if not isinstance(accuracy, (int, float)) or accuracy <= chance_accuracy(data):
+        return None  # a chance-level checkpoint is never reused
     model = load_weights(build_for(request.model, data), weights)
-    return Baseline(model, json.loads(meta_path.read_text()), weights, cached=True)
+    return Baseline(model, meta, weights, cached=True)
+
+
+def train_watched(
+    model: nn.Module,
+    data: DataSplits,
+    config: TrainConfig,
+    *,
+    on_batch: ProgressFn | None = None,
+    on_epoch: Callable[[EpochStats], None] | None = None,
+    what: str = "the model",
+) -> tuple[TrainResult, TrainConfig]:
+    """Train ``model`` in place; retry once at ``lr * RETRY_LR_FACTOR`` from the same initial
+    weights when the loss turns non-finite or the model ends at chance level.
+
+    Returns:
+        The training result and the settings that produced it.
+
+    Raises:
+        AutopruneError: When both attempts fail, naming what happened at each learning rate.
+    """
+    initial = copy.deepcopy(model.state_dict())
+    chance = chance_accuracy(data)
+    problems = []
+    for attempt in (config, replace(config, lr=config.lr * RETRY_LR_FACTOR)):
+        model.load_state_dict(initial)
+        try:
+            with user_errors(f"training {what}"):
+                result = train(
+                    model,
+                    data,
+                    attempt,
+                    on_batch=on_batch,
+                    on_epoch=on_epoch,
+                    stop_on_nonfinite=True,
+                )
+        except NonFiniteLoss as exc:
+            problems.append(str(exc))
+            continue
+        if result.val_accuracy > chance:
+            return result, attempt
+        problems.append(
+            f"at lr {attempt.lr:g} it ended at chance level ({result.val_accuracy:.1%} "
+            f"validation accuracy; always answering the most frequent class scores "
+            f"{majority_accuracy(data):.1%})"
+        )
+    raise AutopruneError(
+        f"training {what} on {data.name} did not learn: {'; '.join(problems)}; nothing was "
+        "cached. Check the data (labels that match the images, pixel values), or train it "
+        "with other settings (autoprune train --lr 0.01 --epochs 20) and pass those weights "
+        "with --weights"
+    )
 
 
 def train_baseline(
@@ -115,8 +195,11 @@ def train_baseline(
         cached = load_baseline(request, data, root)
         if cached is not None:
             return cached
+    torch.manual_seed(request.config.seed)  # the seed also fixes the initial weights
     model = build_for(request.model, data)
-    result = train(model, data, request.config, on_batch=on_batch, on_epoch=on_epoch)
+    result, used = train_watched(
+        model, data, request.config, on_batch=on_batch, on_epoch=on_epoch, what=request.model
+    )
     meta = {
         "model": request.model,
         "dataset": request.dataset,
@@ -129,6 +212,8 @@ def train_baseline(
         "torch": torch.__version__,
         **asdict(request.config),
     }
+    if used.lr != request.config.lr:
+        meta["trained_lr"] = used.lr  # the request's lr failed (see train_watched)
     weights = root / f"{request.stem()}.pt"
     _atomic_write(weights, lambda tmp: torch.save(model.state_dict(), tmp))
     _atomic_write(

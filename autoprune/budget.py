@@ -1,9 +1,16 @@
 """Budgets: hard limits on MACs/FLOPs, params, model size, latency or energy.
 
-A constraint is written ``KEY=VALUE``. A bare number in (0, 1] or a percentage is a
-fraction of the uncompressed model (``flops=0.5``, ``latency=60%``); a number with a unit,
-or a bare number above 1, is absolute (``latency=2ms``, ``size=50KB``, ``flops=10M``,
-``energy=0.3mJ``, ``params=20000``, ``bits=26.7KB``).
+A constraint is written ``KEY=VALUE``. A bare number in (0, 1] or a percentage up to 100%
+is a fraction of the uncompressed model (``flops=0.5``, ``latency=60%``); a number with a
+unit, or a bare number above 100, is absolute (``latency=2ms``, ``size=50KB``,
+``flops=10M``, ``energy=0.3mJ``, ``params=20000``, ``bits=26.7KB``).
+
+Refused as typos rather than read as budgets: a fraction above 1 (``flops=1.7``,
+``flops=170%``: it would allow more than the uncompressed model), a bare count in (1, 100]
+for ``flops``/``macs``, ``params``, ``size`` and ``bits`` (no network has 1.7 MACs or 50
+bytes: it is a mistyped fraction or a missing unit), and a bare number above 1 for
+``latency`` and ``energy``, which is ambiguous (a fraction above 1, or milliseconds /
+millijoules without the unit) and so needs a unit to be absolute (``latency=1.7ms``).
 
 Metric units inside autoprune: MACs and params are counts, size is bytes, bits is bits,
 latency is milliseconds, energy is millijoules. ``flops`` is an alias of ``macs`` (AMC
@@ -45,6 +52,9 @@ _UNITS: dict[str, dict[str, float]] = {
     "latency": {"ms": 1, "s": 1e3, "us": 1e-3},
     "energy": {"mj": 1, "j": 1e3, "uj": 1e-3},
 }
+_SMALLEST_BARE_COUNT = 100.0
+"""A bare count at or below this (and above 1) is refused for the count metrics."""
+_EXAMPLES = {"macs": "10M", "params": "20K", "size": "50KB", "bits": "26.7KB"}
 _VALUE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)\s*(%|[a-z]*)\s*$", re.IGNORECASE)
 
 
@@ -90,10 +100,13 @@ class Constraint:
         number, unit = float(match.group(1)), match.group(2).lower()
         if number <= 0 or math.isinf(number):
             raise AutopruneError(f"budget {metric}={raw} must be positive")
-        if unit == "%":
-            return cls(metric, number / 100.0, relative=True)
-        if unit == "" and number <= 1.0:
-            return cls(metric, number, relative=True)
+        if unit == "%" or (unit == "" and number <= 1.0):
+            fraction = number / 100.0 if unit == "%" else number
+            if fraction > 1.0:
+                raise _above_one(key, raw, metric)
+            return cls(metric, fraction, relative=True)
+        if unit == "" and (metric in ("latency", "energy") or number <= _SMALLEST_BARE_COUNT):
+            raise _above_one(key, raw, metric)
         units = _UNITS[metric]
         if unit not in units:
             raise AutopruneError(
@@ -170,6 +183,23 @@ class Budget:
 
     def __str__(self) -> str:
         return ", ".join(str(c) for c in self.constraints) or "none"
+
+
+def _above_one(key: str, raw: str | float, metric: str) -> AutopruneError:
+    """The error for a budget that reads as a fraction above 1 (a typo, not a budget)."""
+    key, raw = key.strip(), str(raw).strip()
+    if metric in ("latency", "energy"):
+        unit = "ms" if metric == "latency" else "mJ"
+        return AutopruneError(
+            f"budget {key}={raw} has no unit, so it reads as a fraction of the original above "
+            f"1; write a fraction such as {key}=0.7 (70% of the original) or give the unit of "
+            f"an absolute value, e.g. {key}={raw}{unit}"
+        )
+    return AutopruneError(
+        f"budget {key}={raw} reads as a fraction above 1, which would allow more than the "
+        f"uncompressed model; write a fraction such as {key}=0.7 (70% of the original) or an "
+        f"absolute value like {key}={_EXAMPLES[metric]}"
+    )
 
 
 def _absolute_text(c: Constraint) -> str:

@@ -12,6 +12,7 @@ kB), MACs as counts (drawn in millions); accuracy is a fraction (drawn in %).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,9 +49,15 @@ def _new_figure(width: float, height: float, rows: int = 1, cols: int = 1) -> tu
 
 
 def _save(fig: Figure, path: str | Path) -> Path:
+    """Write the PNG through a temporary file, so an interruption leaves no half image."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fig.savefig(tmp, format="png")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -25,6 +25,14 @@ FLOAT_BITS = 32
 """Bit-width meaning "not quantized" (fp32)."""
 
 Quantizer = Literal["linear", "kmeans"]
+_FIELD_TYPES: dict[str, tuple[tuple[type, ...], str]] = {
+    "keep_ratio": ((int, float), "a number such as 0.5"),
+    "w_bits": ((int,), "an integer such as 8 (32 for float)"),
+    "a_bits": ((int,), "an integer such as 8 (32 for float)"),
+    "sparsity": ((int, float), "a number such as 0.9"),
+    "quantizer": ((str,), "linear or kmeans"),
+}
+"""JSON types of the fields of a layer policy, and how to write them."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,46 @@ class LayerPolicy:
             raise AutopruneError(
                 f"layer '{name}': quantizer '{self.quantizer}' is unknown; use linear or kmeans"
             )
+
+
+def _layer_from_dict(name: str, fields: object) -> LayerPolicy:
+    """One layer of a policy document, with its fields' types checked (naming the layer)."""
+    if not isinstance(fields, Mapping):
+        raise AutopruneError(
+            f"policy layer '{name}' is malformed: it must map fields (keep_ratio, w_bits, "
+            f"...) to values, got {fields!r}; export the policy again with 'autoprune export'"
+        )
+    unknown = sorted(set(fields) - set(_FIELD_TYPES))
+    if unknown:
+        raise AutopruneError(
+            f"policy layer '{name}' is malformed: unknown field(s) {unknown}; valid fields: "
+            f"{', '.join(_FIELD_TYPES)}"
+        )
+    for key, value in fields.items():
+        kinds, example = _FIELD_TYPES[key]
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            raise AutopruneError(
+                f"policy layer '{name}' is malformed: {key} must be {example}, got {value!r} "
+                f"({type(value).__name__})"
+            )
+    return LayerPolicy(**fields)
+
+
+def _check_same_layers(layers: Mapping[str, LayerPolicy], names: list[str]) -> None:
+    """Refuse a policy (of the right architecture) with a layer deleted or added by hand."""
+    missing = [n for n in names if n not in layers]
+    if missing:
+        raise AutopruneError(
+            f"policy has no entry for layer(s) {missing} of the model it was made for (edited "
+            "by hand?); add them back (keep_ratio 1.0 and w_bits/a_bits 32 leave a layer "
+            "untouched) or export the policy again"
+        )
+    extra = [n for n in layers if n not in names]
+    if extra:
+        raise AutopruneError(
+            f"policy names layer(s) {extra} that the model does not have; remove them or "
+            f"export the policy again (the model's layers: {', '.join(names)})"
+        )
 
 
 def architecture_fingerprint(specs: Iterable[LayerSpec]) -> str:
@@ -158,7 +206,9 @@ class Policy:
             AutopruneError: naming the layers that differ, or the first bad field.
         """
         names = [s.name for s in specs]
-        if self.fingerprint != architecture_fingerprint(specs):
+        if self.fingerprint == architecture_fingerprint(specs):
+            _check_same_layers(self.layers, names)
+        else:
             missing = [n for n in self.layers if n not in names]
             extra = [n for n in names if n not in self.layers]
             if missing or extra:
@@ -194,14 +244,24 @@ class Policy:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Policy:
         """Parse the JSON form; raise :class:`AutopruneError` on a malformed document."""
+        if not isinstance(data, Mapping):
+            raise AutopruneError(
+                f"policy document is a {type(data).__name__}, not a JSON object; export it "
+                "again with 'autoprune export'"
+            )
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             raise AutopruneError(
                 f"policy schema_version {version!r} is not supported (expected "
                 f"{SCHEMA_VERSION}); re-export the policy with this autoprune version"
             )
+        if not isinstance(data.get("layers"), Mapping):
+            raise AutopruneError(
+                "policy document has no 'layers' mapping of layer names to settings; export it "
+                "again with 'autoprune export'"
+            )
+        layers = {name: _layer_from_dict(name, fields) for name, fields in data["layers"].items()}
         try:
-            layers = {name: LayerPolicy(**fields) for name, fields in data["layers"].items()}
             return cls(
                 layers=layers,
                 fingerprint=str(data["fingerprint"]),

@@ -3,7 +3,13 @@
 ``prepare_search`` loads the data, the trained model (user weights or the cached baseline,
 trained when missing), discovers the layers, builds the cost model and the evaluator, and
 parses the budget. Every search method and every worker process calls it, so all of them
-evaluate on exactly the same path.
+evaluate on exactly the same path. A model at chance level on the validation split (user
+weights or not) is refused: a search on it would only measure noise.
+
+``untrained_session`` builds the same session on an untrained model of the same
+architecture, in seconds: what does not depend on trained weights (the layers, what can be
+pruned, the MAC/parameter/bit/latency/energy floor of a budget) can be checked on it before
+a baseline is trained.
 """
 
 from __future__ import annotations
@@ -12,20 +18,28 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import torch
 from torch import nn
 
-from autoprune.baseline import BaselineRequest, build_for, train_baseline
+from autoprune.baseline import BaselineRequest, build_for, load_baseline, train_baseline
 from autoprune.budget import Budget
 from autoprune.compress import CompressionOptions
 from autoprune.config import SearchConfig
-from autoprune.cost import build_cost_model, load_profile
+from autoprune.cost import HardwareProfile, build_cost_model, load_profile
 from autoprune.data import DataSplits, load_dataset
 from autoprune.errors import AutopruneError
 from autoprune.evaluation import EvaluatorConfig, PolicyEvaluator
 from autoprune.latency_model import fit_latency_model
 from autoprune.models import load_weights
 from autoprune.specs import discover_layers
-from autoprune.training import DEFAULT_TRAIN, EpochStats, ProgressFn, TrainConfig
+from autoprune.training import (
+    DEFAULT_TRAIN,
+    EpochStats,
+    ProgressFn,
+    TrainConfig,
+    chance_accuracy,
+    majority_accuracy,
+)
 
 
 @dataclass
@@ -51,16 +65,42 @@ def load_trained_model(
     if config.weights is not None:
         path = Path(config.weights)
         return load_weights(build_for(config.model, data), path), path
-    train_config = replace(DEFAULT_TRAIN.get(config.model, TrainConfig()), seed=0)
-    request = BaselineRequest(config.model, data.name, train_config)
     baseline = train_baseline(
-        request,
+        baseline_request(config, data),
         data,
         config.runs_path / "checkpoints",
         on_batch=on_batch,
         on_epoch=on_epoch,
     )
     return baseline.model, baseline.weights_path
+
+
+def baseline_request(config: SearchConfig, data: DataSplits) -> BaselineRequest:
+    """The baseline a search without ``weights`` compresses (the zoo's training, seed 0)."""
+    train_config = replace(DEFAULT_TRAIN.get(config.model, TrainConfig()), seed=0)
+    return BaselineRequest(config.model, data.name, train_config)
+
+
+def needs_training(config: SearchConfig, data: DataSplits) -> bool:
+    """Whether :func:`prepare_search` would train a baseline (none given, none cached)."""
+    if config.weights is not None:
+        return False
+    root = config.runs_path / "checkpoints"
+    return load_baseline(baseline_request(config, data), data, root) is None
+
+
+def search_budget(config: SearchConfig) -> Budget:
+    """The budget of ``config``; a search needs at least one target."""
+    budget = Budget.parse(list(config.targets))
+    if not budget.constraints:
+        raise AutopruneError("a search needs at least one target; pass e.g. --target flops=0.5")
+    return budget
+
+
+def load_search_data(config: SearchConfig, data_dir: Path | None = None) -> DataSplits:
+    """The dataset of ``config`` (files from ``data_dir``, else the config's ``data_dir``)."""
+    folder = data_dir or (Path(config.data_dir) if config.data_dir else None)
+    return load_dataset(config.dataset, data_dir=folder)
 
 
 def evaluator_config(config: SearchConfig) -> EvaluatorConfig:
@@ -85,15 +125,50 @@ def prepare_search(
     lut_cache_dir: Path | None = None,
     on_batch: ProgressFn | None = None,
     on_epoch: Callable[[EpochStats], None] | None = None,
+    data: DataSplits | None = None,
 ) -> SearchSession:
-    """Load, train if needed, and build the evaluator and budget for ``config``."""
-    budget = Budget.parse(list(config.targets))
-    if not budget.constraints:
-        raise AutopruneError("a search needs at least one target; pass e.g. --target flops=0.5")
+    """Load, train if needed, and build the evaluator and budget for ``config``.
+
+    ``data``: the dataset, when the caller loaded it already (else it is loaded here).
+
+    Raises:
+        AutopruneError: For a bad setting, unusable data, a failed training, or a model at
+            chance level on the validation split.
+    """
+    budget = search_budget(config)
     profile = load_profile(config.profile)
-    folder = data_dir or (Path(config.data_dir) if config.data_dir else None)
-    data = load_dataset(config.dataset, data_dir=folder)
+    data = data if data is not None else load_search_data(config, data_dir)
     model, weights = load_trained_model(config, data, on_batch=on_batch, on_epoch=on_epoch)
+    session = _session(config, data, model, weights, budget, profile, lut_cache_dir)
+    _refuse_chance_level(session)
+    return session
+
+
+def untrained_session(
+    config: SearchConfig, data: DataSplits, *, lut_cache_dir: Path | None = None
+) -> SearchSession:
+    """The session of ``config`` on an untrained model of the same architecture.
+
+    For checks that need no trained weights (layers, prunable groups, budget floors other
+    than ``size``); never search on it. The global random state is left as it was.
+    """
+    budget = search_budget(config)
+    profile = load_profile(config.profile)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = build_for(config.model, data)
+    return _session(config, data, model, None, budget, profile, lut_cache_dir)
+
+
+def _session(
+    config: SearchConfig,
+    data: DataSplits,
+    model: nn.Module,
+    weights: Path | None,
+    budget: Budget,
+    profile: HardwareProfile,
+    lut_cache_dir: Path | None,
+) -> SearchSession:
     specs = discover_layers(model, data.input_shape)
     cost_model = build_cost_model(
         profile, lut_cache_dir=lut_cache_dir or config.runs_path / "latency_lut"
@@ -101,3 +176,18 @@ def prepare_search(
     cost_model = fit_latency_model(cost_model, model, data.x_val[:1], specs)
     evaluator = PolicyEvaluator(model, data, specs, cost_model, evaluator_config(config))
     return SearchSession(config, data, model, weights, evaluator, budget)
+
+
+def _refuse_chance_level(session: SearchSession) -> None:
+    """Refuse to search on a model that predicts no better than chance."""
+    data = session.data
+    accuracy = session.evaluator.baseline_metrics["accuracy"]
+    if accuracy > chance_accuracy(data):
+        return
+    raise AutopruneError(
+        f"the model to compress ({session.weights_path}) scores {accuracy:.1%} on the "
+        f"validation split of {data.name}, chance level for {data.num_classes} classes "
+        f"(always answering the most frequent class scores {majority_accuracy(data):.1%}): a "
+        "search on it would only measure noise; pass --weights trained on this dataset (and "
+        "its normalisation), or omit --weights to train a baseline"
+    )

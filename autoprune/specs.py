@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from autoprune.modes import eval_mode
+from autoprune.user_code import user_errors
 
 LayerKind = Literal["conv", "depthwise", "grouped", "linear"]
 
@@ -130,7 +131,7 @@ def discover_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[Laye
             hooks.append(module.register_forward_hook(hook))
     try:
         device = next(model.parameters(), torch.empty(0)).device
-        with eval_mode(model), torch.no_grad():
+        with eval_mode(model), torch.no_grad(), user_errors("the model's forward pass"):
             model(torch.zeros((1, *input_shape), device=device))
     finally:
         for handle in hooks:

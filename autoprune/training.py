@@ -6,6 +6,7 @@ fake-quant are parametrizations on the modules, so an ordinary optimizer step ho
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,6 +62,33 @@ DEFAULT_TRAIN: dict[str, TrainConfig] = {
     "mobilenetv2_small": TrainConfig(epochs=10, lr=0.1, weight_decay=4e-5),
 }
 """Defaults per zoo model; other models use :class:`TrainConfig`'s defaults."""
+CHANCE_MARGIN = 0.05
+"""Points a model must beat the most frequent class by (at most; ``0.5 / K`` when smaller)."""
+
+
+def majority_accuracy(data: DataSplits) -> float:
+    """What always answering the most frequent validation class scores (1 / K if balanced)."""
+    counts = torch.bincount(data.y_val, minlength=data.num_classes)
+    return max(float(counts.max()) / max(1, len(data.y_val)), 1.0 / max(1, data.num_classes))
+
+
+def chance_accuracy(data: DataSplits) -> float:
+    """The highest validation accuracy still counted as chance level: the most frequent
+    class's share plus ``min(0.5 / K, 0.05)``; ``1.5 / K`` for up to ten balanced classes.
+
+    A model at or below it learnt nothing (training collapsed to one class, or diverged),
+    and is never cached as a baseline nor searched on.
+
+    Example:
+        >>> x, y = torch.zeros(20, 1, 2, 2), torch.arange(20) % 10
+        >>> round(chance_accuracy(DataSplits("toy", x, y, x, y, x, y, num_classes=10)), 3)
+        0.15
+    """
+    return majority_accuracy(data) + min(0.5 / max(1, data.num_classes), CHANCE_MARGIN)
+
+
+class NonFiniteLoss(AutopruneError):
+    """Training stopped because the loss became NaN or infinite (the weights diverged)."""
 
 
 @dataclass
@@ -120,6 +148,7 @@ def train(
     kd_temperature: float = 4.0,
     on_batch: ProgressFn | None = None,
     on_epoch: Callable[[EpochStats], None] | None = None,
+    stop_on_nonfinite: bool = False,
 ) -> TrainResult:
     """Train ``model`` in place with SGD and a cosine learning-rate schedule.
 
@@ -132,6 +161,8 @@ def train(
         kd_temperature: Softmax temperature of the distillation term.
         on_batch: Progress callback after each batch.
         on_epoch: Callback after each epoch.
+        stop_on_nonfinite: Raise :class:`NonFiniteLoss` as soon as a batch's loss is NaN or
+            infinite, instead of training on (every later step would be NaN too).
     """
     config.check()
     torch.manual_seed(config.seed)
@@ -169,6 +200,11 @@ def train(
             scheduler.step()
             step += 1
             batch_loss = float(loss.detach())
+            if stop_on_nonfinite and not math.isfinite(batch_loss):
+                raise NonFiniteLoss(
+                    f"the loss became {batch_loss} at epoch {epoch + 1}, step {step} "
+                    f"(lr {config.lr:g})"
+                )
             loss_sum += batch_loss * len(xb)
             correct += int((logits.detach().argmax(1) == yb).sum())
             seen += len(xb)

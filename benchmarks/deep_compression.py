@@ -18,6 +18,11 @@ sensitivity scan on the validation split with ``--tolerance``. ``--layout auto``
 layer take the smallest of relative indices, a bitmap or dense storage (the paper used
 relative indices only). Smoke run (about a minute):
 ``--models lenet300 --prune-epochs 1 --quant-epochs 1``.
+
+A row whose baseline is at chance level (``autoprune.training.chance_accuracy``) is
+flagged (``"chance_level": true``, and "CHANCE-LEVEL BASELINE" in the table): its ratios
+compress a model that learnt nothing, and its "loss" compares two random guessers.
+Training refuses such baselines now; the flag catches an old cached checkpoint passed in.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ import torch
 from autoprune.baseline import Baseline, BaselineRequest, train_baseline
 from autoprune.data import DataSplits, load_dataset
 from autoprune.deep_compression import DeepCompressionConfig, PruneSchedule, deep_compress
-from autoprune.training import DEFAULT_TRAIN, TrainConfig
+from autoprune.training import DEFAULT_TRAIN, TrainConfig, chance_accuracy
 
 PAPER_TARGETS = {
     "lenet300": {"fc1": 0.92, "fc2": 0.91, "fc3": 0.74},
@@ -73,8 +78,10 @@ def run_model(name: str, data: DataSplits, args: argparse.Namespace) -> dict:
     result = deep_compress(baseline.model, data, config, out_dir=folder)
     stages = result.stages
     before, after = stages["original"].test_accuracy, stages["huffman"].test_accuracy
+    chance = chance_accuracy(data)
     row = {
         "model": name,
+        "chance_level": min(baseline.meta.get("val_accuracy", 0.0), before) <= chance,
         "targets": args.targets,
         "test_acc_before": round(100 * before, 2),
         "test_acc_after": round(100 * after, 2),
@@ -98,8 +105,11 @@ def markdown(rows: list[dict]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        model = r["model"]
+        if r.get("chance_level"):
+            model += " (CHANCE-LEVEL BASELINE: ratios meaningless)"
         lines.append(
-            f"| {r['model']} | {r['targets']} | {r['test_acc_before']} → {r['test_acc_after']} "
+            f"| {model} | {r['targets']} | {r['test_acc_before']} → {r['test_acc_after']} "
             f"({-r['loss_pt']:+.2f}) | {r['prune_x']}x | {r['quant_x']}x | {r['huffman_x']}x "
             f"| {r['kb_before']} KB → {r['kb_after']} KB | {r['yang_x']}x |"
         )

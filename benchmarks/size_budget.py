@@ -1,29 +1,29 @@
-"""Compression under a model-size budget: ADMM (Yang et al. 2020) vs Deep Compression.
+"""Compression under a model-size budget, every method through the search pipeline (issue 13).
 
-For each model and budget (a fraction 1/R of the float32 weights, counted as Yang et al. do:
-Σ bits × nonzeros), runs
+For each model and budget (a fraction 1/R of the uncompressed model's ``.apz`` file, i.e. of
+its float32 weights, biases and header), every method searches with the target
+``size=1/R`` exactly as ``autoprune search`` does (``agents.run_search``):
 
-* ``admm`` — joint sparsity + k-means bits by ADMM (:func:`autoprune.admm.admm_compress`);
-* ``admm-storage`` — the same, but the budget also counts a relative index per kept weight
-  (5 bits fc, 8 bits conv) and float32 codebooks, i.e. most of what the file stores;
-* ``deep-compression`` — Deep Compression with 8-bit conv / 5-bit fc codebooks, per-layer
-  sparsities from the sensitivity scan (or the paper with ``--dc-allocation paper``), all
-  densities scaled by one factor until Σ bits × kept fits the budget;
-* optionally ``--rl-agent NAME`` — ``agents.run_search`` in joint mode with the target
-  ``size=<budget>B`` (the cost model's size, which also counts indices and codebooks, so it
-  is stricter), its best policy fine-tuned and coded by ``autoprune.apply.apply_policy``;
+* RL agents and baselines (``ddpg``, ``sac``, ``tpe``, ``uniform``, ...) in ``--mode``
+  (``sparse``: sparsity + weight bits; ``joint`` adds channels and activation bits), for
+  ``--episodes`` evaluations;
+* the one-shot methods ``deep-compression`` and ``admm``, one evaluation each, with their own
+  retraining (``--dc-*`` / ``--admm-*`` epochs).
 
-and reports test accuracy, Yang's count and the real ``.apz`` file size side by side.
+Then the best policy is applied as ``autoprune apply --finetune-epochs F`` does
+(:func:`autoprune.apply.apply_policy`: same evaluation path, fine-tuning with distillation,
+the coded ``.apz`` file trimmed to the target if needed) and its test accuracy and real
+file bytes are reported. For the one-shot methods the row also gives their own retrained
+model (``trained_model.apz`` in the run folder): its test accuracy and file bytes.
 
 Usage:
     python benchmarks/size_budget.py [--models lenet300,lenet5] [--ratios 40,100,200]
-        [--methods admm,admm-storage,deep-compression] [--admm-epochs 6] [--finetune-epochs 3]
-        [--dc-prune-epochs 8] [--dc-quant-epochs 2] [--dc-allocation scan|paper]
-        [--rl-agent ddpg --rl-episodes 40] [--runs-dir runs]
+        [--methods ddpg,sac,tpe,uniform,admm,deep-compression] [--mode sparse]
+        [--episodes 60] [--finetune-epochs 3] [--weights lenet5=PATH]
         [--out benchmarks/results/size_budget.json]
 
-Smoke run (a couple of minutes): ``--models lenet300 --ratios 100 --admm-epochs 1
---finetune-epochs 1 --dc-prune-epochs 1 --dc-quant-epochs 1``.
+Smoke run (a minute): ``--models lenet300 --dataset digits --ratios 40 --episodes 4
+--finetune-epochs 1 --dc-prune-epochs 1 --dc-quant-epochs 1 --admm-epochs 1``.
 """
 
 from __future__ import annotations
@@ -32,202 +32,145 @@ import argparse
 import json
 import platform
 import time
-from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import torch
-from torch import nn
 
-from autoprune.admm import AdmmConfig, admm_compress
-from autoprune.baseline import Baseline, BaselineRequest, train_baseline
-from autoprune.coding import ApzReport, inspect_apz
-from autoprune.data import DataSplits, load_dataset
-from autoprune.deep_compression import (
-    DeepCompressionConfig,
-    deep_compress,
-    sensitivity_scan,
-    targets_for_budget,
-)
+from agents import method_class, run_search
+from autoprune.apply import apply_policy
+from autoprune.baseline import build_for
+from autoprune.coding import inspect_apz, state_dict_from_apz
+from autoprune.config import SearchConfig
 from autoprune.errors import AutopruneError
-from autoprune.specs import LayerSpec, discover_layers
-from autoprune.training import DEFAULT_TRAIN, TrainConfig, evaluate
-
-PAPER_TARGETS = {
-    "lenet300": {"fc1": 0.92, "fc2": 0.91, "fc3": 0.74},
-    "lenet5": {"conv1": 0.34, "conv2": 0.88, "fc1": 0.92, "fc2": 0.81},
-}
-"""Deep Compression's per-layer sparsities (Han et al. 2016, Table 2): the paper allocation."""
+from autoprune.session import SearchSession, prepare_search
+from autoprune.training import evaluate
 
 
-def load_trained(name: str, data: DataSplits, runs_dir: Path, epochs: int | None) -> Baseline:
-    """The cached baseline of ``name`` (the zoo's default training unless ``epochs``)."""
-    config = DEFAULT_TRAIN.get(name, TrainConfig())
-    if epochs is not None:
-        config = replace(config, epochs=epochs)
-    return train_baseline(BaselineRequest(name, data.name, config), data, runs_dir / "checkpoints")
+def _pct(value: float) -> float:
+    return round(100 * value, 2)
 
 
-def _row(method: str, model: nn.Module, data: DataSplits, report: ApzReport, extra: dict) -> dict:
-    return {
-        "method": method,
-        "test_acc": round(100 * evaluate(model, data.x_test, data.y_test), 2),
-        "yang_bytes": report.yang_bytes,
-        "yang_x": round(report.yang_ratio, 1),
-        "apz_bytes": report.file_bytes,
-        "apz_x": round(report.compression_ratio, 1),
-        **extra,
-    }
+def method_options(method: str, args: argparse.Namespace) -> dict[str, Any]:
+    """The one-shot methods' retraining epochs; nothing for the others."""
+    if method == "deep-compression":
+        return {"prune_epochs": args.dc_prune_epochs, "quant_epochs": args.dc_quant_epochs}
+    if method == "admm":
+        return {"epochs": args.admm_epochs, "finetune_epochs": args.admm_finetune_epochs}
+    return {}
 
 
-def run_admm(
-    model: nn.Module,
-    data: DataSplits,
-    budget: float,
-    folder: Path,
-    args: argparse.Namespace,
-    storage: bool = False,
-) -> dict:
-    """ADMM at a budget of ``budget`` bytes (Yang's count, or with indices and codebooks)."""
-    index = None
-    if storage:
-        specs = discover_layers(model, data.input_shape)
-        index = {s.name: 5 if s.kind == "linear" else 8 for s in specs}
-    config = AdmmConfig(
-        epochs=args.admm_epochs,
-        finetune_epochs=args.finetune_epochs,
-        index_bits=index,
-        codebook_bits=32 if storage else 0,
-        seed=args.seed,
-    )
-    result = admm_compress(model, data, budget, config)
-    method = "admm-storage" if storage else "admm"
-    report = result.write_apz(folder / f"{method}.apz")
-    bits = {n: lp.w_bits for n, lp in result.policy.layers.items()}
-    return _row(method, result.model, data, report, {"bits": bits})
-
-
-def dc_targets(
-    name: str,
-    model: nn.Module,
-    data: DataSplits,
-    specs: list[LayerSpec],
-    budget: float,
-    args: argparse.Namespace,
-) -> tuple[dict[str, float], dict[str, int]]:
-    """Deep Compression's per-layer sparsities scaled to the budget, and its bit-widths."""
-    bits = {s.name: 5 if s.kind == "linear" else 8 for s in specs}
-    if args.dc_allocation == "paper" and name in PAPER_TARGETS:
-        base = PAPER_TARGETS[name]
-    else:
-        x, y = data.x_val[:2000], data.y_val[:2000]
-        base = sensitivity_scan(model, x, y, list(bits)).targets(args.tolerance)
-        base = {n: min(s, 0.99) for n, s in base.items()}
-    counts = {s.name: s.weight_count for s in specs}
-    return targets_for_budget(counts, bits, 8 * budget, base), bits
-
-
-def run_dc(
-    name: str,
-    model: nn.Module,
-    data: DataSplits,
-    budget: float,
-    folder: Path,
-    args: argparse.Namespace,
-) -> dict:
-    """Deep Compression with densities scaled to a Yang budget of ``budget`` bytes."""
-    specs = discover_layers(model, data.input_shape)
-    targets, bits = dc_targets(name, model, data, specs, budget, args)
-    config = DeepCompressionConfig(
-        targets=targets,
-        prune_epochs=args.dc_prune_epochs,
-        quant_epochs=args.dc_quant_epochs,
-        layout="auto",
-        seed=args.seed,
-    )
-    result = deep_compress(model, data, config)
-    report = result.write_apz(folder / "deep_compression.apz")
-    return _row("deep-compression", result.model, data, report, {"bits": bits})
-
-
-def run_rl(
-    name: str, data: DataSplits, budget: float, folder: Path, args: argparse.Namespace
-) -> dict:
-    """An RL search in joint mode at ``size=<budget>B``, then fine-tune and code its policy."""
-    from agents import run_search
-    from autoprune.apply import apply_policy
-    from autoprune.config import SearchConfig
-    from autoprune.session import prepare_search
-
-    config = SearchConfig(
-        model=name,
-        dataset=data.name,
-        agent=args.rl_agent,
-        mode="joint",
-        targets=(f"size={budget:.0f}B",),
-        episodes=args.rl_episodes,
+def search_config(model: str, method: str, ratio: float, args: argparse.Namespace) -> SearchConfig:
+    """The search of ``method`` at ``size=1/ratio``, as the CLI would build it."""
+    one_shot = method_class(method).fixed_evaluations
+    return SearchConfig(
+        model=model,
+        weights=args.weights_by_model.get(model),
+        dataset=args.dataset,
+        agent=method,
+        mode=args.mode,
+        targets=(f"size={1 / ratio:.6g}",),
+        episodes=one_shot or args.episodes,
+        agent_options=method_options(method, args),
         runs_dir=args.runs_dir,
         seed=args.seed,
     )
-    session = prepare_search(config)
+
+
+def own_model(session: SearchSession, run_dir: Path) -> dict[str, Any]:
+    """Test accuracy and bytes of a one-shot method's own retrained model, if it wrote one."""
+    path = run_dir / "trained_model.apz"
+    if not path.is_file():
+        return {}
+    model = build_for(session.config.model, session.data)
+    model.load_state_dict(state_dict_from_apz(path))
+    data = session.data
+    return {
+        "own_test_acc": _pct(evaluate(model.eval(), data.x_test, data.y_test)),
+        "own_apz_bytes": inspect_apz(path).file_bytes,
+    }
+
+
+def run_method(
+    session: SearchSession, method: str, ratio: float, args: argparse.Namespace
+) -> dict[str, Any]:
+    """Search, apply with fine-tuning, and measure one method at one budget."""
+    config = search_config(session.config.model, method, ratio, args)
+    name = f"size_budget__{config.model}__{ratio:g}x__{method}__{config.mode}__{time.time():.0f}"
+    started = time.perf_counter()
     try:
-        best = run_search(config, session=session).best
-    except AutopruneError as exc:  # e.g. a budget joint mode cannot reach without sparsity
-        return {"method": args.rl_agent, "error": str(exc)}
-    if best is None:
-        return {"method": args.rl_agent, "error": "no feasible policy"}
+        result = run_search(config, session=session, run_name=name)
+    except AutopruneError as exc:
+        return {"method": method, "error": str(exc)}
+    searched = time.perf_counter() - started
+    if result.best is None:
+        return {"method": method, "error": "no feasible policy"}
+    limit = (1 / ratio) * result.baseline_metrics["size"]
+    out = config.runs_path / "benchmarks" / "size_budget" / name
     applied = apply_policy(
         session.model,
-        best.policy,
-        data,
+        result.best.policy,
+        session.data,
         session.evaluator.cost_model,
-        folder / args.rl_agent,
+        out,
         finetune_epochs=args.finetune_epochs,
     )
-    report = inspect_apz(applied.files["apz"])
-    return _row(args.rl_agent, applied.model, data, report, {})
-
-
-def run_budget(
-    name: str, baseline: Baseline, data: DataSplits, ratio: float, args: argparse.Namespace
-) -> list[dict]:
-    """Every method at one budget."""
-    specs = discover_layers(baseline.model, data.input_shape)
-    budget = 4.0 * sum(s.weight_count for s in specs) / ratio
-    folder = Path(args.runs_dir) / "benchmarks" / "size_budget" / f"{name}_{ratio:g}x"
-    folder.mkdir(parents=True, exist_ok=True)
-    runners = {
-        "admm": lambda: run_admm(baseline.model, data, budget, folder, args),
-        "admm-storage": lambda: run_admm(baseline.model, data, budget, folder, args, True),
-        "deep-compression": lambda: run_dc(name, baseline.model, data, budget, folder, args),
-        "rl": lambda: run_rl(name, data, budget, folder, args),
+    bytes_ = inspect_apz(applied.files["apz"]).file_bytes
+    row = {
+        "method": method,
+        "mode": "sparse" if method_class(method).fixed_evaluations else config.mode,
+        "evaluations": len(result.history),
+        "search_val_acc": _pct(result.best.metrics["accuracy"]),
+        "test_acc": _pct(applied.compressed["test_accuracy"]),
+        "apz_bytes": bytes_,
+        "within": bytes_ <= limit,
+        "trimmed_weights": sum(applied.trimmed.values()),
+        "bits": int(result.best.metrics["bits"]),
+        "search_seconds": round(searched, 1),
+        "seconds": round(time.perf_counter() - started, 1),
     }
-    methods = args.methods.split(",") + (["rl"] if args.rl_agent else [])
-    base = {"model": name, "ratio": ratio, "budget_bytes": round(budget, 1)}
-    base["base_test_acc"] = round(100 * evaluate(baseline.model, data.x_test, data.y_test), 2)
+    return row | own_model(session, config.runs_path / "searches" / name)
+
+
+def run_model(model: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every method at every budget for one model (one session: data, baseline, evaluator)."""
+    first = args.methods.split(",")[0]
+    session = prepare_search(search_config(model, first, float(args.ratios.split(",")[0]), args))
+    data = session.data
+    base = {
+        "model": model,
+        "base_test_acc": _pct(evaluate(session.model, data.x_test, data.y_test)),
+        "base_val_acc": _pct(session.evaluator.baseline_metrics["accuracy"]),
+        "base_apz_bytes": round(session.evaluator.baseline_metrics["size"]),
+        "weights": str(session.weights_path),
+    }
     rows = []
-    for method in methods:
-        if method not in runners:
-            raise SystemExit(f"unknown method {method!r}; choose from {', '.join(runners)}")
-        started = time.perf_counter()
-        row = runners[method]()
-        rows.append(base | row | {"seconds": round(time.perf_counter() - started, 1)})
+    for ratio in (float(r) for r in args.ratios.split(",")):
+        budget = {"ratio": ratio, "budget_bytes": round(base["base_apz_bytes"] / ratio)}
+        for method in args.methods.split(","):
+            row = base | budget | run_method(session, method, ratio, args)
+            print(json.dumps(row), flush=True)
+            rows.append(row)
     return rows
 
 
-def markdown(rows: list[dict]) -> str:
+def markdown(rows: list[dict[str, Any]]) -> str:
     """One line per model, budget and method."""
     lines = [
-        "| model | budget | method | test acc (base) | Yang bytes (x) | .apz bytes (x) |",
-        "|---|---|---|---|---|---|",
+        "| model | budget | method | test acc after apply+FT (base) | .apz bytes | "
+        "own retrained test acc / bytes | search val acc | seconds |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        head = f"| {r['model']} | 1/{r['ratio']:g} ({r['budget_bytes']:,} B) | {r['method']} "
         if "error" in r:
-            lines.append(f"| {r['model']} | 1/{r['ratio']:g} | {r['method']} | {r['error']} | | |")
+            lines.append(head + f"| {r['error']} | | | | |")
             continue
+        own = f"{r['own_test_acc']} / {r['own_apz_bytes']:,}" if "own_test_acc" in r else "-"
+        flag = "" if r["within"] else " **over**"
         lines.append(
-            f"| {r['model']} | 1/{r['ratio']:g} ({r['budget_bytes']:.0f} B) | {r['method']} "
-            f"| {r['test_acc']} ({r['base_test_acc']}) | {r['yang_bytes']:.0f} ({r['yang_x']}x) "
-            f"| {r['apz_bytes']} ({r['apz_x']}x) |"
+            head + f"({r['mode']}) | {r['test_acc']} ({r['base_test_acc']}) "
+            f"| {r['apz_bytes']:,}{flag} | {own} | {r['search_val_acc']} | {r['seconds']} |"
         )
     return "\n".join(lines)
 
@@ -237,34 +180,29 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--models", default="lenet300,lenet5")
     parser.add_argument("--dataset", default="fashion-mnist")
     parser.add_argument("--ratios", default="40,100,200")
-    parser.add_argument("--methods", default="admm,admm-storage,deep-compression")
-    parser.add_argument("--admm-epochs", type=int, default=6)
+    parser.add_argument("--methods", default="ddpg,sac,tpe,uniform,admm,deep-compression")
+    parser.add_argument("--mode", default="sparse", choices=("sparse", "joint"))
+    parser.add_argument("--episodes", type=int, default=60)
     parser.add_argument("--finetune-epochs", type=int, default=3)
-    parser.add_argument("--dc-prune-epochs", type=int, default=8)
+    parser.add_argument("--dc-prune-epochs", type=int, default=4)
     parser.add_argument("--dc-quant-epochs", type=int, default=2)
-    parser.add_argument("--dc-allocation", choices=("scan", "paper"), default="scan")
-    parser.add_argument("--tolerance", type=float, default=0.02)
-    parser.add_argument("--rl-agent", default=None)
-    parser.add_argument("--rl-episodes", type=int, default=40)
-    parser.add_argument("--baseline-epochs", type=int, default=None)
+    parser.add_argument("--admm-epochs", type=int, default=6)
+    parser.add_argument("--admm-finetune-epochs", type=int, default=3)
+    parser.add_argument("--weights", action="append", default=[], help="MODEL=PATH")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--runs-dir", default="runs")
     parser.add_argument("--out", default="benchmarks/results/size_budget.json")
-    return parser.parse_args()
+    args = parser.parse_args()
+    args.weights_by_model = dict(item.split("=", 1) for item in args.weights)
+    return args
 
 
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
-    data = load_dataset(args.dataset)
-    rows = []
-    for name in args.models.split(","):
-        baseline = load_trained(name, data, Path(args.runs_dir), args.baseline_epochs)
-        for ratio in (float(r) for r in args.ratios.split(",")):
-            for row in run_budget(name, baseline, data, ratio, args):
-                print(json.dumps(row), flush=True)
-                rows.append(row)
+    started = time.time()
+    rows = [row for model in args.models.split(",") for row in run_model(model, args)]
     table = markdown(rows)
     print(table)
     out = Path(args.out)
@@ -272,9 +210,10 @@ def main() -> None:
     report = {
         "benchmark": "size_budget",
         "dataset": args.dataset,
-        "args": vars(args),
+        "args": {k: v for k, v in vars(args).items() if k != "weights_by_model"},
         "platform": platform.platform(),
         "torch": torch.__version__,
+        "wall_seconds": round(time.time() - started, 1),
         "rows": rows,
         "markdown": table,
     }

@@ -34,8 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from autoprune.apply import finalize_and_code
 from autoprune.baseline import BaselineRequest, train_baseline
+from autoprune.coded_file import finalize_and_code
 from autoprune.config import SearchConfig
 from autoprune.cost import build_cost_model, load_profile
 from autoprune.data import DataSplits, load_dataset

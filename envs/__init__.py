@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 
+from envs._infeasible import check_reachable
 from envs.actions import ACTION_DIMS, DIMENSIONS, MODES, LayerAction, decode_action
 from envs.compression_env import CompressionEnv
 from envs.observation import FEATURES, OBS_SIZE
@@ -38,6 +39,7 @@ __all__ = [
     "LayerRole",
     "RewardFn",
     "SearchSpace",
+    "check_reachable",
     "decode_action",
     "make_reward",
     "reward_names",

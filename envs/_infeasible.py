@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from autoprune.budget import Constraint
+from autoprune.budget import Budget, Constraint
 from autoprune.errors import AutopruneError
 
 _KNOBS: dict[str, tuple[str, str]] = {
@@ -18,12 +18,42 @@ _KNOBS: dict[str, tuple[str, str]] = {
 _COUNT_UNITS = {"macs": " MACs", "params": " params", "size": " bytes", "bits": " bits"}
 
 
+def check_reachable(
+    budget: Budget,
+    baseline: Mapping[str, float],
+    cheapest: Mapping[str, float],
+    space: str,
+    settings: Mapping[str, float | int],
+    fixes: Sequence[str] | None = None,
+) -> None:
+    """Refuse the first constraint that even the cheapest policy of a space violates.
+
+    Args:
+        budget: The search's budget.
+        baseline: Metrics of the uncompressed model.
+        cheapest: The budget's metrics of the space's cheapest policy.
+        space: What is searched, for the message (``"mode 'sparse'"``).
+        settings: The bounds of the space, shown in the message.
+        fixes: How to widen the space (None: derived from ``settings``' names).
+
+    Raises:
+        AutopruneError: The one-line refusal of :func:`infeasible_error`.
+    """
+    for constraint in budget.constraints:
+        limit = constraint.limit(baseline)
+        if cheapest[constraint.metric] > limit * (1 + 1e-9):
+            raise infeasible_error(
+                constraint, baseline, cheapest[constraint.metric], space, settings, fixes
+            )
+
+
 def infeasible_error(
     constraint: Constraint,
     baseline: Mapping[str, float],
     smallest: float,
-    mode: str,
+    space: str,
     settings: Mapping[str, float | int],
+    fixes: Sequence[str] | None = None,
 ) -> AutopruneError:
     """The error naming the target, the smallest reachable value and the fix.
 
@@ -34,8 +64,9 @@ def infeasible_error(
         constraint: The violated constraint.
         baseline: Metrics of the uncompressed model.
         smallest: The constrained metric of the search's cheapest policy.
-        mode: The search mode.
+        space: What is searched, e.g. ``"mode 'prune'"``.
         settings: The lower bounds of the searched dimensions, e.g. ``{"min_keep": 0.2}``.
+        fixes: How to widen the space (None: derived from ``settings``' names).
     """
     metric = constraint.metric
     limit = constraint.limit(baseline)
@@ -45,13 +76,15 @@ def infeasible_error(
     original = baseline.get(metric, 0.0)
     share = smallest / original if original else 0.0
     shown = ", ".join(f"{name}={value:g}" for name, value in settings.items())
-    fixes = [f"{how} {name}" for name, how in _fixes(settings)]
+    fixes = list(fixes) if fixes is not None else [f"{how} {n}" for n, how in _fixes(settings)]
     if original and smallest >= original * (1 - 1e-9):
-        shown = f"mode '{mode}' does not lower {metric}"
-        fixes = ["choose a mode that does"]
-    fix = ", ".join(["raise the target", *fixes[:-1]]) + f" or {fixes[-1]}"
+        shown = f"{space} does not lower {metric}"
+        fixes = ["choose a mode or method that does"]
+    fix = "raise the target"
+    if fixes:
+        fix = ", ".join([fix, *fixes[:-1]]) + f" or {fixes[-1]}"
     return AutopruneError(
-        f"budget {target} is infeasible: the smallest this search can reach is "
+        f"budget {target} is infeasible: the smallest this search ({space}) can reach is "
         f"{format_metric(metric, smallest, up=True)} ({share:.3g} of the original; {shown}); "
         f"{fix}"
     )

@@ -264,3 +264,24 @@ def test_ui_command(tmp_path: Path) -> None:
         ui_command("http://127.0.0.1:5000")
     with pytest.raises(AutopruneError, match="port"):
         ui_command(tmp_path, port=0)
+
+
+def test_a_killed_run_is_reopened_with_its_history(tracked: Tracked, fake_records) -> None:
+    tracker = SearchTracker(tracked.store_dir, run_name="tiny__ddpg__resumed")
+    record, later = fake_records([0.5, 0.25])
+    with pytest.raises(KeyboardInterrupt), tracker.start({"episodes": 2}) as run_id:
+        tracker.log_episode(record, best_so_far=0.7)
+        raise KeyboardInterrupt  # Ctrl-C / SIGTERM
+    assert tracked.client.get_run(run_id).info.status == "KILLED"
+    assert tracker.find_run("tiny__ddpg__resumed") == run_id
+
+    with tracker.start({"episodes": 4}, run_id=run_id) as reopened:
+        assert reopened == run_id and tracker.logged_steps() == {0}
+        assert tracked.client.get_run(run_id).info.status == "RUNNING"
+        tracker.log_episode(later, best_so_far=0.7)
+
+    run = tracked.client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["episodes"] == "2" and run.data.tags["resumed.episodes"] == "4"
+    with tracker.start({}, run_id="0" * 32) as fresh:  # gone from the store: a new run
+        assert fresh != run_id

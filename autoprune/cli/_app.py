@@ -7,9 +7,12 @@ import traceback
 
 import click
 import typer
+from rich.markup import escape
 
 from autoprune.cli import _apply, _compare, _cost, _inspect, _search, _train, _ui
 from autoprune.cli._console import err_console
+from autoprune.cli._signals import StopSignals
+from autoprune.cli._usage import NO_ARGS_IS_HELP, USAGE_ERRORS, usage_message
 from autoprune.errors import AutopruneError
 
 app = typer.Typer(
@@ -21,12 +24,24 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    """``--version``: print ``autoprune X.Y.Z`` and stop."""
+    if value:
+        from autoprune import __version__
+
+        print(f"autoprune {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or tables."),
     threads: int | None = typer.Option(
         None, "--threads", help="torch intra-op threads (default: torch's; 1 suits tiny models)."
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version."
     ),
 ) -> None:
     """autoprune: automatic pruning and mixed-precision search."""
@@ -54,25 +69,44 @@ def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the process exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    stop = StopSignals()
     try:
-        app(args=args, prog_name="autoprune", standalone_mode=False)
+        with stop:  # SIGINT / SIGTERM end the command through Interrupted (exit 130 / 143)
+            code = app(args=args, prog_name="autoprune", standalone_mode=False)
     except AutopruneError as exc:
         if debug:
             traceback.print_exc()
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        message = escape(str(exc))  # a message may hold [brackets] (lists, YAML examples)
+        err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         return 2
-    except click.exceptions.UsageError as exc:
-        exc.show()
+    except NO_ARGS_IS_HELP as exc:
+        print(exc.format_message())
+        return 0
+    except USAGE_ERRORS as exc:
+        if debug:
+            traceback.print_exc()
+        message = escape(usage_message(exc))
+        err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         return 2
     except click.exceptions.Abort:
         err_console.print("aborted")
         return 130
     except click.exceptions.Exit as exc:
         return exc.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a signal outside the command (Typer catches those inside)
+        code = 130
+    return _exit_code(stop, code)
+
+
+def _exit_code(stop: StopSignals, code: object) -> int:
+    """The command's exit code; after SIGINT / SIGTERM 128 + the signal and one line saying
+    so (with the command's note on how to continue)."""
+    if stop.caught is not None:
+        err_console.print(stop.message(), highlight=False, soft_wrap=True)
+        return stop.caught.exit_code
+    if code == 130:  # a KeyboardInterrupt that Typer turned into its exit code
         err_console.print("interrupted")
-        return 130
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

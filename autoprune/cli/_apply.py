@@ -7,19 +7,14 @@ from pathlib import Path
 
 import typer
 import yaml
-from rich.table import Table
 
-from autoprune.apply import apply_policy, evaluation_config
-from autoprune.baseline import build_for
-from autoprune.cli._common import open_dataset
+from autoprune import api
+from autoprune.cli._apply_report import print_apply_report, report_json, warn_latency_disagreement
+from autoprune.cli._common import resolve_data_dir
 from autoprune.cli._console import console, err_console, progress_bar
-from autoprune.cli._tracking import tracking_location
-from autoprune.cost import build_cost_model, load_profile
+from autoprune.cli._runs import resolve_run
+from autoprune.cost import load_profile
 from autoprune.errors import AutopruneError
-from autoprune.latency_model import fit_latency_model
-from autoprune.models import load_weights
-from autoprune.policy import Policy
-from autoprune.specs import discover_layers
 from autoprune.tracking import read_best_policy
 
 
@@ -31,7 +26,9 @@ def apply_command(
     finetune_epochs: int = typer.Option(0, "--finetune-epochs", help="Fine-tuning epochs."),
     lr: float = typer.Option(0.01, "--lr", help="Fine-tuning learning rate."),
     export: Path | None = typer.Option(None, "--export", help="Output folder."),
-    profile: str = typer.Option("bitfusion", "--profile", "-p", help="Profile for energy."),
+    profile: str = typer.Option(
+        "bitfusion", "--profile", "-p", help="Profile of the predicted latency and energy."
+    ),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Dataset folder."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Root of runs."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -44,46 +41,45 @@ def apply_command(
             "--weights is required: pass the trained state dict the policy was searched on "
             "(e.g. the checkpoint printed by 'autoprune train')"
         )
-    data = open_dataset(dataset, data_dir)
-    net = load_weights(build_for(model, data), weights)
-    specs = discover_layers(net, data.input_shape)
-    policy = Policy.load(policy_path, specs)
-    evaluation = evaluation_config(policy)
     hardware = load_profile(profile)
-    cost_model = fit_latency_model(
-        build_cost_model(hardware, lut_cache_dir=runs_dir / "latency_lut"),
-        net,
-        data.x_val[:1],
-        specs,
-    )
-    out_dir = export or (runs_dir / "exports" / policy_path.stem)
     with progress_bar("fine-tune") as progress:
         task = progress.add_task("fine-tune", total=None, info="", visible=finetune_epochs > 0)
 
         def on_batch(step: int, total: int, loss: float) -> None:
             progress.update(task, completed=step, total=total, info=f"loss {loss:.3f}")
 
-        result = apply_policy(
-            net,
-            policy,
-            data,
-            cost_model,
-            out_dir,
-            finetune_epochs=finetune_epochs,
+        result = api.apply(
+            policy_path,
+            model,
+            dataset,
+            weights,
+            finetune_epochs,
+            export,
             lr=lr,
-            evaluation=evaluation,
+            profile=profile,
+            runs_dir=runs_dir,
+            data_dir=resolve_data_dir(data_dir),
             on_batch=on_batch,
         )
+    if result.finetune and not result.finetune["kept"]:
+        err_console.print(
+            f"[yellow]warning:[/] fine-tuning lowered the validation accuracy to "
+            f"{result.finetune['val_accuracy']:.4f}; the model before fine-tuning is exported "
+            "(try a lower --lr or fewer --finetune-epochs)",
+            highlight=False,
+        )
     if as_json:
-        print(json.dumps(result.to_dict(), indent=2))
+        print(json.dumps(report_json(result, hardware), indent=2))
+        warn_latency_disagreement(result, hardware)
         return
-    table = Table(title=f"{model} under {policy_path.name}")
-    for column in ("metric", "original", "compressed", "ratio"):
-        table.add_column(column, justify="left" if column == "metric" else "right")
-    for row in result.rows():
-        table.add_row(*row)
-    console.print(table)
+    print_apply_report(result, f"{model} under {policy_path.name}", hardware)
     _print_provenance(result.evaluation)
+    if result.trimmed:
+        pruned = sum(result.trimmed.values())
+        console.print(
+            f"size budget: {pruned:,} more weights pruned after fine-tuning so that the coded "
+            "file meets the policy's size target (smallest kept weights)"
+        )
     for kind, path in result.files.items():
         console.print(f"  {kind}: {path}")
 
@@ -111,16 +107,18 @@ def _print_provenance(evaluation: dict) -> None:
 
 
 def export_command(
-    run_id: str = typer.Argument(..., metavar="RUN_ID", help="MLflow run id of a search."),
+    run: str = typer.Argument(
+        ..., metavar="RUN", help="MLflow run id or run name (as for search --resume)."
+    ),
     fmt: str = typer.Option("json", "--format", "-f", help="json or yaml."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write to a file."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Root of runs."),
     tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow URI."),
 ) -> None:
-    """Print (or write) the best policy of a recorded search."""
+    """Print (or write) the best policy of a recorded search, by run id or run name."""
     if fmt not in ("json", "yaml"):
         raise AutopruneError(f"unknown format '{fmt}'; use --format json or --format yaml")
-    policy = read_best_policy(run_id, tracking_location(tracking_uri, runs_dir))
+    policy = read_best_policy(*resolve_run(run, runs_dir, tracking_uri))
     data = policy.to_dict()
     text = json.dumps(data, indent=2) if fmt == "json" else yaml.safe_dump(data, sort_keys=False)
     if output is None:

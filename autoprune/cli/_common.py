@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from autoprune.config import SearchConfig
 from autoprune.data import DataSplits, load_dataset
+from autoprune.errors import AutopruneError
+from autoprune.models import default_dataset
 
 DATA_DIR_ENV = "AUTOPRUNE_DATA_DIR"
 
@@ -21,3 +24,33 @@ def resolve_data_dir(data_dir: Path | None) -> Path | None:
 def open_dataset(name: str, data_dir: Path | None, seed: int = 0) -> DataSplits:
     """Load a dataset for a CLI command."""
     return load_dataset(name, data_dir=resolve_data_dir(data_dir), seed=seed)
+
+
+def dataset_for(model: str, dataset: str | None) -> str:
+    """``--dataset``, else the zoo model's own dataset: it sets the input shape.
+
+    Raises:
+        AutopruneError: for a user model without ``--dataset``.
+    """
+    if dataset is not None:
+        return dataset
+    default = default_dataset(model)
+    if default is None:
+        raise AutopruneError(
+            f"--dataset is required for model '{model}': it sets the input shape; pass e.g. "
+            "--dataset fashion-mnist, npz:PATH or path/to/file.py:fn"
+        )
+    return default
+
+
+def shape_text(shape: tuple[int, ...]) -> str:
+    """``(1, 28, 28)`` as ``1x28x28``."""
+    return "x".join(str(int(d)) for d in shape)
+
+
+def with_data_dir_env(config: SearchConfig) -> SearchConfig:
+    """``$AUTOPRUNE_DATA_DIR`` when neither ``--data-dir`` nor the config file names one."""
+    if config.data_dir is not None:
+        return config
+    folder = resolve_data_dir(None)
+    return config if folder is None else config.replace(data_dir=str(folder))

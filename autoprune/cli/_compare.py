@@ -8,8 +8,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from autoprune.cli._common import with_data_dir_env
 from autoprune.cli._config_args import resolve_config
-from autoprune.cli._console import console
+from autoprune.cli._console import console, print_table
 from autoprune.cli._search import (
     CONFIG,
     DATA_DIR,
@@ -31,9 +32,14 @@ from autoprune.cli._search import (
     open_tracker,
     prepare,
     run_tags,
+    warn_random_only,
 )
+from autoprune.cli._units import metric_label
+from autoprune.config import SearchConfig
+from autoprune.cost import HardwareProfile, load_profile
 from autoprune.errors import AutopruneError
 from autoprune.plots import plot_comparison
+from autoprune.preflight import preflight
 from autoprune.results import SearchResult
 
 
@@ -79,11 +85,16 @@ def compare_command(
         tracking_uri=tracking_uri,
         data_dir=str(data_dir) if data_dir else None,
     )
+    base = with_data_dir_env(base)
+    configs = [one_shot_budget(base.replace(agent=name), None) for name in names]
+    data = preflight(configs, data_dir)  # before any training, run folder or MLflow run
+    for config in configs:
+        warn_random_only(config)
     from agents import run_name_for
 
     parent_name = run_name_for(base.replace(agent="compare"))
     tracker = open_tracker(base, parent_name)
-    session = prepare(base, data_dir)
+    session = prepare(base, data_dir, data)
     from agents import check_search
 
     for name in names:
@@ -104,21 +115,34 @@ def compare_command(
     if as_json:
         print(json.dumps({"run_id": parent_id, "rows": rows}, indent=2))
         return
-    table = Table(title=f"{base.model}: {', '.join(base.targets)}, {base.episodes} evaluations")
-    for column in ("agent", "best acc", "acc drop", "macs", "latency", "energy", "seconds"):
+    print_table(_table(base, rows, load_profile(base.profile)))
+    console.print(f"MLflow parent run: {parent_id}; plot: {plot}", soft_wrap=True)
+
+
+def _table(
+    base: SearchConfig, rows: list[dict[str, float | str | None]], profile: HardwareProfile
+) -> Table:
+    """One row per method; latency and energy with their unit, profile and ratio."""
+    title = f"{base.model}: {', '.join(base.targets)}, {base.episodes} evaluations"
+    caption = (
+        f"{metric_label('latency', profile)}, {metric_label('energy', profile)}: "
+        "the best policy's (its ratio to the original)"
+    )
+    table = Table(title=title, caption=caption)
+    headers = ("agent", "best acc", "acc drop", "macs ratio", "latency ms", "energy mJ")
+    for column in (*headers, "seconds"):
         table.add_column(column, justify="left" if column == "agent" else "right")
     for row in rows:
         table.add_row(
-            row["agent"],
+            str(row["agent"]),
             _pct(row.get("accuracy")),
             _pct(row.get("accuracy_drop")),
             _ratio(row.get("macs_ratio")),
-            _ratio(row.get("latency_ratio")),
-            _ratio(row.get("energy_ratio")),
+            _cost(row.get("latency_ms"), row.get("latency_ratio")),
+            _cost(row.get("energy_mj"), row.get("energy_ratio")),
             f"{row['seconds']:.0f}",
         )
-    console.print(table)
-    console.print(f"MLflow parent run: {parent_id}; plot: {plot}")
+    return table
 
 
 def _rows(results: dict[str, SearchResult]) -> list[dict[str, float | str | None]]:
@@ -131,6 +155,7 @@ def _rows(results: dict[str, SearchResult]) -> list[dict[str, float | str | None
             row["accuracy_drop"] = base["accuracy"] - best.metrics["accuracy"]
             for key in ("macs", "latency", "energy", "size"):
                 row[f"{key}_ratio"] = best.metrics[key] / base[key] if base[key] else None
+            row["latency_ms"], row["energy_mj"] = best.metrics["latency"], best.metrics["energy"]
         rows.append(row)
     return rows
 
@@ -140,7 +165,14 @@ def _pct(value: float | str | None) -> str:
 
 
 def _ratio(value: float | str | None) -> str:
-    return "-" if not isinstance(value, float) else f"{value:.3f}"
+    return "-" if not isinstance(value, float) else f"{value:.3f}x"
+
+
+def _cost(value: float | str | None, ratio: float | str | None) -> str:
+    """The best policy's cost and its ratio to the original, e.g. ``0.0145 (0.386x)``."""
+    if not isinstance(value, float):
+        return "-"
+    return f"{value:.4g}" + ("" if not isinstance(ratio, float) else f" ({ratio:.3f}x)")
 
 
 def register(app: typer.Typer) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -14,6 +15,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 
 console = Console()
 err_console = Console(stderr=True)
@@ -38,3 +40,21 @@ def progress_bar(description: str) -> Iterator[Progress]:
     )
     with progress:
         yield progress
+
+
+def print_table(table: Table) -> None:
+    """Print ``table`` without cutting any cell.
+
+    A terminal narrower than the table folds long cells onto more lines; a pipe or file
+    gets the table at its natural width, one line per row.
+    """
+    for column in table.columns:
+        column.overflow = "fold"
+    if console.is_terminal:
+        console.print(table)
+        return
+    natural = Measurement.get(console, console.options.update_width(10_000), table).maximum
+    if natural <= console.width:
+        console.print(table)
+        return
+    Console(file=console.file, width=natural, color_system=console.color_system).print(table)

@@ -9,10 +9,11 @@ import typer
 from rich.table import Table
 
 from autoprune.baseline import build_for
-from autoprune.cli._common import open_dataset
-from autoprune.cli._console import console, err_console
+from autoprune.cli._common import dataset_for, open_dataset, shape_text
+from autoprune.cli._console import console, err_console, print_table
+from autoprune.cli._units import metric_label
 from autoprune.compress import ChannelPlan, pruned_specs
-from autoprune.cost import CostReport, build_cost_model, load_profile
+from autoprune.cost import CostReport, HardwareProfile, build_cost_model, load_profile
 from autoprune.errors import AutopruneError
 from autoprune.latency_check import random_prune_policies, validate_latency
 from autoprune.latency_model import fit_latency_model
@@ -27,19 +28,22 @@ cost_app = typer.Typer(
 )
 
 MODEL = typer.Option("demo", "--model", "-m", help="Zoo name, file.py:fn or module:fn.")
-DATASET = typer.Option("digits", "--dataset", "-d", help="Dataset (for the input shape).")
+DATASET = typer.Option(
+    None, "--dataset", "-d", help="Dataset: sets the input shape (default: the model's own)."
+)
 PROFILE = typer.Option("bitfusion", "--profile", "-p", help="Profile name or YAML path.")
 DATA_DIR = typer.Option(None, "--data-dir", help="Where the dataset files are.")
 RUNS_DIR = typer.Option(Path("runs"), "--runs-dir", help="Root of caches and the MLflow store.")
 
 
-def _print_report(report: CostReport, title: str) -> None:
-    table = Table(title=title)
+def _print_report(report: CostReport, title: str, hardware: HardwareProfile) -> None:
+    caption = f"{metric_label('latency', hardware)}; {metric_label('energy', hardware)}"
+    table = Table(title=title, caption=caption)
     for column in report.columns:
         table.add_column(column, justify="left" if column in ("layer", "bound") else "right")
     for row in report.to_rows():
         table.add_row(*row)
-    console.print(table)
+    print_table(table)
     if report.overhead_ms:
         console.print(
             f"total latency includes a fixed {report.overhead_ms:+.4f} ms per inference "
@@ -63,7 +67,7 @@ def cost_command(
     if ctx.invoked_subcommand is not None:
         return
     hardware = load_profile(profile)
-    data = open_dataset(dataset, data_dir)
+    data = open_dataset(dataset_for(model, dataset), data_dir)
     net = build_for(model, data).eval()
     if weights is not None:
         load_weights(net, weights)
@@ -77,10 +81,14 @@ def cost_command(
     )
     report = cost_model.estimate(shaped, chosen.layers)
     if as_json:
-        print(json.dumps(report.to_dict(), indent=2))
+        shape = {"dataset": data.name, "input_shape": list(data.input_shape)}
+        print(json.dumps({**shape, **report.to_dict()}, indent=2))
         return
-    label = "measured" if hardware.kind == "measured" else "modelled"
-    _print_report(report, f"{model} on {hardware.name} ({label}), batch {report.batch_size}")
+    title = (
+        f"{model} on {data.name}, input {shape_text(data.input_shape)}, batch "
+        f"{report.batch_size}, profile {hardware.name}"
+    )
+    _print_report(report, title, hardware)
 
 
 @cost_app.command("validate")
@@ -105,7 +113,7 @@ def validate_command(
             f"profile '{hardware.name}' is modelled, not measured; validate a measured "
             "profile such as --profile cpu"
         )
-    data = open_dataset(dataset, data_dir)
+    data = open_dataset(dataset_for(model, dataset), data_dir)
     net = build_for(model, data).eval()
     example = data.x_val[:1]
     specs = discover_layers(net, data.input_shape)

@@ -9,8 +9,8 @@ import typer
 from rich.table import Table
 
 from autoprune.baseline import build_for
-from autoprune.cli._common import open_dataset
-from autoprune.cli._console import console
+from autoprune.cli._common import dataset_for, open_dataset, shape_text
+from autoprune.cli._console import print_table
 from autoprune.data import dataset_names
 from autoprune.models import model_names
 from autoprune.specs import discover_layers
@@ -18,17 +18,19 @@ from autoprune.specs import discover_layers
 
 def layers_command(
     model: str = typer.Option("demo", "--model", "-m", help="Zoo name, file.py:fn or module:fn."),
-    dataset: str = typer.Option("digits", "--dataset", "-d", help="Dataset (for input shape)."),
+    dataset: str | None = typer.Option(
+        None, "--dataset", "-d", help="Dataset: sets the input shape (default: the model's own)."
+    ),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the dataset files are."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """List the compressible layers of a model (shapes, MACs, params)."""
-    data = open_dataset(dataset, data_dir)
+    data = open_dataset(dataset_for(model, dataset), data_dir)
     specs = discover_layers(build_for(model, data), data.input_shape)
     if as_json:
         print(json.dumps([s.to_dict() for s in specs], indent=2))
         return
-    table = Table(title=f"{model} on {data.name} {tuple(data.input_shape)}")
+    table = Table(title=f"{model} on {data.name}, input {shape_text(data.input_shape)}")
     for column in ("layer", "kind", "in", "out", "kernel", "stride", "in hw", "MACs", "params"):
         table.add_column(column, justify="left" if column in ("layer", "kind") else "right")
     for s in specs:
@@ -54,7 +56,7 @@ def layers_command(
         f"{sum(s.macs for s in specs):,}",
         f"{sum(s.params for s in specs):,}",
     )
-    console.print(table)
+    print_table(table)
 
 
 def models_command() -> None:

@@ -1,22 +1,42 @@
-"""``autoprune search`` and ``autoprune compare``: run searches, track them, report."""
+"""``autoprune search``: parse the flags, run :func:`autoprune.search_run.tracked_search`
+with progress bars, print the result."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import typer
-from rich.table import Table
 
+from autoprune.cli._common import with_data_dir_env
 from autoprune.cli._config_args import resolve_config
-from autoprune.cli._console import console, err_console, progress_bar
-from autoprune.cli._tracking import tracking_location
+from autoprune.cli._console import err_console, progress_bar
+from autoprune.cli._resume import ContinueNote
+from autoprune.cli._search_report import print_result
+from autoprune.cli._signals import hide_interrupted
 from autoprune.config import SearchConfig
-from autoprune.errors import AutopruneError, unknown_name
-from autoprune.results import EpisodeRecord, SearchResult
-from autoprune.session import SearchSession, prepare_search
-from autoprune.tracking import SearchTracker, git_sha
+from autoprune.cost import load_profile
+from autoprune.data import DataSplits
+from autoprune.errors import AutopruneError
+from autoprune.results import SearchResult
+from autoprune.search_run import (
+    SearchHooks,
+    SearchProgressFn,
+    one_shot_budget,
+    open_tracker,
+    random_warmup,
+    run_tags,
+    tracked_search,
+)
+from autoprune.search_run import check_agent as _check_agent
+from autoprune.search_run import execute as _execute
+from autoprune.search_run import prepare as _prepare
+from autoprune.session import SearchSession
+from autoprune.tracking import SearchTracker
+from autoprune.training import ProgressFn
+
+__all__ = ["check_agent", "execute", "one_shot_budget", "open_tracker", "prepare", "run_tags"]
 
 CONFIG = typer.Option(None, "--config", "-c", help="YAML config; flags override it.")
 MODEL = typer.Option(None, "--model", "-m", help="Model (zoo name, file.py:fn, module:fn).")
@@ -34,174 +54,75 @@ TRACKING = typer.Option(None, "--tracking-uri", help="MLflow URI (default: runs/
 JSON_OUT = typer.Option(False, "--json", help="Print a machine-readable summary.")
 
 
+class BarHooks(SearchHooks):
+    """Progress bars on stderr, warnings in yellow, the run name for the Ctrl-C note."""
+
+    def __init__(self, note: ContinueNote | None = None) -> None:
+        self.note = note
+
+    def warn(self, message: str) -> None:
+        err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+    def random_only(self, config: SearchConfig, random_episodes: int, enough: int) -> None:
+        self.warn(
+            f"{config.agent} acts randomly for its first {random_episodes} episodes (warm-up), "
+            f"so with --episodes {config.episodes} every action is random; pass --episodes "
+            f"{enough} or more for it to learn"
+        )
+
+    def run_named(self, run_name: str) -> None:
+        if self.note is not None:
+            self.note.run_name = run_name
+
+    @contextmanager
+    def baseline(self, model: str) -> Iterator[ProgressFn]:
+        with progress_bar(f"baseline {model}") as progress:
+            task = progress.add_task("train", total=None, info="", visible=False)
+
+            def on_batch(step: int, total: int, loss: float) -> None:
+                progress.update(task, visible=True, completed=step, total=total, info=f"{loss:.3f}")
+
+            yield on_batch
+
+    @contextmanager
+    def search(self, agent: str, total: int, done: int) -> Iterator[SearchProgressFn]:
+        with progress_bar(f"search {agent}") as progress:
+            task = progress.add_task("search", total=total, info="")
+            progress.update(task, completed=done)
+
+            def on_episode(completed: int, best: float) -> None:
+                info = f"best acc {best:.2%}" if best > float("-inf") else ""
+                progress.update(task, completed=completed, info=info)
+
+            yield on_episode
+
+
 def check_agent(name: str) -> None:
-    """Fail fast on an unknown search method."""
-    import optuna
-
-    from agents import method_names
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the CLI shows its own progress
-    if name not in method_names():
-        raise unknown_name("agent", name, method_names())
+    """Fail fast on an unknown search method; a trial stopped by Ctrl-C logs no traceback."""
+    hide_interrupted("optuna.study._optimize")
+    _check_agent(name)
 
 
-def one_shot_budget(config: SearchConfig, episodes: int | None) -> SearchConfig:
-    """One-shot methods (admm, deep-compression) spend a fixed number of evaluations."""
-    from agents import method_class
-
-    fixed = method_class(config.agent).fixed_evaluations
-    if fixed is not None and episodes is None:
-        return config.replace(episodes=fixed)
-    return config
+def warn_random_only(config: SearchConfig) -> None:
+    """One warning line when the search ends before the method first learns, so that every
+    action it takes is random (an RL warm-up, a sampler's start-up trials)."""
+    warmup = random_warmup(config)
+    if warmup is not None:
+        BarHooks().random_only(config, *warmup)
 
 
-def open_tracker(config: SearchConfig, run_name: str, parent: str | None = None) -> SearchTracker:
-    """A tracker for ``config``; an unreachable server fails here, before any work."""
-    tracker = SearchTracker(
-        tracking_location(config.tracking_uri, config.runs_path),
-        run_name=run_name,
-        parent_run_id=parent,
-    )
-    tracker.store.check()
-    return tracker
-
-
-def run_tags(config: SearchConfig) -> dict[str, Any]:
-    """MLflow tags of a search run."""
-    return {
-        "model": config.model,
-        "dataset": config.dataset,
-        "agent": config.agent,
-        "mode": config.mode,
-        "seed": config.seed,
-        "targets": ",".join(config.targets),
-        "git_sha": git_sha(),
-    }
-
-
-def prepare(config: SearchConfig, data_dir: Path | None) -> SearchSession:
-    """prepare_search with a progress bar while a missing baseline trains."""
-    with progress_bar(f"baseline {config.model}") as progress:
-        task = progress.add_task("train", total=None, info="", visible=False)
-
-        def on_batch(step: int, total: int, loss: float) -> None:
-            progress.update(task, visible=True, completed=step, total=total, info=f"{loss:.3f}")
-
-        return prepare_search(config, data_dir=data_dir, on_batch=on_batch)
+def prepare(
+    config: SearchConfig, data_dir: Path | None, data: DataSplits | None = None
+) -> SearchSession:
+    """:func:`autoprune.search_run.prepare` with a progress bar while a baseline trains."""
+    return _prepare(config, data_dir, data, BarHooks())
 
 
 def execute(
-    config: SearchConfig,
-    session: SearchSession,
-    tracker: SearchTracker,
-    run_name: str,
-    resume: str | None = None,
+    config: SearchConfig, session: SearchSession, tracker: SearchTracker, run_name: str
 ) -> tuple[SearchResult, dict[str, Path]]:
-    """Run one search inside an open tracker run and write its result files."""
-    from agents import run_search
-
-    best = [float("-inf")]
-    logged: list[int] = []
-    with progress_bar(f"search {config.agent}") as progress:
-        task = progress.add_task("search", total=config.episodes, info="")
-
-        def on_record(record: EpisodeRecord) -> None:
-            logged.append(record.index)
-            if record.feasible:
-                best[0] = max(best[0], record.metrics["accuracy"])
-            tracker.log_episode(record, best_so_far=best[0])
-            progress.update(
-                task,
-                completed=record.index + 1,
-                info=f"best acc {best[0]:.2%}" if best[0] > float("-inf") else "",
-            )
-
-        result = run_search(
-            config, session=session, on_record=on_record, resume=resume, run_name=run_name
-        )
-    if resume is not None:  # records from before the interruption go to the new MLflow run
-        fresh, running = set(logged), float("-inf")
-        for record in sorted(result.history, key=lambda r: r.index):
-            if record.feasible:
-                running = max(running, record.metrics["accuracy"])
-            if record.index not in fresh:
-                tracker.log_episode(record, best_so_far=running)
-    out_dir = config.runs_path / "searches" / run_name
-    files = tracker.log_result(result, out_dir)
-    if result.best is not None:
-        files.update(_save_best_model(session, result, out_dir, tracker))
-    return result, files
-
-
-def _save_best_model(
-    session: SearchSession, result: SearchResult, out_dir: Path, tracker: SearchTracker
-) -> dict[str, Path]:
-    """The best policy's compressed (not fine-tuned) model as ``.apz``, logged to MLflow."""
-    from autoprune.apply import finalize_and_code
-
-    assert result.best is not None
-    model = session.evaluator.compress(result.best.policy)
-    path = out_dir / "best_model.apz"
-    names = [s.name for s in session.evaluator.specs]
-    finalize_and_code(model, names, path, {"policy": result.best.policy.to_dict()})
-    tracker.log_model_file(path)
-    return {"best_model": path}
-
-
-def print_result(result: SearchResult, files: dict[str, Path], run_id: str, as_json: bool) -> None:
-    """Best policy, its metrics and where everything is."""
-    best = result.best
-    summary = {
-        "run_id": run_id,
-        "method": result.method,
-        "evaluations": len(result.history),
-        "seconds": round(result.seconds, 2),
-        "baseline": result.baseline_metrics,
-        "best": None
-        if best is None
-        else {
-            "index": best.index,
-            "reward": best.reward,
-            "metrics": best.metrics,
-            "policy": best.policy.to_dict()["layers"],
-        },
-        "files": {k: str(v) for k, v in files.items()},
-    }
-    if as_json:
-        print(json.dumps(summary, indent=2))
-        return
-    if best is None:
-        console.print("[yellow]no feasible policy was found[/]")
-        return
-    table = Table(title=f"best policy ({result.method}, episode {best.index})")
-    for column in ("layer", "keep", "w bits", "a bits", "sparsity"):
-        table.add_column(column, justify="left" if column == "layer" else "right")
-    for name, lp in best.policy.layers.items():
-        table.add_row(
-            name, f"{lp.keep_ratio:.2f}", _bits(lp.w_bits), _bits(lp.a_bits), f"{lp.sparsity:.2f}"
-        )
-    console.print(table)
-    base = result.baseline_metrics
-    metrics = Table(title="metrics (validation accuracy; predicted costs)")
-    for column in ("metric", "original", "best", "ratio"):
-        metrics.add_column(column, justify="left" if column == "metric" else "right")
-    for key in ("accuracy", "macs", "params", "size", "latency", "energy"):
-        if key in best.metrics and key in base:
-            ratio = best.metrics[key] / base[key] if base[key] else float("nan")
-            metrics.add_row(key, f"{base[key]:.4g}", f"{best.metrics[key]:.4g}", f"{ratio:.3f}")
-    console.print(metrics)
-    console.print(f"MLflow run: {run_id}   (dashboard: autoprune ui)")
-    console.print(f"results:    {_run_folder(files)}")
-    console.print(f"policy:     {files.get('best_policy.json', '-')}")
-
-
-def _run_folder(files: dict[str, Path]) -> Path | str:
-    summary = files.get("summary.json")
-    return summary.parent if summary is not None else ""
-
-
-def _bits(bits: int) -> str:
-    return "fp32" if bits == 32 else str(bits)
+    """:func:`autoprune.search_run.execute` with a progress bar."""
+    return _execute(config, session, tracker, run_name, hooks=BarHooks())
 
 
 def _saved_config(runs_dir: str | None, run_name: str) -> Path:
@@ -252,27 +173,26 @@ def search_command(
         tracking_uri=tracking_uri,
         data_dir=str(data_dir) if data_dir else None,
     )
-    check_agent(config.agent)
-    config = one_shot_budget(config, episodes)
-    if config.weights is not None and not Path(config.weights).is_file():
-        raise AutopruneError(
-            f"weights file {config.weights} does not exist; pass a state dict saved with "
-            "torch.save(model.state_dict(), PATH) or omit --weights to train a baseline"
+    config = with_data_dir_env(config)
+    hide_interrupted("optuna.study._optimize")  # a trial stopped by Ctrl-C is no failure
+    with ContinueNote(None if config.runs_dir == "runs" else config.runs_dir) as note:
+        done = tracked_search(
+            config,
+            episodes_given=episodes is not None,
+            data_dir=data_dir,
+            resume=resume,
+            hooks=BarHooks(note),
         )
-    from agents import run_name_for
-
-    run_name = resume or run_name_for(config)
-    tracker = open_tracker(config, run_name)
-    session = prepare(config, data_dir)
-    from agents import check_search
-
-    check_search(config, session)
-    with tracker.start(config.to_dict(), run_tags(config)) as run_id:
-        result, files = execute(config, session, tracker, run_name, resume)
-    print_result(result, files, run_id, as_json)
+    print_result(
+        done.result,
+        done.files,
+        done.run_id,
+        as_json,
+        weights=done.session.weights_path,
+        profile=load_profile(config.profile),
+    )
 
 
 def register(app: typer.Typer) -> None:
     """Add ``search`` to ``app``."""
     app.command("search")(search_command)
-    _ = err_console

@@ -7,12 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from autoprune.latency_check import LatencyValidation
-from autoprune.tracking import SearchTracker, git_sha
+from autoprune.tracking import SearchTracker, git_sha, tracking_location
 
-
-def tracking_location(tracking_uri: str | None, runs_dir: Path) -> str:
-    """``--tracking-uri`` or the local store under ``runs_dir``."""
-    return tracking_uri or str(runs_dir / "mlflow")
+__all__ = ["log_validation", "tracking_location"]
 
 
 def log_validation(

@@ -53,14 +53,18 @@ def train_command(
         def on_epoch(stats: EpochStats) -> None:
             progress.update(task, info=f"epoch {stats.epoch} val {stats.val_accuracy:.2%}")
 
-        baseline = train_baseline(
-            request,
-            data,
-            runs_dir / "checkpoints",
-            force=force,
-            on_batch=on_batch,
-            on_epoch=on_epoch,
-        )
+        try:
+            baseline = train_baseline(
+                request,
+                data,
+                runs_dir / "checkpoints",
+                force=force,
+                on_batch=on_batch,
+                on_epoch=on_epoch,
+            )
+        except KeyboardInterrupt as exc:  # Ctrl-C / SIGTERM: the cache holds only whole files
+            exc.add_note("no baseline was saved; run the same command again to train it")
+            raise
     summary = {**baseline.meta, "weights": str(baseline.weights_path), "cached": baseline.cached}
     if as_json:
         print(json.dumps(summary, indent=2))
@@ -69,6 +73,8 @@ def train_command(
         print(baseline.weights_path)
         return
     origin = "loaded from cache" if baseline.cached else f"trained in {summary['train_seconds']}s"
+    if "trained_lr" in summary:  # the requested lr diverged or stayed at chance level
+        origin += f" at lr {summary['trained_lr']:g}, as lr {summary['lr']:g} did not learn"
     console.print(
         f"[bold]{model}[/] on [bold]{data.name}[/] ({origin}): "
         f"val {summary['val_accuracy']:.2%}, test {summary['test_accuracy']:.2%}\n"

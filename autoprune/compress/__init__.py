@@ -15,6 +15,7 @@ from autoprune.compress.pruning import prune_channels, prune_channels_report
 from autoprune.compress.quantize import (
     apply_weight_compression,
     export_quantized,
+    independent_copy,
     quantize_weights,
     squash,
 )
@@ -42,5 +43,6 @@ __all__ = [
     "reconstruct_next_layer",
     "remove_activation_quant",
     "sparsity_of",
+    "independent_copy",
     "squash",
 ]

@@ -1,8 +1,9 @@
 """Apply a whole :class:`~autoprune.policy.Policy` to a copy of a model.
 
 Order: structured pruning → one recovery pass (BatchNorm statistics and AMC's least-squares
-reconstruction, :mod:`autoprune.compress.refit`) → fine-grained sparsity and weight
-quantization → one more BatchNorm pass when weights were quantized or sparsified →
+reconstruction, :mod:`autoprune.compress.refit`) → fine-grained sparsity, with a
+least-squares refit of the kept weights of layers at least :data:`REFIT_SPARSITY` sparse →
+weight quantization → one more BatchNorm pass when weights were quantized or sparsified →
 activation quantization (calibrated). The result is an ordinary ``nn.Module`` (fewer
 channels for real; masks and fake-quant as parametrizations / child modules) that can be
 evaluated, fine-tuned, squashed and exported.
@@ -25,10 +26,16 @@ from torch import nn
 from autoprune.compress.act_quant import attach_activation_quant, calibrate_activations
 from autoprune.compress.importance import split_batch
 from autoprune.compress.pruning import ChannelPruner, PruneReport
-from autoprune.compress.quantize import apply_weight_compression
+from autoprune.compress.quantize import quantize_weights
 from autoprune.compress.refit import ReconstructionTargets, recover
+from autoprune.compress.sparsity import apply_sparsity
 from autoprune.errors import AutopruneError
 from autoprune.policy import FLOAT_BITS, Policy
+
+REFIT_SPARSITY = 0.7
+"""Fine-grained sparsity from which a layer's kept weights are refitted (with
+``reconstruct``): below it magnitude pruning barely moves the output (LeNet-300-100 at 50%
+and 5 bits: 90.30% without, 90.46% with), while the solves cost most there."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +144,9 @@ class Compressor:
                 batchnorm=calibrate,
             )
         weights = {n: lp for n, lp in policy.layers.items() if _compresses_weights(lp)}
-        apply_weight_compression(compressed, policy.layers)
+        self._sparsify(compressed, policy, report, calibrate)
+        quantized = {n: lp for n, lp in weights.items() if lp.w_bits != FLOAT_BITS}
+        quantize_weights(compressed, quantized)
         if calibrate and weights:
             recover(compressed, self._calib_fast, batchnorm=True)
         act_layers = {n: lp for n, lp in policy.layers.items() if lp.a_bits != FLOAT_BITS}
@@ -147,6 +156,25 @@ class Compressor:
             attach_activation_quant(compressed, act_layers)
             calibrate_activations(compressed, [self.calib])
         return compressed.eval()
+
+    def _sparsify(
+        self, compressed: nn.Module, policy: Policy, report: PruneReport | None, calibrate: bool
+    ) -> None:
+        """Magnitude masks, then (with ``reconstruct``) a least-squares refit of the kept
+        weights of layers at least :data:`REFIT_SPARSITY` sparse, in one calibration pass."""
+        sparse = {n: lp.sparsity for n, lp in policy.layers.items() if lp.sparsity > 0}
+        apply_sparsity(compressed, sparse)
+        refit = [n for n, s in sparse.items() if s >= REFIT_SPARSITY]
+        if not (refit and self.options.reconstruct and self.calib is not None):
+            return
+        recover(
+            compressed,
+            self._calib_fast,
+            targets=self.targets,
+            refit=refit,
+            kept_out=report.kept_out if report is not None else None,
+            batchnorm=calibrate,
+        )
 
 
 def _channels_last(x: torch.Tensor | None) -> torch.Tensor | None:

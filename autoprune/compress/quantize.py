@@ -18,6 +18,7 @@ quantizer) → fine-tune → :func:`export_quantized` → :func:`squash`.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -276,6 +277,21 @@ def export_quantized(model: nn.Module, layer_names: Iterable[str]) -> dict[str, 
     effective weight bit for bit.
     """
     return {name: export_layer(compressible_layer(model, name)) for name in layer_names}
+
+
+def independent_copy(model: nn.Module) -> nn.Module:
+    """A deep copy that can be :func:`squash`-ed without touching ``model``.
+
+    ``copy.deepcopy`` shares the class torch injects into each parametrized module, and
+    removing a parametrization deletes the weight's property from that class, so squashing
+    a plain copy would break the original. Each copied module gets a class of its own.
+    """
+    clone = copy.deepcopy(model)
+    for module in clone.modules():
+        if parametrize.is_parametrized(module):
+            cls = type(module)
+            module.__class__ = type(cls.__name__, cls.__bases__, dict(cls.__dict__))
+    return clone
 
 
 def squash(model: nn.Module) -> nn.Module:

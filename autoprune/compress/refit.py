@@ -37,10 +37,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from autoprune.compress.sparsity import latent_weight, sparsity_mask
 from autoprune.errors import AutopruneError
 from autoprune.modes import eval_mode
 
 LAYER_TYPES = (nn.Conv2d, nn.Linear)
+MASKED_CHUNK = 32
+"""Output rows solved together in a masked refit (padded systems of their widest row)."""
 RIDGE_GRID = (1e-3, 1e-2, 1e-1, 1.0)
 """Candidate ridge strengths, relative to the mean squared input column."""
 HOLDOUT_EVERY = 5
@@ -199,7 +202,11 @@ class _RefitHook:
                 f"layer '{self.name}' has {outputs} outputs but the original has "
                 f"{target.shape[1]}; pass kept_out=report.kept_out"
             )
-        self.errors[self.name] = _refit(layer, design, target.float(), self.ridge)
+        mask = sparsity_mask(layer)
+        if mask is None:
+            self.errors[self.name] = _refit(layer, design, target.float(), self.ridge)
+        else:
+            self.errors[self.name] = _refit_masked(layer, design, target.float(), self.ridge, mask)
 
 
 def _flat_output(module: nn.Module, output: torch.Tensor) -> torch.Tensor:
@@ -266,6 +273,76 @@ def _refit(
     with torch.no_grad():
         layer.weight.copy_(new.to(weight))
     return before, after
+
+
+def _refit_masked(
+    layer: nn.Module,
+    design: torch.Tensor,
+    target: torch.Tensor,
+    ridge: Sequence[float],
+    mask: torch.Tensor,
+) -> tuple[float, float]:
+    """:func:`_refit` of a fine-grained sparse layer: each output row is refitted over its
+    kept weights only (the mask stays as it is), so the kept weights make up for the pruned
+    ones. One solve per row, on the fitting rows, with the middle strength of ``ridge``
+    (a strength search would multiply the cost of the many small systems); kept only if it
+    predicts the held-out rows better, as in :func:`_refit`.
+
+    Grouped convolutions are left as they are (``(0, 0)``).
+    """
+    if isinstance(layer, nn.Conv2d) and layer.groups != 1:
+        return 0.0, 0.0
+    latent = latent_weight(layer)
+    w0 = latent.detach().reshape(latent.shape[0], -1).double().cpu()  # (outs, cols)
+    kept = mask.reshape(w0.shape).cpu()
+    w0 = w0 * kept
+    held = torch.zeros(len(design), dtype=torch.bool)
+    held[HOLDOUT_EVERY - 1 :: HOLDOUT_EVERY] = True
+    fit = _normal_equations(design[~held][None], target[~held][None])
+    check = _normal_equations(design[held][None], target[held][None])
+    before = _relative_error(*check, w0.T[None])
+    new = _solve_rows(fit[0][0], fit[1][0], w0, kept, ridge[len(ridge) // 2])
+    after = _relative_error(*check, new.T[None])
+    if not after < before:
+        return before, before
+    with torch.no_grad():
+        latent.copy_(new.reshape(latent.shape).to(latent))
+    return before, after
+
+
+def _solve_rows(
+    gram: torch.Tensor,
+    cross: torch.Tensor,
+    w0: torch.Tensor,
+    kept: torch.Tensor,
+    strength: float,
+    chunk: int = MASKED_CHUNK,
+) -> torch.Tensor:
+    """Per output row ``r``: ``argmin ||a_S w - t_r||² + λ||w - w0_S||²`` over its kept
+    columns ``S``, zero elsewhere; rows are solved by Cholesky in padded float32 batches."""
+    lam = strength * float(gram.diagonal().mean()) + 1e-12
+    out = torch.zeros_like(w0)
+    counts = kept.sum(dim=1)
+    order = torch.argsort(counts)
+    gram32, cross32, w32 = gram.float(), cross.T.float(), w0.float()
+    for start in range(0, len(order), chunk):
+        rows = order[start : start + chunk]
+        width = int(counts[rows].max())
+        if width == 0:
+            continue
+        # kept columns first (stable), padded with columns whose solution is discarded
+        idx = torch.argsort((~kept[rows]).to(torch.int8), dim=1, stable=True)[:, :width]
+        valid = torch.gather(kept[rows], 1, idx).float()
+        system = gram32[idx[:, :, None], idx[:, None, :]] * (valid[:, :, None] * valid[:, None, :])
+        system = system + (lam * valid + (1.0 - valid))[:, :, None] * torch.eye(width)
+        rhs = torch.gather(cross32[rows], 1, idx) + lam * torch.gather(w32[rows], 1, idx)
+        factor, info = torch.linalg.cholesky_ex(system)
+        if bool(info.any()):  # not positive definite in float32: fall back to LU
+            solution = torch.linalg.solve(system, (rhs * valid)[:, :, None])[:, :, 0]
+        else:
+            solution = torch.cholesky_solve((rhs * valid)[:, :, None], factor)[:, :, 0]
+        out[rows] = out[rows].scatter(1, idx, (solution * valid).double())
+    return out
 
 
 def _normal_equations(a: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:

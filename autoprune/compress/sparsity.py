@@ -170,3 +170,27 @@ def sparsity_of(model: nn.Module, name: str) -> float:
     with torch.no_grad():
         weight = module.weight
         return float((weight == 0).sum()) / weight.numel()
+
+
+def mask_smallest_kept(module: nn.Module, count: int) -> int:
+    """Prune ``count`` more weights of a masked layer: its smallest kept latent weights.
+
+    Every mask on the weight (the :class:`SparsityMask` and a quantizer's copy) is updated
+    in place, so the layer's codebook and codes stay as they are; one weight is always
+    kept. Returns how many weights were pruned (0 for an unmasked layer).
+    """
+    mask = sparsity_mask(module)
+    if mask is None or count <= 0:
+        return 0
+    flat = mask.reshape(-1)
+    count = min(count, int(flat.sum()) - 1)
+    if count <= 0:
+        return 0
+    scores = latent_weight(module).detach().reshape(-1).abs().masked_fill(~flat, math.inf)
+    order = torch.argsort(scores, stable=True)[:count]
+    for param in weight_parametrizations(module):
+        other = getattr(param, "mask", None)
+        if isinstance(other, torch.Tensor) and other is not mask:
+            other.reshape(-1)[order] = False
+    flat[order] = False
+    return count

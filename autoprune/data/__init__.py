@@ -24,6 +24,11 @@ Datasets:
 * ``npz:PATH``: a ``.npz`` file with ``x_train, y_train, x_test, y_test``; images
   ``(N, H, W)`` or ``(N, C, H, W)`` (channels-last must be transposed first), uint8 scaled
   to [0, 1]; labels ``0..K-1`` and ``num_classes = max label + 1``.
+
+Every dataset is checked when it loads (``autoprune.data._checks``): NaN or infinite
+pixels, a class without training images (a stray label 1000 among 0..9), a test label no
+training image has, or fewer than 5 training images of a class are refused with a one-line
+:class:`~autoprune.errors.AutopruneError` naming the problem and the fix.
 * ``path/to/file.py:function`` or ``package.module:function``: a function called with no
   arguments that returns a :class:`DataSplits` (used as is) or a tuple
   ``(x_train, y_train, x_test, y_test)`` handled like an ``npz`` file.

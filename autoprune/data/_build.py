@@ -7,6 +7,7 @@ import numbers
 import numpy as np
 import torch
 
+from autoprune.data._checks import check_finite, check_labels
 from autoprune.data._splits import DataSplits
 from autoprune.errors import AutopruneError
 
@@ -153,7 +154,12 @@ def build_splits(
         y_test: Test labels.
         val_size: Validation count, or fraction of the training samples.
         seed: Seed of the validation carve-out.
-        num_classes: Number of classes; ``max label + 1`` over train and test when None.
+        num_classes: Number of classes; ``max train label + 1`` when None.
+
+    Raises:
+        AutopruneError: For malformed arrays, NaN or infinite pixels, classes without
+            training images, test labels outside the training classes, or a class with
+            fewer than ``MIN_PER_CLASS`` training images.
     """
     check_val_args(val_size, seed)
     x_tr, y_tr = _checked_pair(name, "train", x_train, y_train)
@@ -163,8 +169,9 @@ def build_splits(
             f"dataset '{name}': x_train samples are {x_tr.shape[1:]} but x_test samples "
             f"are {x_te.shape[1:]}; give both the same (C, H, W)"
         )
-    if num_classes is None:
-        num_classes = int(max(y_tr.max(initial=0), y_te.max(initial=0))) + 1
+    check_finite(name, "train", x_tr)
+    check_finite(name, "test", x_te)
+    num_classes = check_labels(name, y_tr, y_te, num_classes)
     kept, held = carve(y_tr, val_size, seed)
     x_all, y_all = torch.from_numpy(x_tr), torch.from_numpy(y_tr)
     x_train_t, x_val_t, x_test_t = x_all[kept], x_all[held], torch.from_numpy(x_te)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from autoprune.data._build import build_splits
+from autoprune.data._checks import check_splits_content
 from autoprune.data._splits import DataSplits
 from autoprune.errors import AutopruneError
-from autoprune.user_code import load_callable
+from autoprune.user_code import load_callable, user_errors
 
 
 def load_function(target: str) -> Callable[..., object]:
@@ -22,8 +23,11 @@ def read_user(target: str, *, val_size: int | float, seed: int) -> DataSplits:
     normalisation are kept) or a tuple ``(x_train, y_train, x_test, y_test)`` of arrays or
     tensors, which is split and normalised like the built-in datasets.
     """
-    result = load_function(target)()
+    function = load_function(target)
+    with user_errors(f"dataset '{target}'"):
+        result = function()
     if isinstance(result, DataSplits):
+        check_splits_content(result)
         return result
     if isinstance(result, (tuple, list)) and len(result) == 4:
         x_train, y_train, x_test, y_test = result

@@ -8,7 +8,7 @@ Example:
 
 from __future__ import annotations
 
-from autoprune.models._registry import build_model, model_names
+from autoprune.models._registry import build_model, default_dataset, model_names
 from autoprune.models._weights import load_weights
 
-__all__ = ["build_model", "load_weights", "model_names"]
+__all__ = ["build_model", "default_dataset", "load_weights", "model_names"]

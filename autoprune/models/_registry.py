@@ -23,6 +23,8 @@ _ZOO: dict[str, Callable[..., nn.Module]] = {
     "resnet20": ResNet20,
     "mobilenetv2_small": MobileNetV2Small,
 }
+_DEFAULT_DATASETS = {name: "fashion-mnist" for name in _ZOO} | {"demo": "digits"}
+"""The dataset each zoo model is designed for (its input size), as in DESIGN.md."""
 _OTHER_FORMS = "or a user model as 'path/to/file.py:fn', 'package.module:fn' or 'torchvision:NAME'"
 
 
@@ -34,6 +36,16 @@ def model_names() -> list[str]:
         ['demo', 'lenet300', 'lenet5']
     """
     return list(_ZOO)
+
+
+def default_dataset(name: str) -> str | None:
+    """The dataset a zoo model is designed for; None for user and torchvision models.
+
+    Example:
+        >>> default_dataset("vgg_small"), default_dataset("demo"), default_dataset("m.py:fn")
+        ('fashion-mnist', 'digits', None)
+    """
+    return _DEFAULT_DATASETS.get(name)
 
 
 def build_model(

@@ -9,7 +9,7 @@ from typing import Any
 from torch import nn
 
 from autoprune.errors import AutopruneError
-from autoprune.user_code import load_callable
+from autoprune.user_code import load_callable, user_errors
 
 _BUILD_KWARGS = ("in_channels", "num_classes", "input_size")
 
@@ -26,7 +26,8 @@ def build_user_model(
     attr = name.rpartition(":")[2]
     fn = load_callable(name, "model")
     values = {"in_channels": in_channels, "num_classes": num_classes, "input_size": input_size}
-    model = fn(**_accepted_kwargs(fn, values))
+    with user_errors(f"model '{name}'"):
+        model = fn(**_accepted_kwargs(fn, values))
     if not isinstance(model, nn.Module):
         raise AutopruneError(
             f"model '{name}' returned {type(model).__name__}, not a torch.nn.Module; "

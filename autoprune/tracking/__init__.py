@@ -6,7 +6,12 @@ cheap. Local stores are SQLite databases (see :class:`TrackingStore`).
 
 from autoprune.tracking._params import clean_tags, flatten_params, git_sha
 from autoprune.tracking._read import read_best_policy
-from autoprune.tracking._store import DEFAULT_TRACKING_DIR, TrackingStore, ui_command
+from autoprune.tracking._store import (
+    DEFAULT_TRACKING_DIR,
+    TrackingStore,
+    tracking_location,
+    ui_command,
+)
 from autoprune.tracking._tracker import (
     BEST_POLICY_ARTIFACT,
     EPISODE_METRICS,
@@ -26,6 +31,7 @@ __all__ = [
     "flatten_params",
     "git_sha",
     "read_best_policy",
+    "tracking_location",
     "ui_command",
     "write_result_files",
 ]

@@ -10,11 +10,14 @@ A local *directory* given to autoprune therefore becomes a SQLite store inside i
 Everything works offline; no server is needed to log, and ``mlflow ui`` reads the database
 directly. ``http(s)://`` URIs point at a tracking server and are checked with a short
 request before a run starts, so an unreachable server fails in seconds rather than after
-MLflow's retries.
+MLflow's retries. Opening a local store holds ``mlflow.db.lock`` next to it, so that two
+processes using a new store at once do not both run MLflow's schema migrations (one of
+them would fail).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 import sys
@@ -26,7 +29,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from autoprune.database_url import parse_database_url
 from autoprune.errors import AutopruneError
+from autoprune.locks import exclusive
 
 DEFAULT_TRACKING_DIR = "runs/mlflow"
 """Store used when no tracking URI is given (relative to the working directory)."""
@@ -75,7 +80,8 @@ class TrackingStore:
                 "(autoprune keeps a SQLite store in it) or a sqlite:/// URI instead"
             )
         if "://" in text:
-            return cls(uri=text)  # another database (postgresql://...) or a managed service
+            _check_database_uri(text)
+            return cls(uri=text)  # another database (postgresql://...)
         path = Path(text).expanduser()
         if path.suffix.lower() in SQLITE_SUFFIXES:
             return cls._local(path)
@@ -103,9 +109,12 @@ class TrackingStore:
         """Raise :class:`AutopruneError` when a tracking server does not answer in ``timeout`` s.
 
         Any HTTP answer (even an error status) counts as reachable, and so does a TLS
-        handshake failure: MLflow's own client settings decide those cases.
+        handshake failure: MLflow's own client settings decide those cases. A database
+        (``postgresql://``...) must accept a connection.
         """
         if not self.is_remote:
+            if self.db_path is None:
+                _check_database_answers(self.uri, timeout)
             return
         request = urllib.request.Request(f"{self.uri}/health", method="GET")
         try:
@@ -134,6 +143,45 @@ class TrackingStore:
         self.check()
 
 
+DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")
+"""SQLAlchemy databases MLflow can keep runs in (besides SQLite); ``+driver`` may follow."""
+
+
+def _check_database_uri(uri: str) -> None:
+    """Refuse a URI scheme MLflow cannot log to, or a database whose driver is missing."""
+    scheme = uri.split("://", 1)[0].lower()
+    if scheme.split("+", 1)[0] not in DATABASE_SCHEMES:
+        raise AutopruneError(
+            f"tracking URI '{uri}' has scheme '{scheme}', which MLflow cannot log to; pass a "
+            "directory (autoprune keeps a SQLite store in it), a sqlite:/// file, an "
+            "http(s):// MLflow server, or a postgresql:// or mysql:// database"
+        )
+    parse_database_url(uri, "tracking URI")
+
+
+def _check_database_answers(uri: str, timeout: float) -> None:
+    """Refuse a tracking database that does not accept a connection within ``timeout`` s."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    url = make_url(uri)
+    wait = {"mssql": "timeout"}.get(url.get_backend_name(), "connect_timeout")
+    engine = create_engine(url, connect_args={wait: max(1, round(timeout))})
+    try:
+        with engine.connect():
+            return
+    except (SQLAlchemyError, OSError) as exc:
+        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+        shown = url.render_as_string(hide_password=True)
+        raise AutopruneError(
+            f"tracking database {shown} does not answer ({reason}); start it, fix the URI, "
+            "or drop --tracking-uri to log to the local store"
+        ) from None
+    finally:
+        engine.dispose()
+
+
 def _refuse_file_store(directory: Path) -> None:
     """Refuse a directory that holds MLflow's old file store (numbered experiment folders)."""
     if not directory.is_dir():
@@ -158,11 +206,25 @@ def load_mlflow() -> ModuleType:
 
 
 def make_client(uri: str) -> Any:
-    """An ``MlflowClient`` for ``uri``, without the deprecation warnings of its SQL store."""
+    """An ``MlflowClient`` for ``uri``, without the deprecation warnings of its SQL store.
+
+    For a local SQLite store the client is built (and the schema created or migrated) while
+    holding ``<db>.lock``, one process at a time.
+    """
     mlflow = load_mlflow()
-    with warnings.catch_warnings():
+    with store_lock(uri), warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         return mlflow.MlflowClient(tracking_uri=uri)  # builds the store (runs migrations)
+
+
+def store_lock(uri: str) -> contextlib.AbstractContextManager[None]:
+    """Hold ``<db>.lock`` next to a SQLite database file (nothing for other stores)."""
+    prefix = "sqlite:///"
+    path = uri[len(prefix) :] if uri.lower().startswith(prefix) else ""
+    if not path or path.startswith(":memory:"):
+        return contextlib.nullcontext()
+    db = Path(path)
+    return exclusive(db.with_name(f"{db.name}.lock"))
 
 
 def ui_command(
@@ -190,3 +252,13 @@ def ui_command(
     if store.artifact_root is not None:
         argv += ["--default-artifact-root", store.artifact_root]
     return argv
+
+
+def tracking_location(tracking_uri: str | None, runs_dir: Path) -> str:
+    """``tracking_uri``, else the local store under ``runs_dir``.
+
+    Example:
+        >>> tracking_location(None, Path("runs"))
+        'runs/mlflow'
+    """
+    return tracking_uri or str(runs_dir / "mlflow")

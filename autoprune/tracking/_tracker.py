@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import logging
+import os
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
@@ -16,7 +17,7 @@ from autoprune.errors import AutopruneError
 from autoprune.policy import Policy
 from autoprune.results import EpisodeRecord, SearchResult
 from autoprune.tracking._params import MAX_KEY_LENGTH, clean_key, clean_tags, flatten_params
-from autoprune.tracking._store import TrackingStore, make_client
+from autoprune.tracking._store import TrackingStore, make_client, store_lock
 
 EPISODE_METRICS = ("accuracy", "latency", "energy", "size", "macs", "params", "budget_use")
 """Keys of :attr:`EpisodeRecord.metrics` logged per episode (missing ones are skipped)."""
@@ -34,7 +35,9 @@ class SearchTracker:
 
     Logging goes to the innermost open run: the search run of :meth:`start`, or a child
     run of :meth:`start_child` while that block is open. A run that ends with an
-    exception is marked FAILED (KILLED for Ctrl-C), never left RUNNING.
+    exception is marked FAILED (KILLED for Ctrl-C and SIGTERM), never left RUNNING by a
+    process that lives to say so; :meth:`start` with ``run_id`` reopens a run (a resumed
+    search continues its MLflow run, also one a killed process left RUNNING).
 
     Args:
         tracking_uri: A directory or ``.db`` file (local SQLite store, see
@@ -86,7 +89,10 @@ class SearchTracker:
         return self._runs[-1]
 
     def start(
-        self, params: Mapping[str, Any] | None = None, tags: Mapping[str, Any] | None = None
+        self,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
     ) -> contextlib.AbstractContextManager[str]:
         """Open the search run (context manager yielding its run id).
 
@@ -94,11 +100,14 @@ class SearchTracker:
             params: Configuration; nested mappings become ``a.b`` params.
             tags: e.g. model, dataset, agent, seed, ``git_sha`` (also written as
                 ``mlflow.source.git.commit`` so the UI shows it).
+            run_id: Reopen this run (set RUNNING again) instead of creating one, when it
+                exists in the store and is not deleted. Params it already has keep their
+                values; a changed value is written as the tag ``resumed.<param>``.
 
         Raises:
             AutopruneError: when the tracking server does not answer.
         """
-        return self._open(self.run_name, self.parent_run_id, params, tags)
+        return self._open(self.run_name, self.parent_run_id, params, tags, run_id)
 
     def start_child(
         self,
@@ -116,6 +125,7 @@ class SearchTracker:
         parent: str | None,
         params: Mapping[str, Any] | None,
         tags: Mapping[str, Any] | None,
+        reopen: str | None = None,
     ) -> Iterator[str]:
         client = self._connect()
         all_tags = clean_tags(tags)
@@ -123,12 +133,19 @@ class SearchTracker:
             all_tags["mlflow.source.git.commit"] = all_tags["git_sha"]
         if parent is not None:
             all_tags[PARENT_TAG] = parent
-        run = client.create_run(self._experiment_id, run_name=name, tags=all_tags)
+        existing = self._reopen(reopen) if reopen is not None else None
+        if existing is None:
+            run = client.create_run(self._experiment_id, run_name=name, tags=all_tags)
+        else:
+            run = existing
         run_id = run.info.run_id
         self._runs.append(run_id)
         status = "FINISHED"
         try:
-            self.log_params(params or {})
+            if existing is None:
+                self.log_params(params or {})
+            else:
+                self._update(run, params or {}, all_tags)
             yield run_id
         except Exception:
             status = "FAILED"
@@ -140,11 +157,55 @@ class SearchTracker:
             self._runs.pop()
             self._terminate(run_id, status)
 
+    def _reopen(self, run_id: str) -> Any:
+        """The run ``run_id`` set RUNNING again, or None when the store has no such run."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self._client.get_run(run_id)
+        except MlflowException:
+            return None
+        if run.info.lifecycle_stage == "deleted":
+            return None
+        self._client.update_run(run_id, status="RUNNING")
+        return run
+
+    def _update(self, run: Any, params: Mapping[str, Any], tags: Mapping[str, str]) -> None:
+        """Params a reopened run lacks, tags, and ``resumed.<key>`` for changed params."""
+        from mlflow.entities import Param, RunTag
+
+        old = run.data.params
+        new = flatten_params(params)
+        items = [Param(k, v) for k, v in new.items() if k not in old]
+        changed = {f"resumed.{k}": v for k, v in new.items() if k in old and old[k] != v}
+        run_tags = [RunTag(k, v) for k, v in {**tags, **clean_tags(changed)}.items()]
+        for start in range(0, max(len(items), 1), _PARAMS_PER_BATCH):
+            batch = items[start : start + _PARAMS_PER_BATCH]
+            self._client.log_batch(run.info.run_id, params=batch, tags=run_tags)
+            run_tags = []
+
+    def find_run(self, name: str) -> str | None:
+        """The id of the newest run named ``name`` in the experiment, or None."""
+        client = self._connect()
+        quoted = name.replace("\\", "\\\\").replace("'", "\\'")
+        runs = client.search_runs(
+            [self._experiment_id],
+            filter_string=f"attributes.run_name = '{quoted}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        return runs[0].info.run_id if runs else None
+
+    def logged_steps(self, metric: str = "reward") -> set[int]:
+        """Steps at which the current run already has ``metric`` (episodes logged before)."""
+        return {m.step for m in self._client.get_metric_history(self.run_id, metric)}
+
     def _connect(self) -> Any:
         if self._client is None:
             self.store.prepare()
             client = make_client(self.store.uri)
-            self._experiment_id = self._experiment(client)
+            with store_lock(self.store.uri):  # one process creates the experiment
+                self._experiment_id = self._experiment(client)
             self._client = client
         return self._client
 
@@ -270,7 +331,7 @@ def write_result_files(
         files[BEST_POLICY_ARTIFACT] = best_policy(best).save(out_dir / BEST_POLICY_ARTIFACT)
     summary = {"run_id": run_id, "tracking_uri": tracking_uri, **result.to_dict()}
     summary_path = out_dir / SUMMARY_ARTIFACT
-    summary_path.write_text(json.dumps(summary, indent=2, default=_json_default))
+    _write_atomic(summary_path, json.dumps(summary, indent=2, default=_json_default))
     files[SUMMARY_ARTIFACT] = summary_path
     plot_dir = out_dir / PLOTS_DIR
     if best is not None:
@@ -284,6 +345,16 @@ def write_result_files(
         result.history, plot_dir / "reward.png"
     )
     return files
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` through a temporary file, so an interruption leaves no half file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _json_default(value: Any) -> Any:

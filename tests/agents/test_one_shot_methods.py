@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+
 import pytest
 
-from agents import method_class, run_search
+from agents import check_search, make_method, method_class, run_search
+from agents._admm_method import calibrate_yang_budget
+from agents._deep_compression_method import fit_to_budget, kmeans_policy
+from autoprune.budget import Budget
+from autoprune.coding import inspect_apz
 from autoprune.errors import AutopruneError
 
 FAST = {
@@ -17,9 +24,11 @@ FAST = {
 def test_one_shot_method_records_one_feasible_retrained_policy(agent, run_config, session):
     assert method_class(agent).fixed_evaluations == 1
     config = run_config(agent, episodes=1, targets=("size=0.25",), agent_options=FAST[agent])
-    result = run_search(config, session=session)
+    result = run_search(config, session=session, run_name=f"one-shot-{agent}")
     assert len(result.history) == 1
     record = result.history[0]
+    trained = config.runs_path / "searches" / f"one-shot-{agent}" / "trained_model.apz"
+    assert inspect_apz(trained).file_bytes == record.policy.meta["trained_apz_bytes"]
     assert record.feasible
     assert record.metrics["size"] <= 0.25 * result.baseline_metrics["size"]
     assert 0.0 <= record.metrics["accuracy_without_retraining"] <= 1.0
@@ -33,3 +42,70 @@ def test_one_shot_method_refuses_a_larger_budget(run_config, session):
     config = run_config("admm", episodes=3, targets=("size=0.15",), agent_options=FAST["admm"])
     with pytest.raises(AutopruneError, match="pass --episodes 1"):
         run_search(config, session=session)
+
+
+def _checked(run_config, session, agent: str, target: str) -> None:
+    budgeted = replace(session, budget=Budget.parse([target]))
+    check_search(run_config(agent, episodes=1, targets=(target,)), budgeted)
+
+
+def _smallest_bytes(error: AutopruneError) -> int:
+    found = re.search(r"can reach is ([0-9,]+) bytes", str(error))
+    assert found, str(error)
+    return int(found.group(1).replace(",", ""))
+
+
+def test_one_shot_methods_check_a_size_budget_in_their_own_space(run_config, session):
+    # Below pruning's floor: the environment's prune space refuses, sparsity and bits reach it.
+    with pytest.raises(AutopruneError, match="infeasible.*min_keep"):
+        _checked(run_config, session, "uniform", "size=0.05")
+    for agent in ("deep-compression", "admm"):
+        _checked(run_config, session, agent, "size=0.05")
+        _checked(run_config, session, agent, "bits=0.01")
+    # Below biases and codebooks: refused with the method's own smallest size.
+    with pytest.raises(AutopruneError, match="method 'deep-compression'.*fc_bits=5"):
+        _checked(run_config, session, "deep-compression", "size=100B")
+    with pytest.raises(AutopruneError, match="infeasible.*method 'admm'|infeasible.*Yang"):
+        _checked(run_config, session, "admm", "size=100B")
+
+
+def test_the_smallest_size_a_one_shot_method_reports_is_really_reached(run_config, session):
+    evaluator = session.evaluator
+    for agent in ("deep-compression", "admm"):
+        with pytest.raises(AutopruneError) as refused:
+            _checked(run_config, session, agent, "size=100B")
+        smallest = _smallest_bytes(refused.value)
+        assert 100 < smallest < evaluator.baseline_metrics["size"]
+        _checked(run_config, session, agent, f"size={smallest}B")  # passed back: accepted
+        with pytest.raises(AutopruneError, match="infeasible"):
+            _checked(run_config, session, agent, f"size={int(0.97 * smallest)}B")
+    # ...and the methods' own fitting finds a policy of at most that size.
+    method = make_method("deep-compression", {})
+    bits = method.bit_widths(evaluator)
+    base = dict.fromkeys(bits, 0.5)
+    with pytest.raises(AutopruneError) as refused:
+        _checked(run_config, session, "deep-compression", "size=100B")
+    limit = float(_smallest_bytes(refused.value))
+    targets = fit_to_budget(evaluator, base, bits, {"size": limit})
+    assert evaluator.costs(kmeans_policy(evaluator, targets, bits), ["size"])["size"] <= limit
+    with pytest.raises(AutopruneError) as refused:
+        _checked(run_config, session, "admm", "size=100B")
+    limit = float(_smallest_bytes(refused.value))
+    assert calibrate_yang_budget(evaluator, limit) > 0
+
+
+def test_admm_without_a_size_target_is_refused_before_anything_is_written(
+    run_config, session, tmp_path
+):
+    config = run_config("admm", episodes=1, targets=("flops=0.5",), runs_dir=str(tmp_path))
+    with pytest.raises(AutopruneError, match="needs a model-size target.*bits="):
+        run_search(config, session=replace(session, config=config))
+    assert not (tmp_path / "searches").exists()
+
+
+def test_admm_meets_a_bits_target_as_its_own_budget(run_config, session):
+    config = run_config("admm", episodes=1, targets=("bits=0.05",), agent_options=FAST["admm"])
+    result = run_search(config, session=session)
+    (record,) = result.history
+    assert record.feasible
+    assert record.metrics["bits"] <= 0.05 * result.baseline_metrics["bits"]

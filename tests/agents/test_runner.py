@@ -10,14 +10,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import gymnasium
 import pytest
 
-from agents import check_search, method_class, method_names, run_name_for, run_search
-from autoprune.budget import Budget
+from agents import method_class, method_names, run_name_for, run_search
 from autoprune.config import SearchConfig
 from autoprune.errors import AutopruneError
 from autoprune.results import EpisodeRecord
@@ -174,16 +172,3 @@ def test_resuming_a_checkpoint_of_another_environment_is_refused_in_one_line(
     older.save(checkpoint / "method" / "model.zip")  # observations of another shape
     with pytest.raises(AutopruneError, match="older version of the search environment"):
         run_search(config.replace(episodes=5), session=session, resume="old-env")
-
-
-def test_one_shot_methods_check_a_size_budget_in_their_own_sparse_space(
-    run_config: RunConfig, session: SearchSession
-) -> None:
-    tight = replace(session, budget=Budget.parse(["size=0.05"]))  # below pruning's floor
-    with pytest.raises(AutopruneError, match="infeasible.*min_keep"):
-        check_search(run_config("uniform", targets=("size=0.05",)), tight)
-    for agent in ("deep-compression", "admm"):  # sparsity and bits reach it
-        check_search(run_config(agent, targets=("size=0.05",)), tight)
-    unreachable = replace(session, budget=Budget.parse(["size=0.01"]))
-    with pytest.raises(AutopruneError, match="infeasible.*max_sparsity"):
-        check_search(run_config("deep-compression", targets=("size=0.01",)), unreachable)

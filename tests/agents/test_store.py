@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,18 +23,21 @@ def _record(index: int) -> EpisodeRecord:
     return EpisodeRecord(index, policy, reward=0.1 * index, metrics={"accuracy": 0.5})
 
 
-def test_history_survives_a_torn_last_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tail", ['{"index": 3, "rew', '{"index": 3, "rew\x00\n'])
+def test_history_survives_a_torn_last_line(tmp_path: Path, tail: str) -> None:
     store = RunStore.create(tmp_path / "run", {"agent": "x"})
     for index in range(3):
         store.append(_record(index))
     with open(store.path / "history.jsonl", "a") as handle:
-        handle.write('{"index": 3, "rew')  # a crash in the middle of a write
+        handle.write(tail)  # a crash in the middle of a write
 
     reopened = RunStore.open(store.path)
     records = reopened.read_history()
 
     assert [r.index for r in records] == [0, 1, 2]
     assert (store.path / "history.jsonl").read_text().endswith("\n")
+    (copy,) = store.path.glob("history.jsonl.torn-*")  # the file as it was is kept
+    assert copy.read_text().endswith(tail)
     reopened.append(_record(3))
     assert [r.index for r in reopened.read_history()] == [0, 1, 2, 3]
 
@@ -41,8 +46,10 @@ def test_history_with_a_gap_is_refused(tmp_path: Path) -> None:
     store = RunStore.create(tmp_path / "run", {})
     store.append(_record(0))
     store.append(_record(2))
-    with pytest.raises(AutopruneError, match="corrupt"):
+    before = (store.path / "history.jsonl").read_bytes()
+    with pytest.raises(AutopruneError, match="line 2 holds episode 2, expected 1"):
         store.read_history()
+    assert (store.path / "history.jsonl").read_bytes() == before
 
 
 def test_checkpoints_are_published_only_when_complete(tmp_path: Path) -> None:
@@ -70,3 +77,45 @@ def test_an_existing_run_is_not_overwritten(tmp_path: Path) -> None:
     RunStore.create(tmp_path / "run", {})
     with pytest.raises(AutopruneError, match="resume="):
         RunStore.create(tmp_path / "run", {})
+
+
+def test_damage_before_the_last_line_is_reported_and_left_alone(tmp_path: Path) -> None:
+    store = RunStore.create(tmp_path / "run", {})
+    for index in range(3):
+        store.append(_record(index))
+    path = store.path / "history.jsonl"
+    lines = path.read_bytes().split(b"\n")
+    path.write_bytes(b"\n".join([lines[0], b"{not json", *lines[2:]]))
+    before = path.read_bytes()
+    with pytest.raises(AutopruneError, match="line 2 is damaged.*left unchanged"):
+        store.read_history()
+    assert path.read_bytes() == before and not list(store.path.glob("history.jsonl.torn-*"))
+
+
+def test_a_second_process_is_refused_with_the_pid(tmp_path: Path) -> None:
+    store = RunStore.create(tmp_path / "run", {})
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(store.path / "writer.lock")], stdout=subprocess.PIPE
+    )
+    store.close()
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"locked\n"
+        with pytest.raises(AutopruneError, match=f"being written by PID {holder.pid}"):
+            RunStore.open(store.path)
+        with pytest.raises(AutopruneError, match=f"running under PID {holder.pid}"):
+            RunStore.create(store.path, {})
+    finally:
+        holder.kill()
+        holder.wait()
+    with RunStore.open(store.path) as reopened:  # the dead holder's lock is gone
+        assert reopened.read_history() == []
+
+
+HOLD = """
+import fcntl, os, sys, time
+handle = open(sys.argv[1], "a+")
+fcntl.flock(handle, fcntl.LOCK_EX)
+handle.truncate(0); handle.write(f"{os.getpid()}\\n"); handle.flush()
+print("locked", flush=True)
+time.sleep(60)
+"""

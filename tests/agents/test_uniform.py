@@ -11,7 +11,7 @@ import pytest
 from agents import make_method, run_search
 from agents._context import SearchContext
 from agents._store import RunStore
-from agents._uniform import TOLERANCE, largest_feasible, predicted_policy, schedule
+from agents._uniform import TOLERANCE, Uniform, largest_feasible, predicted_policy, schedule
 from autoprune.budget import Budget
 from autoprune.config import SearchConfig
 from autoprune.session import SearchSession
@@ -38,16 +38,20 @@ def test_uniform_picks_the_largest_setting_that_meets_the_budget(
     assert (conv2.w_bits, conv2.a_bits) == (conv3.w_bits, conv3.a_bits)
     assert abs(conv2.keep_ratio - conv3.keep_ratio) <= 1 / 32  # up to whole channels
     assert all(r.feasible for r in result.history)
-    if mode in ("prune", "joint"):  # smaller settings later in the sweep
+    if mode == "prune":  # smaller settings later in the sweep
         keeps = [r.policy.layers["conv2"].keep_ratio for r in result.history]
         assert keeps == sorted(keeps, reverse=True)
-    if mode in ("sparse", "joint"):  # one sparsity everywhere, pinned layers included
+    if mode in ("sparse", "joint"):  # per bit-width, the largest sparsity that fits
         for record in result.history:
             assert len({lp.sparsity for lp in record.policy.layers.values()}) == 1
-        sparsities = [r.policy.layers["fc"].sparsity for r in result.history]
-        assert sparsities == sorted(sparsities) and sparsities[0] > 0.0
+        assert [r.policy.layers["conv2"].w_bits for r in result.history] == [8, 7, 6]
+        sparsities = [r.policy.layers["conv2"].sparsity for r in result.history]
+        keeps = [r.policy.layers["conv2"].keep_ratio for r in result.history]
+        assert sparsities == sorted(sparsities, reverse=True)  # fewer bits: denser
+        assert keeps == sorted(keeps)
     if mode == "sparse":
         assert {lp.a_bits for lp in first.policy.layers.values()} == {32}
+        assert first.policy.layers["fc"].w_bits == 8 and first.policy.layers["fc"].sparsity > 0
 
 
 def test_sparse_bisection_lands_on_the_size_budget(
@@ -62,10 +66,13 @@ def test_sparse_bisection_lands_on_the_size_budget(
     u = largest_feasible(ctx, env)
 
     limit = 0.05 * session.evaluator.baseline_metrics["size"]
-    chosen = predicted_policy(ctx, env, u)
+    chosen = predicted_policy(ctx, env, Uniform(u))
     assert session.evaluator.costs(chosen)["size"] <= limit
     assert session.evaluator.costs(chosen)["size"] > 0.9 * limit  # sparsity grid is fine
-    assert session.evaluator.costs(predicted_policy(ctx, env, u + 2 * TOLERANCE))["size"] > limit
+    assert (
+        session.evaluator.costs(predicted_policy(ctx, env, Uniform(u + 2 * TOLERANCE)))["size"]
+        > limit
+    )
 
 
 def test_bisection_stops_at_the_budget_boundary(
@@ -80,6 +87,6 @@ def test_bisection_stops_at_the_budget_boundary(
 
     limit = 0.5 * session.evaluator.baseline_metrics["macs"]
     assert -1.0 < u < 1.0
-    assert session.evaluator.costs(predicted_policy(ctx, env, u))["macs"] <= limit
-    just_above = predicted_policy(ctx, env, u + 2 * TOLERANCE)
+    assert session.evaluator.costs(predicted_policy(ctx, env, Uniform(u)))["macs"] <= limit
+    just_above = predicted_policy(ctx, env, Uniform(u + 2 * TOLERANCE))
     assert session.evaluator.costs(just_above)["macs"] > limit

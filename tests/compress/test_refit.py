@@ -11,6 +11,7 @@ from torch import nn
 
 from autoprune.compress.pruning import prune_channels_report
 from autoprune.compress.refit import ReconstructionTargets, _design, recover
+from autoprune.compress.sparsity import apply_sparsity, sparsity_mask
 from autoprune.errors import AutopruneError
 
 
@@ -143,3 +144,36 @@ def test_refit_needs_targets_and_a_known_layer(make_tiny_model):
     targets = ReconstructionTargets.record(model, calib)
     with pytest.raises(AutopruneError, match="'bn2' cannot be refitted"):
         recover(model, calib, targets=targets, refit=["bn2"])
+
+
+@pytest.mark.parametrize("layer", [nn.Linear(40, 12), nn.Conv2d(3, 6, 3, padding=1)])
+def test_a_sparse_layer_is_refitted_over_its_kept_weights_only(layer):
+    torch.manual_seed(0)
+    model = nn.Sequential(layer).eval()
+    inputs, fresh = _correlated(layer).chunk(2)
+    targets = ReconstructionTargets.record(model, inputs)
+    sparse = copy.deepcopy(model)
+    apply_sparsity(sparse, {"0": 0.8})
+    mask = sparsity_mask(sparse[0]).clone()
+    pruned = sparse[0].weight.detach().clone()
+    errors = recover(sparse, inputs, targets=targets, refit=["0"], batchnorm=False)
+    before, after = errors["0"]
+    assert after < 0.9 * before  # the kept weights make up for part of the pruned ones
+    assert torch.equal(sparsity_mask(sparse[0]), mask)
+    weight = sparse[0].weight.detach()
+    assert torch.all(weight[~mask] == 0) and not torch.equal(weight, pruned)
+    # the refit output is closer to the original on fresh inputs too
+    original = model(fresh)
+    refit_error = (sparse(fresh) - original).pow(2).sum()
+    masked = copy.deepcopy(model)
+    apply_sparsity(masked, {"0": 0.8})
+    assert refit_error < (masked(fresh) - original).pow(2).sum()
+
+
+def _correlated(layer: nn.Module) -> torch.Tensor:
+    """Inputs with correlated features (with independent ones, the kept weights are already
+    the best fit and nothing can be made up)."""
+    if isinstance(layer, nn.Linear):
+        return torch.randn(512, 8) @ torch.randn(8, 40) + 0.1 * torch.randn(512, 40)
+    smooth = F.interpolate(torch.randn(64, 1, 4, 4), size=(8, 8), mode="bilinear")
+    return smooth.repeat(1, 3, 1, 1) + 0.1 * torch.randn(64, 3, 8, 8)

@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from autoprune.apply import finalize_and_code
 from autoprune.baseline import build_for
+from autoprune.coded_file import finalize_and_code
 from autoprune.coding._layer import encode_layer
 from autoprune.compress import CompressionOptions, Compressor
 from autoprune.compress.pruning import ChannelPruner

@@ -12,7 +12,7 @@ import torch
 from autoprune.data import load_dataset
 from autoprune.errors import AutopruneError
 
-PER_BATCH = 4
+PER_BATCH = 10
 
 
 def write_batch(path: Path, first_id: int, n: int = PER_BATCH) -> None:
@@ -29,7 +29,7 @@ def write_cifar(root: Path) -> Path:
     folder.mkdir(parents=True)
     for i in range(5):
         write_batch(folder / f"data_batch_{i + 1}", first_id=i * PER_BATCH)
-    write_batch(folder / "test_batch", first_id=100)
+    write_batch(folder / "test_batch", first_id=100, n=4)
     return folder
 
 
@@ -38,7 +38,7 @@ def test_loads_folder_or_its_parent(tmp_path: Path, use_parent: bool) -> None:
     folder = write_cifar(tmp_path)
     splits = load_dataset("cifar10", data_dir=tmp_path if use_parent else folder, val_size=5)
     assert splits.input_shape == (3, 32, 32) and splits.num_classes == 10
-    assert (len(splits.y_train), len(splits.y_val), len(splits.y_test)) == (15, 5, 4)
+    assert (len(splits.y_train), len(splits.y_val), len(splits.y_test)) == (45, 5, 4)
     raw = torch.round((splits.x_test * splits.std[0] + splits.mean[0]) * 255)
     assert raw[:, 0, 0, 0].tolist() == [100.0, 101.0, 102.0, 103.0]
     assert splits.y_test.tolist() == [0, 1, 2, 3]

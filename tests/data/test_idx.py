@@ -35,7 +35,7 @@ def write_idx(path: Path, array: np.ndarray, *, gz: bool, magic: int | None = No
     return path
 
 
-def tiny_arrays(n_train: int = 30, n_test: int = 10) -> dict[str, np.ndarray]:
+def tiny_arrays(n_train: int = 50, n_test: int = 10) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(0)
     return {
         "x_train": rng.integers(0, 256, (n_train, 5, 4), dtype=np.uint8),
@@ -65,7 +65,7 @@ def test_load_mnist_style_folder(tmp_path: Path, gz: bool) -> None:
     folder = write_dataset(tmp_path / "files", arrays, gz=gz)
     splits = load_dataset("mnist", data_dir=folder, val_size=10, seed=0)
     assert splits.input_shape == (1, 5, 4) and splits.num_classes == 10
-    assert (len(splits.y_train), len(splits.y_val), len(splits.y_test)) == (20, 10, 10)
+    assert (len(splits.y_train), len(splits.y_val), len(splits.y_test)) == (40, 10, 10)
     assert torch.equal(splits.y_test, torch.from_numpy(arrays["y_test"]).long())
     raw_test = splits.x_test * splits.std[0] + splits.mean[0]
     expected = torch.from_numpy(arrays["x_test"]).float()[:, None] / 255
@@ -75,7 +75,7 @@ def test_load_mnist_style_folder(tmp_path: Path, gz: bool) -> None:
 def test_dataset_subfolder_of_data_dir_is_found(tmp_path: Path) -> None:
     write_dataset(tmp_path / "fashion-mnist", tiny_arrays(), gz=True)
     splits = load_dataset("fashion-mnist", data_dir=tmp_path, val_size=0.2, seed=0)
-    assert len(splits.y_train) + len(splits.y_val) == 30
+    assert len(splits.y_train) + len(splits.y_val) == 50
 
 
 def test_wrong_magic(tmp_path: Path) -> None:
@@ -113,7 +113,7 @@ def test_image_label_count_mismatch(tmp_path: Path) -> None:
     arrays = tiny_arrays()
     arrays["y_train"] = arrays["y_train"][:-1]
     folder = write_dataset(tmp_path, arrays, gz=False)
-    with pytest.raises(AutopruneError, match="30 images but .*train-labels.* holds 29 labels"):
+    with pytest.raises(AutopruneError, match="50 images but .*train-labels.* holds 49 labels"):
         load_dataset("mnist", data_dir=folder)
 
 

@@ -160,7 +160,9 @@ def test_infeasible_budget_names_the_minimum(make_fake_evaluator: Callable) -> N
     assert smallest == sum(
         s.macs for s in evaluator.pruned_specs(Policy.uniform(evaluator.specs, keep_ratio=0.2))
     )
-    with pytest.raises(AutopruneError, match=f"smallest this search can reach is {smallest:,.0f}"):
+    with pytest.raises(
+        AutopruneError, match=f"smallest this search .*can reach is {smallest:,.0f}"
+    ):
         CompressionEnv(evaluator, ["flops=0.01"], mode="prune")
 
 

@@ -116,7 +116,7 @@ def test_pinned_and_ignored_dimensions(make_fake_evaluator: Callable) -> None:
     assert (layers["fc"].keep_ratio, layers["fc"].w_bits) == (1.0, 8)  # classifier, pinned
     assert (layers["conv2"].w_bits, layers["conv2"].a_bits) == (2, 2)
     assert layers["conv2"].keep_ratio == 6 / 32  # kept_count(0.2, 32) = 6 channels
-    assert {lp.sparsity for lp in layers.values()} == {0.98}  # pinned layers are pruned too
+    assert {lp.sparsity for lp in layers.values()} == {0.995}  # pinned layers are pruned too
 
 
 def test_terminal_step_pays_the_reward_and_reports(make_fake_evaluator: Callable) -> None:
@@ -160,23 +160,28 @@ def test_observation_features(make_fake_evaluator: Callable) -> None:
     assert _feature(obs, "layer_index") == pytest.approx(1 / 3)
 
 
-def test_sparse_mode_keeps_activations_float_and_pins_weight_bits(
+def test_sparse_mode_keeps_activations_float_and_searches_every_layers_bits(
     make_fake_evaluator: Callable,
 ) -> None:
     env = CompressionEnv(make_fake_evaluator(), ["size=0.1"], mode="sparse")
     assert env.action_space.shape == (2,)
-    run = _rollout(env, [np.array([0.0, 1.0], np.float32)] * 4)
+    run = _rollout(env, [np.array([0.0, -1.0], np.float32)] * 4)
     layers = run["info"]["policy"].layers
     assert {lp.a_bits for lp in layers.values()} == {32}  # Deep Compression: float activations
     assert {lp.keep_ratio for lp in layers.values()} == {1.0}
-    assert (layers["conv1"].w_bits, layers["fc"].w_bits) == (8, 8)  # pinned
+    assert {lp.w_bits for lp in layers.values()} == {2}  # first and last too (not pinned)
     assert all(lp.sparsity > 0 for lp in layers.values())
     assert run["info"]["sparsity"] == layers["fc"].sparsity  # the last step's info
+    pinned = CompressionEnv(
+        make_fake_evaluator(), ["size=0.1"], "accuracy", "sparse", pin_first_last=True
+    )
+    layers = _rollout(pinned, [np.array([0.0, -1.0], np.float32)] * 4)["info"]["policy"].layers
+    assert (layers["conv1"].w_bits, layers["fc"].w_bits) == (8, 8)
 
 
 def test_sparsity_features_follow_the_decisions(make_fake_evaluator: Callable) -> None:
     evaluator = make_fake_evaluator()
-    env = CompressionEnv(evaluator, ["size=0.1"], mode="sparse")
+    env = CompressionEnv(evaluator, ["size=0.1"], mode="sparse", max_sparsity=0.98)
     obs, _ = env.reset()
     assert _feature(obs, "decided_density") == 1.0 and _feature(obs, "decided_w_bits") == 1.0
     assert _feature(obs, "prev_sparsity") == 0.0
@@ -237,7 +242,7 @@ def test_callable_reward_gets_its_arguments(make_fake_evaluator: Callable) -> No
         ({"reward": "speed"}, "unknown reward 'speed'"),
         ({"reward": "mnas", "reward_kwargs": {"beta": 1.0}}, "takes no argument"),
         ({"budget": ["watts=0.5"]}, "unknown budget key 'watts'"),
-        ({"budget": ["flops=0.001"]}, "infeasible: the smallest this search can reach is"),
+        ({"budget": ["flops=0.001"]}, r"smallest this search \(mode 'prune'\) can reach is"),
         ({"layers": ["conv9"]}, "unknown layer 'conv9'"),
         ({"mode": "distill"}, "unknown mode 'distill'"),
         ({"min_keep": 0.0}, "keep range"),

@@ -55,7 +55,9 @@ def test_float_weights_with_sparsity_keep_the_unpruned_values(
     make_fake_evaluator: Callable, demo_model: torch.nn.Module
 ) -> None:
     evaluator = make_fake_evaluator()
-    env = CompressionEnv(evaluator, mode="sparse", pin_first_last=False, min_bits=8)
+    env = CompressionEnv(
+        evaluator, mode="sparse", pin_first_last=False, min_bits=8, max_sparsity=0.98
+    )
     env.reset()
     for _ in env.layer_names:  # sparsity 0.49, 8 bits everywhere
         _, _, _, _, info = env.step(np.array([0.0, 1.0], np.float32))

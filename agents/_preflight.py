@@ -1,0 +1,87 @@
+"""Checks of a search that run before any training, run folder or MLflow run.
+
+:func:`check_settings` needs only the config: the method, its options, the environment's
+extra arguments and a given Optuna storage (malformed, unsupported or unreachable).
+:func:`check_untrained` needs a session on an *untrained* model of the same architecture
+(:func:`autoprune.session.untrained_session`): the layers a mode can search and every budget
+floor that does not depend on trained weights (MACs, parameters, bits, latency, energy; not
+``size``, whose coded file depends on the weights). The runner's own check
+(:func:`agents.check_search`) still runs on the trained model afterwards.
+:func:`check_resume_files` reads the files a resume will read, so that a damaged one is
+refused before the baseline is loaded and the MLflow run reopened.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from agents._base import SearchMethod
+from agents._registry import make_method
+from agents._runner import _split_options, check_budget
+from agents._store import CHECKPOINTS, POINTER, read_json
+from autoprune.budget import Budget
+from autoprune.config import SearchConfig
+from autoprune.errors import AutopruneError
+from autoprune.session import SearchSession
+
+WEIGHT_DEPENDENT = ("size",)
+"""Budget metrics whose floor depends on the trained weights (the predicted ``.apz`` file)."""
+
+
+def check_settings(config: SearchConfig) -> SearchMethod:
+    """Refuse what ``config`` alone shows to be wrong; the method it builds.
+
+    Raises:
+        AutopruneError: For a bad value, an unknown method or option, a malformed
+            ``env_kwargs``, or an Optuna ``storage`` that cannot be opened.
+    """
+    config.check()
+    options, _ = _split_options(config)
+    method = make_method(config.agent, options)
+    from agents._optuna import OptunaMethod
+
+    if config.storage and isinstance(method, OptunaMethod):
+        from agents._optuna_study import check_storage
+
+        check_storage(config.storage)
+    return method
+
+
+def check_untrained(config: SearchConfig, session: SearchSession) -> None:
+    """The budget checks of :func:`agents.check_search` that hold for any weights.
+
+    Args:
+        config: The search's settings.
+        session: A session of ``config`` on an untrained model of the same architecture.
+
+    Raises:
+        AutopruneError: For a mode with no layer to search (no prunable layer), or a budget
+            on MACs, parameters, bits, latency or energy that the search cannot reach.
+    """
+    options, env_options = _split_options(config)
+    method = make_method(config.agent, options)
+    budget = session.budget
+    if type(method).check_budget is not SearchMethod.check_budget and (
+        {"size", "bits"} & set(budget.metrics)
+    ):
+        return  # a one-shot method prices its own space from the trained weights
+    kept = tuple(c for c in budget.constraints if c.metric not in WEIGHT_DEPENDENT)
+    check_budget(config, replace(session, budget=Budget(kept)), method, env_options)
+
+
+def check_resume_files(config: SearchConfig, run_name: str) -> None:
+    """Read the checkpoint pointer and every JSON file of the newest checkpoint of the run
+    ``run_name`` (without locking it); a damaged one is a one-line :class:`AutopruneError`."""
+    folder = config.runs_path / "searches" / run_name
+    pointer = folder / POINTER
+    if not pointer.is_file():
+        return
+    target = read_json(pointer)
+    name = target.get("name") if isinstance(target, dict) else None
+    if not isinstance(name, str):
+        raise AutopruneError(
+            f"run file {pointer} is damaged (it names no checkpoint); restore it from a backup, "
+            "or start a new search"
+        )
+    for path in sorted((folder / CHECKPOINTS / name).rglob("*.json")):
+        read_json(path)

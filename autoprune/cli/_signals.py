@@ -1,0 +1,97 @@
+"""SIGINT and SIGTERM stop a command cleanly: exit code 128 + the signal, one line on stderr.
+
+While :class:`StopSignals` is active, the first SIGINT (Ctrl-C) or SIGTERM raises
+:class:`Interrupted` (a ``KeyboardInterrupt``) in the main thread, so every ``finally`` and
+``except BaseException`` on the way out runs: MLflow marks the run KILLED, half-written
+temporary files are removed, the run's lock is released. A command may add a note on how to
+continue (``exc.add_note(...)``), which :meth:`StopSignals.message` prints. A second signal
+while the command is stopping gets the default behaviour (ends the process at once).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType, TracebackType
+from typing import Any
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Raised by :class:`StopSignals` when SIGINT or SIGTERM arrives.
+
+    Attributes:
+        signum: The signal received.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        """The shell's convention: 128 + the signal number (130 for SIGINT, 143 for SIGTERM)."""
+        return 128 + self.signum
+
+
+class StopSignals:
+    """Context manager turning the first SIGINT/SIGTERM into :class:`Interrupted`.
+
+    Outside the main thread (where Python cannot install handlers) it does nothing.
+
+    Example:
+        >>> with StopSignals() as stop:
+        ...     pass
+        >>> stop.caught is None
+        True
+    """
+
+    def __init__(self) -> None:
+        self.caught: Interrupted | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in STOP_SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.caught is not None:
+            return
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        self.caught = Interrupted(signum)
+        raise self.caught
+
+    def message(self) -> str:
+        """One line: which signal stopped the command, and its notes (how to continue)."""
+        assert self.caught is not None
+        notes = getattr(self.caught, "__notes__", [])
+        return "; ".join([f"interrupted by {self.caught.args[0]}", *notes])
+
+
+def hide_interrupted(logger_name: str) -> None:
+    """Drop the records of ``logger_name`` that carry a ``KeyboardInterrupt`` traceback.
+
+    Optuna logs a trial stopped by Ctrl-C or SIGTERM as failed, with the traceback; the one
+    line that :class:`StopSignals` prints says all there is to say.
+    """
+    logging.getLogger(logger_name).addFilter(_not_interrupted)
+
+
+def _not_interrupted(record: logging.LogRecord) -> bool:
+    exc = record.exc_info[1] if record.exc_info else None
+    return not isinstance(exc, KeyboardInterrupt)
