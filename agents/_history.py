@@ -81,7 +81,7 @@ def drop_torn_tail(path: Path, torn_at: int) -> Path:
         copy = path.with_name(f"{path.name}.torn-{stamp}-{suffix}")
     shutil.copyfile(path, copy)
     for kept in (copy, path.parent):
-        _fsync(kept)
+        fsync_path(kept)
     with open(path, "r+b") as handle:
         handle.truncate(torn_at)
         os.fsync(handle.fileno())
@@ -100,7 +100,9 @@ def _parse(line: bytes) -> EpisodeRecord | None:
         return None
 
 
-def _fsync(path: Path) -> None:
+def fsync_path(path: Path) -> None:
+    """Flush a file's data, or a directory's entries (so a rename inside it survives a
+    crash), to disk."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agents._history import drop_torn_tail, scan_history
+from agents._history import drop_torn_tail, fsync_path, scan_history
 from autoprune.errors import AutopruneError
 from autoprune.locks import FileLock
 from autoprune.results import EpisodeRecord
@@ -75,15 +75,6 @@ def _process(pid: int) -> str:
     return f"PID {pid}" if pid else "another process"
 
 
-def fsync_dir(path: Path) -> None:
-    """Flush a directory entry (so a rename inside it survives a crash)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to ``path`` through a temporary file and ``os.replace``."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
@@ -96,7 +87,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    fsync_path(path.parent)
 
 
 def read_json(path: Path) -> Any:
@@ -246,7 +237,7 @@ class RunStore:
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        fsync_dir(root)
+        fsync_path(root)
         write_json_atomic(self.path / POINTER, {"name": name, "episodes": episodes})
         for old in root.iterdir():
             if old.name != name:
@@ -267,9 +258,5 @@ class RunStore:
 def _fsync_tree(root: Path) -> None:
     for folder, _, files in os.walk(root):
         for name in files:
-            fd = os.open(Path(folder) / name, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fsync_dir(Path(folder))
+            fsync_path(Path(folder) / name)
+        fsync_path(Path(folder))
