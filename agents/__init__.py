@@ -13,7 +13,9 @@ from __future__ import annotations
 
 from agents._base import SearchMethod
 from agents._context import SearchContext
+from agents._join import join_search
 from agents._preflight import check_resume_files, check_settings, check_untrained
+from agents._ray import check_scale_out
 from agents._registry import make_method, method_class, method_names
 from agents._runner import check_search, open_run, run_name_for, run_search
 
@@ -21,9 +23,11 @@ __all__ = [
     "SearchContext",
     "SearchMethod",
     "check_resume_files",
+    "check_scale_out",
     "check_search",
     "check_settings",
     "check_untrained",
+    "join_search",
     "make_method",
     "method_class",
     "method_names",

@@ -21,19 +21,19 @@ budget (:data:`FLOOR_BITS_PER_WEIGHT`) misses.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from agents._base import SearchMethod
 from agents._context import SearchContext
 from autoprune.admm import AdmmConfig, Overhead, admm_compress, project_joint
+from autoprune.bisection import largest_fitting
 from autoprune.budget import Budget
-from autoprune.coding import ApzReport
+from autoprune.coded_file import write_coded_within
+from autoprune.compress.sparsity import tensor_attr
+from autoprune.deep_compression import CodedModel
 from autoprune.errors import AutopruneError
 from autoprune.evaluation import PolicyEvaluator
 from autoprune.policy import LayerPolicy, Policy
@@ -79,28 +79,35 @@ TRAINED_MODEL = "trained_model.apz"
 
 
 def record_policy(
-    ctx: SearchContext,
-    policy: Policy,
-    meta: dict[str, Any],
-    trained: nn.Module,
-    write_apz: Callable[[Path], ApzReport],
+    ctx: SearchContext, policy: Policy, meta: dict[str, Any], trained: CodedModel
 ) -> None:
     """Record the method's policy like an episode, and code its retrained model into the run
     folder (:data:`TRAINED_MODEL`; its bytes are ``meta["trained_apz_bytes"]``).
 
-    Costs come from the shared evaluator. ``accuracy`` is the method's own retrained model on
-    the evaluator's validation images (these methods train, so that is their result);
-    ``accuracy_without_retraining`` is the shared evaluator's score of the policy applied to
-    the original weights, comparable with the RL and Optuna searches.
+    The file is held to the budget's ``size``/``bits`` limits as the search's best model is
+    (:func:`autoprune.coded_file.write_coded_within`; pruned weights in ``meta["trimmed"]``).
+    Costs come from the shared evaluator. ``accuracy`` is the method's own retrained model,
+    as written, on the evaluator's validation images (these methods train, so that is their
+    result); ``accuracy_without_retraining`` is the shared evaluator's score of the policy
+    applied to the original weights, comparable with the RL and Optuna searches.
     """
     started = time.perf_counter()
     evaluation = ctx.evaluator.evaluate(policy)
     baseline = ctx.evaluator.baseline_metrics
     budget = ctx.session.budget
+    report, trimmed = write_coded_within(
+        trained,
+        ctx.run_dir / TRAINED_MODEL,
+        {"policy": policy.to_dict()},
+        budget.limits(baseline),
+    )
+    meta = {**meta, "trained_apz_bytes": report.file_bytes}
+    if trimmed:
+        meta["trimmed"] = trimmed
     reward_fn = make_reward(ctx.config.reward, **dict(ctx.env_kwargs.get("reward_kwargs") or {}))
     measured = {
         **evaluation.metrics,
-        "accuracy": evaluate(trained, ctx.evaluator.x_val, ctx.evaluator.y_val),
+        "accuracy": evaluate(trained.model, ctx.evaluator.x_val, ctx.evaluator.y_val),
         "accuracy_without_retraining": evaluation.metrics["accuracy"],
     }
     usage = budget.usage(measured, baseline)
@@ -111,8 +118,6 @@ def record_policy(
     }
     policy.metrics = dict(metrics)
     policy.budget = budget.to_dict()
-    report = write_apz(ctx.run_dir / TRAINED_MODEL)
-    meta = {**meta, "trained_apz_bytes": report.file_bytes}
     policy.meta = {**policy.meta, **meta, "evaluation": ctx.evaluator.record()}
     info = {
         "policy": policy,
@@ -127,7 +132,7 @@ def record_policy(
 def size_limits(budget: Budget, baseline: dict[str, float], method: str) -> dict[str, float]:
     """The budget's ``size`` (bytes) and ``bits`` limits; an error when it has neither."""
     limits = budget.limits(baseline)
-    found = {m: float(limits[m]) for m in ("size", "bits") if m in limits}
+    found: dict[str, float] = {m: float(limits[m]) for m in ("size", "bits") if m in limits}
     if not found:
         raise AutopruneError(
             f"method '{method}' needs a model-size target; pass e.g. --target size=0.025 "
@@ -144,7 +149,9 @@ def storage_overhead(evaluator: PolicyEvaluator) -> Overhead:
 
 def _weights(evaluator: PolicyEvaluator) -> dict[str, torch.Tensor]:
     model = evaluator.model
-    return {s.name: model.get_submodule(s.name).weight.detach() for s in evaluator.specs}
+    return {
+        s.name: tensor_attr(model.get_submodule(s.name), "weight").detach() for s in evaluator.specs
+    }
 
 
 def projected_policy(
@@ -183,18 +190,16 @@ def calibrate_yang_budget(evaluator: PolicyEvaluator, limit_bytes: float) -> flo
     dense_bits = 32.0 * sum(w.numel() for w in weights.values())
     high = min(8.0 * limit_bytes, dense_bits)
     low = floor_bits(evaluator)
-    if _predicted_size(evaluator, weights, high) <= limit_bytes:
-        return high / 8
-    if _predicted_size(evaluator, weights, low) > limit_bytes:
+
+    def fits(budget_bits: float) -> bool:
+        return _predicted_size(evaluator, weights, budget_bits) <= limit_bytes
+
+    if not fits(high) and not fits(low):
         raise AutopruneError(
             f"size target of {limit_bytes:.0f} bytes is below what biases, codebooks and "
             "indices alone take; raise the size target"
         )
-    for _ in range(CALIBRATION_STEPS):
-        mid = (low + high) / 2
-        fits = _predicted_size(evaluator, weights, mid) <= limit_bytes
-        low, high = (mid, high) if fits else (low, mid)
-    return low / 8
+    return largest_fitting(fits, low, high, steps=CALIBRATION_STEPS) / 8
 
 
 def floor_bits(evaluator: PolicyEvaluator) -> float:
@@ -257,4 +262,4 @@ class AdmmMethod(SearchMethod):
             "yang_bytes": result.yang_bits / 8,
             "method_val_accuracy": result.val_accuracy,
         }
-        record_policy(ctx, result.policy, meta, result.model, result.write_apz)
+        record_policy(ctx, result.policy, meta, result.coded)

@@ -37,6 +37,7 @@ from stable_baselines3 import DDPG
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import ActionNoise, VectorizedActionNoise
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.type_aliases import ReplayBufferSamples
 from stable_baselines3.common.utils import update_learning_rate
 from torch.optim import Optimizer
@@ -117,6 +118,7 @@ def vectorized_noise(base: TruncatedNormalNoise, n_envs: int, seed: int) -> Acti
         return base
     noise = VectorizedActionNoise(base, n_envs)
     for rank, copy in enumerate(noise.noises):
+        assert isinstance(copy, TruncatedNormalNoise)  # VectorizedActionNoise deep-copies base
         copy.rng = np.random.default_rng([seed, rank])
         copy.warmup_episodes = -(-base.warmup_episodes // n_envs)
     return noise
@@ -126,10 +128,10 @@ def truncated_noises(noise: ActionNoise | None) -> list[TruncatedNormalNoise] | 
     """The per-environment truncated-normal noises inside ``noise`` (None for other noises)."""
     if isinstance(noise, TruncatedNormalNoise):
         return [noise]
-    if isinstance(noise, VectorizedActionNoise) and all(
-        isinstance(n, TruncatedNormalNoise) for n in noise.noises
-    ):
-        return list(noise.noises)
+    if isinstance(noise, VectorizedActionNoise):
+        noises = [n for n in noise.noises if isinstance(n, TruncatedNormalNoise)]
+        if len(noises) == len(noise.noises):
+            return noises
     return None
 
 
@@ -168,6 +170,7 @@ class AmcDDPG(DDPG):
             return super()._sample_action(learning_starts, None, n_envs)
         for noise in noises:  # SB3 also resets noise when learn() starts: count episodes here
             noise.episodes = self._episode_num // len(noises)
+        assert self._last_obs is not None  # set by learn() before any sampling, as in SB3
         action, _ = self.predict(self._last_obs, deterministic=True)
         scaled = self.policy.scale_action(action)
         scaled = np.stack([noise.perturb(row) for noise, row in zip(noises, scaled, strict=True)])
@@ -189,8 +192,14 @@ class FinalRewardCallback(BaseCallback):
         self._rows: dict[int, list[int]] = {}
         self._pending: list[tuple[list[int], int, float]] = []
 
+    def _replay_buffer(self) -> ReplayBuffer:
+        model = self.model
+        # Used with off-policy algorithms only (see above), which own their buffer in learn().
+        assert isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None
+        return model.replay_buffer
+
     def _on_step(self) -> bool:
-        buffer = self.model.replay_buffer
+        buffer = self._replay_buffer()
         for env_index, done in enumerate(self.locals["dones"]):
             self._rows.setdefault(env_index, []).append(buffer.pos)
             if done:
@@ -199,7 +208,7 @@ class FinalRewardCallback(BaseCallback):
         return True
 
     def _on_rollout_end(self) -> None:
-        rewards = self.model.replay_buffer.rewards
+        rewards = self._replay_buffer().rewards
         for rows, env_index, value in self._pending:
             rewards[rows, env_index] = value
         self._pending.clear()

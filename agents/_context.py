@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from functools import partial
-from multiprocessing.context import BaseContext
+from multiprocessing.context import ForkServerContext, SpawnContext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +55,7 @@ def worker_env(config: SearchConfig, kwargs: Mapping[str, Any], threads: int) ->
     return CompressionEnv(session.evaluator, session.budget, **kwargs)
 
 
-def worker_processes() -> BaseContext:
+def worker_processes() -> ForkServerContext | SpawnContext:
     """The multiprocessing context of worker processes.
 
     ``forkserver`` where available, with this package preloaded in the server, so that each

@@ -189,4 +189,4 @@ class DeepCompressionMethod(SearchMethod):
             "apz_ratio": final.ratio,
             "yang_bytes": final.yang_bytes,
         }
-        record_policy(ctx, result.policy, meta, result.model, result.write_apz)
+        record_policy(ctx, result.policy, meta, result.coded)

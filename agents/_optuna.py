@@ -10,8 +10,11 @@ The study is named after the run and lives in ``config.storage`` (any SQLAlchemy
 default ``sqlite:///<runs_dir>/optuna.db``); a resumed run loads it by name. With
 ``n_workers > 1``, ``n_workers - 1`` processes (each calling ``prepare_search``) optimise the
 same study next to this one; the budget is shared exactly (see :mod:`agents._optuna_study`).
-Records enter the history in the order their trials complete. Samplers are re-seeded from
-``(seed, worker, finished trials)`` so that workers and resumed runs do not repeat samples.
+Records enter the history in the order their trials complete. With ``--backend ray``
+the trials run on Ray actors, ``workers`` at a time, asked and told by this process
+(:mod:`agents._ray_optuna`), and enter the history in trial-number order. Samplers are
+re-seeded from ``(seed, worker, finished trials)`` so that workers and resumed runs do not
+repeat samples.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import optuna
 from optuna.samplers import BaseSampler
@@ -34,6 +37,7 @@ from agents._optuna_study import (
     fail_running,
     make_storage,
     sampler_seed,
+    save_study_config,
     storage_url,
     worker_main,
 )
@@ -76,7 +80,10 @@ class TrialRecorder:
             if trial.number in self.seen or self.ctx.exhausted:
                 continue
             info, reward = episode_info(trial)
-            self.ctx.record(info, reward, meta={"trial_number": trial.number})
+            meta = {"trial_number": trial.number}
+            if info.get("retried"):
+                meta["retried"] = int(info["retried"])
+            self.ctx.record(info, reward, meta=meta)
             self.seen.add(trial.number)
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
@@ -88,7 +95,7 @@ class OptunaMethod(SearchMethod):
     """Common driver of the Optuna methods (subclasses pick the sampler)."""
 
     Options: ClassVar[type[Any]] = OptunaOptions
-    directions: ClassVar[tuple[str, ...]] = ("maximize",)
+    directions: ClassVar[tuple[Literal["minimize", "maximize"], ...]] = ("maximize",)
     startup_trials: ClassVar[int | None] = None
     """The sampler's default ``n_startup_trials`` (random trials before it models the
     results; Optuna's defaults); None for samplers that never model them."""
@@ -122,6 +129,11 @@ class OptunaMethod(SearchMethod):
             recorder.sync()
             if ctx.exhausted:
                 return
+            if ctx.config.backend == "ray":
+                from agents._ray_optuna import optimize_on_ray
+
+                optimize_on_ray(self, ctx, recorder, storage)
+                continue
             before = ctx.recorded
             self._round(ctx, storage, url, recorder)
             recorder.sync()
@@ -131,7 +143,7 @@ class OptunaMethod(SearchMethod):
     def _create_study(self, ctx: SearchContext, storage: BaseStorage, url: str) -> optuna.Study:
         name = ctx.run_dir.name
         try:
-            return optuna.create_study(
+            study = optuna.create_study(
                 study_name=name,
                 storage=storage,
                 directions=list(self.directions),
@@ -141,6 +153,8 @@ class OptunaMethod(SearchMethod):
             raise AutopruneError(
                 f"study '{name}' already exists in {url}; resume it or choose another run name"
             ) from None
+        save_study_config(study, ctx.config, ctx.env_kwargs)
+        return study
 
     def _round(
         self, ctx: SearchContext, storage: BaseStorage, url: str, recorder: TrialRecorder

@@ -154,19 +154,24 @@ class EpisodeObjective:
             trial.study.stop()
             raise optuna.TrialPruned("the evaluation budget is spent")
         reward, info = run_episode(self.env, trial)
-        trial.set_user_attr(
-            EPISODE_ATTR,
-            {
-                "reward": reward,
-                "policy": info["policy"].to_dict(),
-                "metrics": {k: float(v) for k, v in info["metrics"].items()},
-                "feasible": bool(info["feasible"]),
-                "cached": bool(info["cached"]),
-                "seconds": float(info["seconds"]),
-                "worker": os.getpid(),
-            },
-        )
+        trial.set_user_attr(EPISODE_ATTR, episode_attr(reward, info, os.getpid()))
         return self.values(reward, info["metrics"])
+
+
+def episode_attr(reward: float, info: dict[str, Any], worker: int | str) -> dict[str, Any]:
+    """The trial attribute :data:`EPISODE_ATTR` of an episode (read by :func:`episode_info`)."""
+    attr = {
+        "reward": float(reward),
+        "policy": info["policy"].to_dict(),
+        "metrics": {k: float(v) for k, v in info["metrics"].items()},
+        "feasible": bool(info["feasible"]),
+        "cached": bool(info["cached"]),
+        "seconds": float(info["seconds"]),
+        "worker": worker,
+    }
+    if info.get("retried"):
+        attr["retried"] = int(info["retried"])
+    return attr
 
 
 def episode_info(trial: FrozenTrial) -> tuple[dict[str, Any], float]:
@@ -213,10 +218,23 @@ def worker_main(
         threads: torch threads of this worker.
         runner: Process id of the runner; the worker exits when it is gone.
     """
-    from agents._registry import make_method
-
     exit_with(runner)
     torch.set_num_threads(threads)
+    join_study(config, env_kwargs, study_name, url, seed)
+
+
+def join_study(
+    config: SearchConfig, env_kwargs: dict[str, Any], study_name: str, url: str, seed: int
+) -> int:
+    """Optimise the study ``study_name`` next to its runner until the budget is spent.
+
+    Used by worker processes and by ``autoprune worker`` on another machine.
+
+    Returns:
+        The trials this worker completed.
+    """
+    from agents._registry import make_method
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     session = prepare_search(config)
     env = CompressionEnv(session.evaluator, session.budget, **env_kwargs)
@@ -224,4 +242,37 @@ def worker_main(
     method = make_method(config.agent, options)
     sampler = method.make_sampler(seed, config.episodes)  # type: ignore[attr-defined]
     study = optuna.load_study(study_name=study_name, storage=make_storage(url), sampler=sampler)
-    study.optimize(EpisodeObjective(env, config.episodes, method.values))  # type: ignore[attr-defined]
+    objective = EpisodeObjective(env, config.episodes, method.values)  # type: ignore[attr-defined]
+    mine = os.getpid()
+    study.optimize(objective)
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    return sum(1 for t in done if t.user_attrs.get(EPISODE_ATTR, {}).get("worker") == mine)
+
+
+STUDY_CONFIG_ATTR = "autoprune_config"
+"""Study attribute holding the search config and environment arguments, so that
+``autoprune worker RUN`` needs only the storage to join."""
+
+
+def save_study_config(
+    study: optuna.Study, config: SearchConfig, env_kwargs: dict[str, Any]
+) -> None:
+    """Store ``config`` and ``env_kwargs`` in ``study`` (see :data:`STUDY_CONFIG_ATTR`)."""
+    study.set_user_attr(
+        STUDY_CONFIG_ATTR, {"config": config.to_dict(), "env_kwargs": dict(env_kwargs)}
+    )
+
+
+def study_config(study: optuna.Study) -> tuple[SearchConfig, dict[str, Any]]:
+    """The config and environment arguments a runner stored in ``study``.
+
+    Raises:
+        AutopruneError: For a study that autoprune did not create.
+    """
+    saved = study.user_attrs.get(STUDY_CONFIG_ATTR)
+    if not isinstance(saved, dict):
+        raise AutopruneError(
+            f"study '{study.study_name}' holds no autoprune search config; join a study that "
+            "`autoprune search` created"
+        )
+    return SearchConfig.from_mapping(saved["config"]), dict(saved["env_kwargs"])

@@ -19,7 +19,9 @@ def seed_everything(seed: int) -> None:
 def rng_state() -> dict[str, Any]:
     """The states of Python's ``random``, NumPy's global generator and torch's CPU generator."""
     version, internal, gauss = random.getstate()
-    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state = np.random.get_state(legacy=True)
+    assert isinstance(state, tuple)  # legacy=True: the tuple form of the global MT19937
+    kind, keys, pos, has_gauss, cached = state
     return {
         "python": [version, list(internal), gauss],
         "numpy": [kind, keys.tolist(), int(pos), int(has_gauss), float(cached)],

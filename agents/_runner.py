@@ -20,6 +20,7 @@ store of :func:`open_run`) writes it, so a second process is refused with the fi
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -28,7 +29,8 @@ from typing import Any
 
 from agents._base import SearchMethod
 from agents._context import SearchContext, env_kwargs
-from agents._registry import make_method
+from agents._ray import check_scale_out
+from agents._registry import make_method, method_class
 from agents._rng import seed_everything, set_rng_state
 from agents._store import RunExists, RunStore, existing_run_message, read_json
 from autoprune.budget import Budget
@@ -38,8 +40,18 @@ from autoprune.results import EpisodeRecord, SearchResult
 from autoprune.session import SearchSession, prepare_search
 from envs.compression_env import CompressionEnv
 
-RESUME_MAY_CHANGE = ("episodes", "checkpoint_every", "runs_dir", "tracking_uri", "data_dir")
-"""Config keys a resumed search may change (a larger ``episodes`` extends the search)."""
+RESUME_MAY_CHANGE = (
+    "episodes",
+    "checkpoint_every",
+    "runs_dir",
+    "tracking_uri",
+    "data_dir",
+    "ray_address",
+    "worker_cpus",
+    "worker_gpus",
+)
+"""Config keys a resumed search may change (a larger ``episodes`` extends the search; the
+cluster and its resources may differ)."""
 SESSION_KEYS = (
     "model",
     "weights",
@@ -54,6 +66,8 @@ SESSION_KEYS = (
     "round_to",
 )
 """Config keys that ``prepare_search`` consumes: a given session must match them."""
+DEFAULTS = SearchConfig().to_dict()
+"""Values of keys that runs saved by an older version lack."""
 
 
 def run_name_for(config: SearchConfig, when: float | None = None) -> str:
@@ -200,12 +214,36 @@ def _check_new_run(config: SearchConfig, run_name: str | None) -> None:
 
 
 def _split_options(config: SearchConfig) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The method's options and the ``env_kwargs`` entry of ``config.agent_options``."""
+    """The method's options (with ``config.workers`` as its parallelism) and the
+    ``env_kwargs`` entry of ``config.agent_options``."""
+    check_scale_out(config)
     options = dict(config.agent_options)
     env_options = options.pop("env_kwargs", None)
     if env_options is not None and not isinstance(env_options, dict):
         raise AutopruneError("agent option env_kwargs must be a mapping of CompressionEnv args")
-    return options, env_options
+    return _with_workers(config, options), env_options
+
+
+PARALLEL_OPTIONS = ("n_envs", "n_workers")
+"""Method options that ``config.workers`` sets: parallel environments, Optuna workers."""
+
+
+def _with_workers(config: SearchConfig, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with the method's parallelism option set to ``config.workers`` (more
+    than one worker, or the Ray backend); an agent option that says otherwise is refused."""
+    if config.workers == 1 and config.backend == "local":
+        return options
+    fields = {f.name for f in dataclasses.fields(method_class(config.agent).Options)}
+    for key in PARALLEL_OPTIONS:
+        if key not in fields:
+            continue
+        if key in options and options[key] != config.workers:
+            raise AutopruneError(
+                f"agent option {key}={options[key]!r} contradicts --workers {config.workers}; "
+                f"drop the agent option and pass only --workers"
+            )
+        options[key] = config.workers
+    return options
 
 
 def check_search(config: SearchConfig, session: SearchSession) -> None:
@@ -274,6 +312,7 @@ def _create_unique(root: Path, config: SearchConfig) -> RunStore:
 
 
 def _check_same_settings(saved: dict[str, Any], given: dict[str, Any]) -> None:
+    saved = {**DEFAULTS, **saved}  # a run saved before a key existed had its default
     differing = sorted(
         key
         for key in set(saved) | set(given)

@@ -13,13 +13,17 @@ random actions (default ``min(100, episodes // 4)``: AMC's 100 when the budget a
 quarter of the budget otherwise). PPO is on-policy: the terminal reward with gamma 1 reaches
 every step through its value estimates directly.
 
-With ``n_envs > 1`` episodes run in parallel worker processes (``SubprocVecEnv``; each
-worker calls ``prepare_search``). Up to ``n_envs - 1`` episodes of the last round may be
-evaluated beyond the budget; they are not recorded.
+With ``n_envs > 1`` (``--workers``) episodes run in parallel worker processes
+(``SubprocVecEnv``; each worker calls ``prepare_search``), or with ``--backend ray`` in Ray
+actors (:class:`~agents._ray_vec_env.RayVecEnv`; each holds the session from Ray's object
+store). Up to ``n_envs - 1`` episodes of the last round may be evaluated beyond the budget;
+they are not recorded. An episode that a restarted Ray actor re-ran is recorded with
+``meta["retried"] = 1``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -43,6 +47,8 @@ from agents._amc import (
 )
 from agents._base import SearchMethod
 from agents._context import SearchContext, worker_processes
+from agents._ray import ray_cluster, start_workers
+from agents._ray_vec_env import RayVecEnv
 from agents._rng import rng_state, set_rng_state
 from agents._store import read_json
 from autoprune.errors import AutopruneError
@@ -147,8 +153,10 @@ class RunnerCallback(BaseCallback):
         infos, rewards = self.locals["infos"], self.locals["rewards"]
         for index, done in enumerate(self.locals["dones"]):
             if done and self.ctx.remaining > self.reserve:
-                meta = {"warmup": True} if self._warming_up() else None
-                self.ctx.record(infos[index], float(rewards[index]), meta=meta)
+                meta: dict[str, Any] = {"warmup": True} if self._warming_up() else {}
+                if infos[index].get("retried"):
+                    meta["retried"] = int(infos[index]["retried"])
+                self.ctx.record(infos[index], float(rewards[index]), meta=meta or None)
         if self.stop_early:
             return self.ctx.remaining > self.reserve
         return self.ctx.remaining >= self.reserve
@@ -189,7 +197,14 @@ class SB3Method(SearchMethod):
     def run(self, ctx: SearchContext) -> None:
         """Learn until one evaluation is left, then spend it on the learned policy."""
         n_envs = self.options.n_envs
-        env = self._vec_env(ctx, n_envs)
+        with self._cluster(ctx) as ray:
+            self._learn(ctx, self._vec_env(ctx, n_envs, ray), n_envs)
+        if not ctx.exhausted:
+            ctx.maybe_checkpoint(force=True)
+            self.play_learned(ctx)
+
+    def _learn(self, ctx: SearchContext, env: VecEnv, n_envs: int) -> None:
+        """Learn on ``env`` until one evaluation is left (then close ``env``)."""
         reserve = 1 if ctx.budget > 1 else 0
         try:
             steps = len(env.get_attr("layer_names")[0])
@@ -209,9 +224,6 @@ class SB3Method(SearchMethod):
                 )
         finally:
             env.close()
-        if not ctx.exhausted:
-            ctx.maybe_checkpoint(force=True)
-            self.play_learned(ctx)
 
     def play_learned(self, ctx: SearchContext) -> None:
         """One episode of the deterministic policy (the actor's mean action), recorded with
@@ -226,7 +238,16 @@ class SB3Method(SearchMethod):
                 ctx.record(info, float(reward), meta={"learned": True})
                 return
 
-    def _vec_env(self, ctx: SearchContext, n_envs: int) -> VecEnv:
+    @staticmethod
+    def _cluster(ctx: SearchContext) -> contextlib.AbstractContextManager[Any]:
+        """The Ray cluster of ``--backend ray`` (None for local environments)."""
+        if ctx.config.backend != "ray":
+            return contextlib.nullcontext()
+        return ray_cluster(ctx.config)
+
+    def _vec_env(self, ctx: SearchContext, n_envs: int, ray: Any = None) -> VecEnv:
+        if ray is not None:
+            return RayVecEnv(ray, start_workers(ray, ctx.config, ctx.session, ctx.env_kwargs))
         if n_envs == 1:
             return DummyVecEnv([ctx.make_env])
         start = worker_processes().get_start_method()
@@ -379,8 +400,10 @@ class DDPGMethod(OffPolicyMethod):
     def noise(self, ctx: SearchContext, env: VecEnv) -> ActionNoise | None:
         """AMC's truncated normal, one generator per environment."""
         opts = self.options
+        shape = env.action_space.shape
+        assert shape is not None  # the compression env's actions are a Box
         base = TruncatedNormalNoise(
-            size=env.action_space.shape[0],
+            size=shape[0],
             sigma=opts.noise_sigma,
             decay=opts.noise_decay,
             warmup_episodes=self.warmup_episodes(ctx),
@@ -403,7 +426,9 @@ class TD3Method(OffPolicyMethod):
 
     def noise(self, ctx: SearchContext, env: VecEnv) -> ActionNoise | None:
         """Gaussian noise of ``noise_sigma`` (SB3's TD3 has none by default)."""
-        size = env.action_space.shape[0]
+        shape = env.action_space.shape
+        assert shape is not None  # the compression env's actions are a Box
+        size = shape[0]
         return NormalActionNoise(np.zeros(size), np.full(size, self.options.noise_sigma))
 
 

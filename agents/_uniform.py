@@ -31,11 +31,14 @@ import numpy as np
 
 from agents._base import SearchMethod
 from agents._context import SearchContext
+from autoprune.bisection import largest_fitting
 from autoprune.policy import Policy
 from envs.compression_env import CompressionEnv
 
 TOLERANCE = 1e-4
-"""Bisection stops when the bracket is this narrow (in action units)."""
+"""The bisection's bracket ends narrower than this (in action units)."""
+BISECTION_STEPS = 15
+"""Halvings of the action range [-1, 1] that reach :data:`TOLERANCE` (2 / 2**15 < 1e-4)."""
 
 
 BITS = ("w_bits", "a_bits")
@@ -72,15 +75,9 @@ def largest_feasible(ctx: SearchContext, env: CompressionEnv, bits: float | None
         costs = ctx.evaluator.costs(policy, env.space.metrics)
         return ctx.session.budget.satisfied(costs, baseline)
 
-    if fits(1.0):
-        return 1.0
-    low, high = -1.0, 1.0
-    if not fits(low):
-        return low
-    while high - low > TOLERANCE:
-        mid = (low + high) / 2
-        low, high = (mid, high) if fits(mid) else (low, mid)
-    return low
+    if not fits(-1.0):
+        return -1.0
+    return largest_fitting(fits, -1.0, 1.0, steps=BISECTION_STEPS)
 
 
 def schedule(best: float, budget: int) -> list[float]:

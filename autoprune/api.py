@@ -27,6 +27,7 @@ from torch import nn
 
 from autoprune.config import SearchConfig
 from autoprune.errors import AutopruneError
+from autoprune.finished_search import FinishedSearch, find_search
 from autoprune.policy import Policy
 from autoprune.search_run import SearchHooks, SearchRun, tracked_search
 
@@ -117,7 +118,7 @@ def apply(
     export_dir: str | Path | None = None,
     *,
     lr: float = 0.01,
-    profile: str = "bitfusion",
+    profile: str | None = None,
     runs_dir: str | Path = "runs",
     data_dir: str | Path | None = None,
     on_batch: ProgressFn | None = None,
@@ -129,9 +130,10 @@ def apply(
     :func:`autoprune.apply.apply_policy`, the same step on model objects) stays importable.
 
     Args:
-        policy: A :class:`Policy`, a policy JSON file, or a :class:`SearchRun` (its best
-            policy, model, dataset and weights; ``model``/``data``/``weights`` then default
-            to the run's).
+        policy: A :class:`Policy`, a policy JSON file, a :class:`SearchRun`, or the run
+            name / MLflow run id of a finished search under ``runs_dir`` (for a run: its
+            best policy, and ``model``/``data``/``weights``/``profile``/``data_dir``
+            default to the run's).
         model: The zoo name (or ``file.py:fn``) the policy was searched on (default:
             the run's, else ``demo``).
         data: Its dataset (default: the run's, else ``digits``).
@@ -139,7 +141,8 @@ def apply(
         finetune_epochs: Fine-tuning epochs after compression (distilled from the original).
         export_dir: Output folder (default: ``runs_dir/exports/<policy name>``).
         lr: Fine-tuning learning rate.
-        profile: Hardware profile of the predicted latency and energy.
+        profile: Hardware profile of the predicted latency and energy (default: the
+            search's, else ``bitfusion``).
         runs_dir: Root of runs (latency lookup tables, default export folder).
         data_dir: Folder of the dataset files.
         on_batch: Called after each fine-tuning batch with ``(step, total, loss)``.
@@ -150,29 +153,43 @@ def apply(
     """
     from autoprune.apply import apply_policy, evaluation_config
     from autoprune.baseline import build_for
-    from autoprune.cost import build_cost_model, load_profile
-    from autoprune.latency_model import fit_latency_model
+    from autoprune.cost import load_profile
+    from autoprune.latency import build_cost_model, fit_latency_model
     from autoprune.models import load_weights
     from autoprune.specs import discover_layers
 
     name = "policy"
+    finished: FinishedSearch | None = None
     if isinstance(policy, SearchRun):
         config = policy.session.config
         model, data = model or config.model, data or config.dataset
+        profile = profile or config.profile
         weights = weights if weights is not None else policy.weights
         name = policy.run_name
         policy = _best_policy(policy)
     elif not isinstance(policy, Policy):
-        name = Path(policy).stem
-    model, data = model or "demo", data or "digits"
+        finished = _finished_search(policy, Path(runs_dir))
+        if finished is not None:
+            config = finished.config
+            model, data = model or config.model, data or config.dataset
+            profile = profile or config.profile
+            data_dir = data_dir if data_dir is not None else config.data_dir
+            policy = finished.policy_path
+        name = finished.name if finished is not None else Path(policy).stem
+    model, data, profile = model or "demo", data or "digits", profile or "bitfusion"
     if finetune_epochs < 0:
         raise AutopruneError(f"finetune_epochs {finetune_epochs} must be 0 or more")
-    if weights is None:
+    if weights is None and finished is None:
         raise AutopruneError(
             "weights is required: pass the trained state dict the policy was searched on "
-            "(run.weights of the search, or the checkpoint printed by 'autoprune train')"
+            "(run.weights of the search, or the checkpoint printed by 'autoprune train'), "
+            "or apply the search's run name instead of its policy file"
         )
+    load_profile(profile)  # an unknown profile fails before the data is read
     splits = _open_data(data, data_dir)
+    if weights is None and finished is not None:
+        weights = finished.weights(splits, Path(runs_dir))
+    assert weights is not None  # refused above when neither weights nor finished is given
     net = load_weights(build_for(model, splits), weights)
     specs = discover_layers(net, splits.input_shape)
     policy = policy if isinstance(policy, Policy) else Policy.load(policy, specs)
@@ -252,6 +269,20 @@ def load_compressed(
             "model= and data= it was compressed with"
         ) from None
     return net.eval()
+
+
+def _finished_search(policy: str | Path, runs_dir: Path) -> FinishedSearch | None:
+    """The search ``policy`` names when it is no policy file; an error when it is neither."""
+    if Path(policy).is_file():
+        return None
+    found = find_search(str(policy), runs_dir)
+    if found is None:
+        raise AutopruneError(
+            f"policy file {policy} does not exist and no search under "
+            f"{runs_dir / 'searches'} is named so; pass a policy JSON, or the run name or "
+            "run id that 'autoprune search' printed (with the --runs-dir it used)"
+        )
+    return found
 
 
 def _best_policy(run: SearchRun) -> Policy:

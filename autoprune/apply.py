@@ -31,7 +31,8 @@ from autoprune.cost import CostModel
 from autoprune.data import DataSplits
 from autoprune.deep_compression import PruneSchedule, gradual_prune
 from autoprune.evaluation import EvaluatorConfig, PolicyEvaluator
-from autoprune.export import export_bundle, export_onnx, measure_latency, onnx_node_names_for
+from autoprune.export import export_bundle, export_onnx, onnx_node_names_for
+from autoprune.latency import measure_latency
 from autoprune.policy import FLOAT_BITS, Policy
 from autoprune.session import evaluator_config
 from autoprune.specs import discover_layers
@@ -247,7 +248,11 @@ def _provenance(policy: Policy, evaluator: PolicyEvaluator, recorded: bool) -> d
     """Whether this evaluation repeats the search's: same settings, same images."""
     record = policy.meta.get("evaluation") if recorded else None
     here = evaluator.record()
-    same = bool(record) and record.get("val_fingerprint") == here["val_fingerprint"]
+    same = (
+        record is not None
+        and bool(record)
+        and record.get("val_fingerprint") == here["val_fingerprint"]
+    )
     return {
         "recorded": recorded,
         "same_images": same,

@@ -93,6 +93,19 @@ class SearchConfig:
     """Episodes between search checkpoints."""
     agent_options: dict[str, Any] = field(default_factory=dict)
     """Method-specific overrides (e.g. ``warmup_episodes``, ``noise``, ``n_workers``)."""
+    workers: int = 1
+    """Episodes evaluated at once: parallel environments (RL agents) or trials in flight
+    (Optuna samplers); the budget ``episodes`` is the same for any number."""
+    backend: str = "local"
+    """Where ``workers`` run: ``local`` (processes of this machine) or ``ray`` (Ray actors,
+    ``pip install 'autoprune[ray]'``)."""
+    ray_address: str | None = None
+    """Ray cluster to join (``HOST:PORT``, ``ray://HOST:PORT`` or ``auto``); None starts
+    Ray on this machine."""
+    worker_cpus: float = 1.0
+    """CPUs Ray reserves for each worker (also its torch threads)."""
+    worker_gpus: float = 0.0
+    """GPUs Ray reserves for each worker (fractions share a GPU)."""
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> SearchConfig:
@@ -170,6 +183,7 @@ _EXAMPLES = {
     "round_to": "8",
     "tracking_uri": "runs/mlflow",
     "storage": "sqlite:///runs/optuna.db",
+    "ray_address": "10.0.0.5:6379",
 }
 
 

@@ -278,7 +278,8 @@ class PolicyEvaluator:
             model = copy.deepcopy(model)
         pairs = batchnorm_pairs(self.compressor.pruner.graph)
         fold_batchnorm(model, pairs)
-        model = model.to(memory_format=torch.channels_last)
+        # Module.to accepts memory_format (see its docs); torch's overloads leave it out.
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         return accuracy(model.eval(), self._x_fast, self.y_val)
 
     def evaluate(self, policy: Policy) -> Evaluation:

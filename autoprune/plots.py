@@ -169,7 +169,13 @@ def _draw_pareto(ax: Axes, records: Sequence[EpisodeRecord], x: str) -> None:
         ax.scatter(*coords(front), color="tab:orange", s=30, zorder=3, label="Pareto front")
     best = _best(usable)
     if best is not None:
-        star = {"marker": "*", "s": 220, "color": "gold", "edgecolor": "black", "zorder": 4}
+        star: dict[str, Any] = {
+            "marker": "*",
+            "s": 220,
+            "color": "gold",
+            "edgecolor": "black",
+            "zorder": 4,
+        }
         ax.scatter(*coords([best]), **star, label=f"best (episode {best.index})")
     _legend(ax)
 
@@ -278,3 +284,73 @@ def plot_comparison(results: Mapping[str, SearchResult], path: str | Path) -> Pa
     _legend(ax)
     fig.suptitle("Search methods compared")
     return _save(fig, path)
+
+
+LAYER_DIMENSIONS: dict[str, str] = {
+    "keep_ratio": "keep ratio (fraction of channels kept)",
+    "sparsity": "sparsity (fraction of weights zeroed)",
+    "w_bits": "weight bits (grey: fp32)",
+    "a_bits": "activation bits (grey: fp32)",
+}
+"""Per-layer policy fields :func:`plot_layer_heatmap` can draw, with their colour-bar label."""
+
+
+def plot_layer_heatmap(
+    values: Sequence[Sequence[float]],
+    layers: Sequence[str],
+    episodes: Sequence[int],
+    dimension: str,
+    path: str | Path,
+) -> Path:
+    """Heat-map of one policy field, layers (rows) × episodes (columns).
+
+    Args:
+        values: ``values[i][j]`` is layer ``layers[i]``'s field in episode ``episodes[j]``.
+        layers: Row labels, in the model's order.
+        episodes: Column labels (episode indices).
+        dimension: A key of :data:`LAYER_DIMENSIONS`; for bit-widths, fp32 cells are grey.
+        path: Where to write the PNG.
+    """
+    import numpy as np
+
+    if dimension not in LAYER_DIMENSIONS:
+        raise AutopruneError(
+            f"cannot draw '{dimension}' per layer; use one of: {', '.join(LAYER_DIMENSIONS)}"
+        )
+    grid = np.asarray(values, dtype=float).reshape(len(layers), len(episodes))
+    bits = dimension.endswith("_bits")
+    if bits:
+        grid = np.where(grid == FLOAT_BITS, np.nan, grid)
+    height = min(14.0, max(3.0, 0.28 * len(layers) + 1.8))
+    width = min(16.0, max(6.0, 0.06 * len(episodes) + 4.0))
+    fig, axes = _new_figure(width, height)
+    ax = axes[0][0]
+    if grid.size:
+        cmap = _heat_cmap()
+        low, high = (1.0, 8.0) if bits else (0.0, 1.0)
+        image = ax.imshow(
+            np.ma.masked_invalid(grid),
+            aspect="auto",
+            cmap=cmap,
+            vmin=low,
+            vmax=high,
+            interpolation="nearest",
+        )
+        fig.colorbar(image, ax=ax, label=LAYER_DIMENSIONS[dimension])
+    else:
+        _note(ax, "no episodes yet")
+    step = max(1, len(layers) // 40)
+    ax.set_yticks(range(0, len(layers), step), list(layers)[::step], fontsize="small")
+    columns = list(range(len(episodes)))
+    ax.set_xticks(columns[:: max(1, len(columns) // 12)])
+    ax.set_xticklabels([str(episodes[c]) for c in columns[:: max(1, len(columns) // 12)]])
+    ax.set_xlabel("episode")
+    ax.set_ylabel("layer")
+    fig.suptitle(f"{dimension} per layer and episode")
+    return _save(fig, path)
+
+
+def _heat_cmap() -> Any:
+    from matplotlib import colormaps
+
+    return colormaps["viridis"].with_extremes(bad="lightgrey")

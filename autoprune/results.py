@@ -20,7 +20,8 @@ class EpisodeRecord:
         policy: The (feasible, budget-repaired) policy that was evaluated.
         reward: The search method's scalar reward.
         metrics: ``accuracy`` (validation), ``macs``, ``params``, ``size`` (bytes),
-            ``latency`` (ms), ``energy`` (mJ) and ``budget_use`` (max fraction of a limit).
+            ``latency`` (ms), ``energy`` (mJ) and ``budget_use_<metric>`` (the fraction of each
+            target's limit used, e.g. ``budget_use_macs`` for ``flops=``).
         feasible: Whether every budget constraint holds.
         seconds: Wall time of this evaluation.
         cached: Whether the evaluation came from the cache.

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +25,12 @@ from autoprune.policy import Policy
 from autoprune.preflight import preflight
 from autoprune.results import EpisodeRecord, SearchResult
 from autoprune.session import SearchSession, prepare_search
-from autoprune.tracking import SearchTracker, git_sha, tracking_location
+from autoprune.tracking import (
+    SearchTracker,
+    autoprune_commit,
+    provenance_params,
+    tracking_location,
+)
 from autoprune.training import ProgressFn
 
 if TYPE_CHECKING:
@@ -33,6 +38,8 @@ if TYPE_CHECKING:
 
 SearchProgressFn = Callable[[int, float], None]
 """``(episodes done, best feasible accuracy so far or -inf)``."""
+LAYER_REFRESH_EVERY = 50
+"""Episodes between refreshes of the per-layer artifacts (``layers/``) during a search."""
 
 
 class SearchHooks:
@@ -204,8 +211,14 @@ def run_tags(config: SearchConfig) -> dict[str, Any]:
         "mode": config.mode,
         "seed": config.seed,
         "targets": ",".join(config.targets),
-        "git_sha": git_sha(),
+        "git_sha": autoprune_commit(),
     }
+
+
+def run_params(config: SearchConfig, session: SearchSession) -> dict[str, Any]:
+    """MLflow params of a search run: its configuration and ``provenance.*`` (the weights
+    searched, the autoprune commit, package versions)."""
+    return {**config.to_dict(), **provenance_params(session.weights_path)}
 
 
 def prepare(
@@ -278,7 +291,8 @@ def _locked_search(
             tracker.run_name = store.path.name
             hooks.run_named(store.path.name)
         reopen = previous_run(store, tracker)
-        with tracker.start(config.to_dict(), run_tags(config), run_id=reopen) as run_id:
+        params = run_params(config, session)
+        with tracker.start(params, run_tags(config), run_id=reopen) as run_id:
             store.save_tracking_run(run_id, tracker.tracking_uri)
             result, files = execute(config, session, tracker, store.path.name, store, hooks)
     run_dir = config.runs_path / "searches" / store.path.name
@@ -301,20 +315,25 @@ def execute(
     from agents import run_search
 
     prior = store.read_history() if store is not None and store.resumed else []
-    best = [log_missing_episodes(tracker, prior)]
+    baseline = session.evaluator.baseline_metrics
+    best = [log_missing_episodes(tracker, prior, baseline)]
+    records = list(prior)
+    out_dir = config.runs_path / "searches" / run_name
     hooks = hooks or SearchHooks()
     with hooks.search(config.agent, config.episodes, len(prior)) as progress:
 
         def on_record(record: EpisodeRecord) -> None:
             if record.feasible:
                 best[0] = max(best[0], record.metrics["accuracy"])
-            tracker.log_episode(record, best_so_far=best[0])
+            tracker.log_episode(record, best_so_far=best[0], baseline=baseline)
+            records.append(record)
+            if len(records) % LAYER_REFRESH_EVERY == 0:
+                _refresh_layers(tracker, records, out_dir, hooks)
             if progress is not None:
                 progress(record.index + 1, best[0])
 
         where = {"store": store} if store is not None else {"run_name": run_name}
         result = run_search(config, session=session, on_record=on_record, **where)
-    out_dir = config.runs_path / "searches" / run_name
     files = tracker.log_result(result, out_dir)
     if result.best is not None:
         files.update(_save_best_model(session, result, out_dir, tracker))
@@ -323,6 +342,16 @@ def execute(
         tracker.log_model_file(trained)
         files["trained_model"] = trained
     return result, files
+
+
+def _refresh_layers(
+    tracker: SearchTracker, records: list[EpisodeRecord], out_dir: Path, hooks: SearchHooks
+) -> None:
+    """Log the per-layer view so far; a failure is a warning, never the search's end."""
+    try:
+        tracker.log_layers(records, out_dir)
+    except Exception as exc:  # the dashboard must not cost the search
+        hooks.warn(f"could not refresh the per-layer view in MLflow: {exc}")
 
 
 def _save_best_model(
@@ -353,7 +382,11 @@ def previous_run(store: RunStore, tracker: SearchTracker) -> str | None:
     return tracker.find_run(store.path.name)
 
 
-def log_missing_episodes(tracker: SearchTracker, history: Sequence[EpisodeRecord]) -> float:
+def log_missing_episodes(
+    tracker: SearchTracker,
+    history: Sequence[EpisodeRecord],
+    baseline: Mapping[str, float] | None = None,
+) -> float:
     """Log the records that the open MLflow run lacks (kept by an earlier, interrupted
     process); returns the best feasible accuracy among ``history`` (-inf if none)."""
     logged = tracker.logged_steps() if history else set()
@@ -362,5 +395,5 @@ def log_missing_episodes(tracker: SearchTracker, history: Sequence[EpisodeRecord
         if record.feasible:
             best = max(best, record.metrics["accuracy"])
         if record.index not in logged:
-            tracker.log_episode(record, best_so_far=best)
+            tracker.log_episode(record, best_so_far=best, baseline=baseline)
     return best

@@ -25,11 +25,11 @@ from autoprune.baseline import BaselineRequest, build_for, load_baseline, train_
 from autoprune.budget import Budget
 from autoprune.compress import CompressionOptions
 from autoprune.config import SearchConfig
-from autoprune.cost import HardwareProfile, build_cost_model, load_profile
+from autoprune.cost import HardwareProfile, load_profile
 from autoprune.data import DataSplits, load_dataset
 from autoprune.errors import AutopruneError
 from autoprune.evaluation import EvaluatorConfig, PolicyEvaluator
-from autoprune.latency_model import fit_latency_model
+from autoprune.latency import build_cost_model, fit_latency_model
 from autoprune.models import load_weights
 from autoprune.specs import discover_layers
 from autoprune.training import (

@@ -17,6 +17,7 @@ from torch import nn
 
 from autoprune.data import DataSplits
 from autoprune.errors import AutopruneError
+from autoprune.modes import eval_mode
 
 
 @dataclass(frozen=True)
@@ -120,13 +121,11 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
     """Top-1 accuracy of ``model`` (in eval mode) on the tensors ``x``, ``y``."""
     if len(x) == 0:
         raise AutopruneError("cannot evaluate on an empty split; use a larger dataset or split")
-    was_training = model.training
-    model.eval()
     correct = 0
-    for start in range(0, len(x), batch_size):
-        logits = model(x[start : start + batch_size])
-        correct += int((logits.argmax(dim=1) == y[start : start + batch_size]).sum())
-    model.train(was_training)
+    with eval_mode(model):
+        for start in range(0, len(x), batch_size):
+            logits = model(x[start : start + batch_size])
+            correct += int((logits.argmax(dim=1) == y[start : start + batch_size]).sum())
     return correct / len(x)
 
 

@@ -20,7 +20,7 @@ import torch
 from autoprune.baseline import build_for
 from autoprune.compress import prune_channels
 from autoprune.data import load_dataset
-from autoprune.export import compare_latency
+from autoprune.latency import compare_latency
 from autoprune.models import load_weights
 from autoprune.policy import Policy
 

@@ -27,9 +27,10 @@ import torch
 from scipy.stats import spearmanr
 
 from autoprune.baseline import BaselineRequest, train_baseline
-from autoprune.cost import build_cost_model, load_profile
+from autoprune.cost import load_profile
 from autoprune.data import DataSplits, load_dataset
 from autoprune.evaluation import EvaluatorConfig, PolicyEvaluator
+from autoprune.latency import build_cost_model
 from autoprune.policy import Policy
 from autoprune.specs import discover_layers
 from autoprune.training import DEFAULT_TRAIN, TrainConfig, evaluate, finetune

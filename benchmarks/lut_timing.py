@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 
 from autoprune.compress import ChannelPlan, pruned_specs
-from autoprune.cost import build_cost_model, load_profile
-from autoprune.latency_model import fit_latency_model, random_prune_policies
+from autoprune.cost import load_profile
+from autoprune.latency import build_cost_model, fit_latency_model, random_prune_policies
 from autoprune.models import build_model
 from autoprune.specs import discover_layers
 

@@ -21,9 +21,10 @@ import torch
 
 from autoprune.baseline import BaselineRequest, load_baseline
 from autoprune.compress import CompressionOptions, compress_model
-from autoprune.cost import build_cost_model, load_profile
+from autoprune.cost import load_profile
 from autoprune.data import load_dataset
 from autoprune.evaluation import EvaluatorConfig, PolicyEvaluator
+from autoprune.latency import build_cost_model
 from autoprune.policy import Policy
 from autoprune.specs import discover_layers
 from autoprune.training import DEFAULT_TRAIN, TrainConfig, evaluate

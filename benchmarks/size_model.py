@@ -37,9 +37,10 @@ import torch
 from autoprune.baseline import BaselineRequest, train_baseline
 from autoprune.coded_file import finalize_and_code
 from autoprune.config import SearchConfig
-from autoprune.cost import build_cost_model, load_profile
+from autoprune.cost import load_profile
 from autoprune.data import DataSplits, load_dataset
 from autoprune.evaluation import PolicyEvaluator
+from autoprune.latency import build_cost_model
 from autoprune.policy import LayerPolicy, Policy
 from autoprune.session import evaluator_config
 from autoprune.specs import LayerSpec, discover_layers

@@ -133,7 +133,7 @@ def decode_action(
     Example:
         >>> decode_action(np.array([0.0, -1.0, -1.0, 1.0]), "joint",
         ...               min_keep=0.5, max_keep=1.0, min_bits=2, max_bits=8)
-        LayerAction(keep_ratio=0.75, sparsity=0.98, w_bits=2, a_bits=8)
+        LayerAction(keep_ratio=0.75, sparsity=0.995, w_bits=2, a_bits=8)
     """
     values = np.asarray(action, dtype=np.float64).reshape(-1)
     if values.size != ACTION_DIMS[mode]:

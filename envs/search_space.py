@@ -33,6 +33,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
+from autoprune.bisection import largest_fitting_choice
 from autoprune.budget import Budget
 from autoprune.compress import ChannelPlan, kept_count
 from autoprune.cost import CostReport
@@ -292,7 +293,7 @@ class SearchSpace:
             return wanted
         current = self._low[role.name]
         for field, values in self._candidates(role, wanted):
-            current = replace(current, **{field: _largest(values, fits, current, field)})
+            current = _with_field(current, field, _largest(values, fits, current, field))
         return current
 
     def _candidates(self, role: LayerRole, wanted: LayerPolicy) -> Candidates:
@@ -376,6 +377,12 @@ class SearchSpace:
         check_reachable(self.budget, self.baseline, cheapest, f"mode '{self.mode}'", settings)
 
 
+def _with_field(policy: LayerPolicy, field: str, value: Any) -> LayerPolicy:
+    """``policy`` with the field named ``field`` (known only at runtime) set to ``value``."""
+    changes: dict[str, Any] = {field: value}
+    return replace(policy, **changes)
+
+
 def _largest(
     values: Sequence[float] | range,
     fits: Callable[[LayerPolicy], bool],
@@ -383,13 +390,4 @@ def _largest(
     field: str,
 ) -> float | int:
     """Largest of ascending ``values`` whose setting fits; ``values[0]`` is known to fit."""
-    lo, hi = 0, len(values) - 1
-    if hi <= 0 or fits(replace(base, **{field: values[hi]})):
-        return values[max(hi, 0)]
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if fits(replace(base, **{field: values[mid]})):
-            lo = mid
-        else:
-            hi = mid
-    return values[lo]
+    return largest_fitting_choice(lambda value: fits(_with_field(base, field, value)), values)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import pytest
 import torch
@@ -23,6 +27,18 @@ def digits() -> DataSplits:
     return load_dataset("digits", seed=0)
 
 
+@pytest.fixture(scope="session")
+def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo CNN trained on digits for two epochs (a quick stand-in for the cached baseline)."""
+    from autoprune.cli import main
+
+    folder = tmp_path_factory.mktemp("weights")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["--quiet", "train", "--epochs", "2", "--runs-dir", str(folder), "--json"]) == 0
+    return Path(json.loads(out.getvalue())["weights"])
+
+
 @pytest.fixture(autouse=True)
 def _seeded() -> None:
     torch.manual_seed(0)
@@ -35,7 +51,7 @@ RecordFactory = Callable[..., list[EpisodeRecord]]
 def fake_records() -> RecordFactory:
     """Build hand-made search records of a tiny CNN, one per keep ratio.
 
-    Accuracy, latency, energy, size and MACs grow with the keep ratio; ``budget_use`` is
+    Accuracy, latency, energy, size and MACs grow with the keep ratio; ``budget_use_macs`` is
     ``1.5 * keep``, so records with keep > 2/3 are infeasible. With ``alternate_float`` the
     even-numbered records keep float weights.
     """
@@ -53,9 +69,9 @@ def fake_records() -> RecordFactory:
                 "energy": keep,
                 "size": 1e4 * keep,
                 "macs": 1e5 * keep,
-                "budget_use": 1.5 * keep,
+                "budget_use_macs": 1.5 * keep,
             }
-            feasible = metrics["budget_use"] <= 1.0
+            feasible = metrics["budget_use_macs"] <= 1.0
             records.append(EpisodeRecord(index, policy, metrics["accuracy"], metrics, feasible))
         return records
 

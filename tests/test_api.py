@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import subprocess
 import sys
@@ -13,23 +11,12 @@ import pytest
 import torch
 
 import autoprune
-from autoprune.cli import main
 from autoprune.errors import AutopruneError
 from autoprune.policy import Policy
 from autoprune.tracking import TrackingStore
 from autoprune.tracking._store import make_client
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    """A demo CNN trained for two epochs (a quick stand-in for the cached baseline)."""
-    folder = tmp_path_factory.mktemp("weights")
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        assert main(["--quiet", "train", "--epochs", "2", "--runs-dir", str(folder), "--json"]) == 0
-    return Path(json.loads(out.getvalue())["weights"])
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,10 @@ from autoprune.apply import RECORD_EXTRAS
 from autoprune.baseline import build_for
 from autoprune.compress import CompressionOptions, compress_model
 from autoprune.config import SearchConfig
-from autoprune.cost import build_cost_model, load_profile
+from autoprune.cost import load_profile
 from autoprune.errors import AutopruneError
 from autoprune.evaluation import EvaluatorConfig, PolicyEvaluator
+from autoprune.latency import build_cost_model
 from autoprune.policy import LayerPolicy, Policy
 from autoprune.session import evaluator_config
 from autoprune.specs import discover_layers

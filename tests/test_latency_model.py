@@ -9,11 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from autoprune import latency_model
 from autoprune.compress import ChannelPlan, pruned_specs
-from autoprune.cost import MeasuredCostModel, build_cost_model, load_profile
-from autoprune.cost import _lut as lut
-from autoprune.latency_model import (
+from autoprune.cost import load_profile
+from autoprune.latency import MeasuredCostModel, build_cost_model
+from autoprune.latency import _fit as latency_model
+from autoprune.latency import _lut as lut
+from autoprune.latency._fit import (
     CALIBRATION_VERSIONS,
     fit_latency_model,
     random_prune_policies,

@@ -94,24 +94,27 @@ def test_episode_metrics_history(tracked: Tracked) -> None:
     )
     values = [m.value for m in best]
     assert values == sorted(values)  # best so far never drops
-    for key in ("reward", "latency", "energy", "size", "macs", "budget_use"):
+    for key in ("reward", "latency", "energy", "size", "macs", "budget_use_macs"):
         assert len(tracked.client.get_metric_history(tracked.run_id, key)) == 4
 
 
-def test_result_metrics_name_the_best_policy(tracked: Tracked) -> None:
-    metrics = tracked.client.get_run(tracked.run_id).data.metrics
-    best = tracked.result.best
+def test_result_tags_name_the_best_policy(tracked: Tracked) -> None:
+    run = tracked.client.get_run(tracked.run_id)
+    tags, best = run.data.tags, tracked.result.best
     assert best is not None and best.index == 3
-    assert metrics["best_accuracy"] == pytest.approx(best.metrics["accuracy"])
-    assert metrics["best_latency"] == pytest.approx(best.metrics["latency"])
-    assert metrics["best_index"] == 3
-    assert metrics["evaluations"] == 4
-    assert metrics["baseline_accuracy"] == pytest.approx(0.95)
+    assert float(tags["best.accuracy"]) == pytest.approx(best.metrics["accuracy"])
+    assert float(tags["best.latency"]) == pytest.approx(best.metrics["latency"])
+    assert float(tags["best.budget_use_macs"]) == pytest.approx(best.metrics["budget_use_macs"])
+    assert tags["best.episode"] == "3"
+    assert tags["search.evaluations"] == "4"
+    assert float(tags["baseline.accuracy"]) == pytest.approx(0.95)
+    for key in ("best_index", "evaluations", "search_seconds", "baseline_accuracy"):
+        assert key not in run.data.metrics  # one-off values are not one-dot charts
 
 
 def test_artifacts_logged_and_written_to_out_dir(tracked: Tracked, tmp_path: Path) -> None:
     root = {f.path for f in tracked.client.list_artifacts(tracked.run_id)}
-    assert root == {"best_policy.json", "summary.json", "plots"}
+    assert root == {"best_policy.json", "summary.json", "plots", "layers"}
     pngs = {f.path for f in tracked.client.list_artifacts(tracked.run_id, "plots")}
     assert pngs == {"plots/policy.png", "plots/pareto.png", "plots/reward.png"}
     local = Path(tracked.client.download_artifacts(tracked.run_id, "plots", str(tmp_path)))
@@ -143,7 +146,7 @@ def test_child_run_is_nested_and_has_no_best_policy(tracked: Tracked) -> None:
     assert child.info.run_name == "infeasible"
     assert child.info.status == "FINISHED"
     assert child.data.params == {"method": "random"}
-    assert "best_accuracy" in child.data.metrics
+    assert child.data.tags["best.found"] == "false"
     with pytest.raises(AutopruneError, match="no best_policy.json"):
         read_best_policy(tracked.child_id, tracked.store_dir)
 

@@ -58,6 +58,13 @@ def _layer_names(model: nn.Module, data: DataSplits, config: AdmmConfig) -> tupl
     return specs, chosen
 
 
+def _weight_parameter(model: nn.Module, name: str) -> nn.Parameter:
+    weight = model.get_submodule(name).weight
+    # _layer_names allows only unparametrized layers, whose weight is a plain Parameter.
+    assert isinstance(weight, nn.Parameter)
+    return weight
+
+
 @contextmanager
 def _swapped(params: Mapping[str, nn.Parameter], values: Mapping[str, torch.Tensor]) -> Iterator:
     """Temporarily replace each parameter's data with ``values``."""
@@ -88,6 +95,7 @@ def _w_step(
     for xb, yb in loader:
         task = F.cross_entropy(model(xb), yb)
         penalty = sum(((params[n] - anchors[n]) ** 2).sum() for n in params) * (rho / 2)
+        assert isinstance(penalty, torch.Tensor)  # params is never empty
         optimizer.zero_grad(set_to_none=True)
         (task + penalty).backward()
         optimizer.step()
@@ -257,7 +265,7 @@ def admm_compress(
     by_name = {s.name: s for s in specs}
     budget_bits = check_budget(size_budget_bytes, sum(by_name[n].weight_count for n in names))
     work = copy.deepcopy(model).eval()
-    params = {n: work.get_submodule(n).weight for n in names}
+    params = {n: _weight_parameter(work, n) for n in names}
     torch.manual_seed(config.seed)
     projection, history = _run_admm(work, params, data, budget_bits, config, on_epoch)
     _hard_project(work, projection)

@@ -9,10 +9,10 @@ import click
 import typer
 from rich.markup import escape
 
-from autoprune.cli import _apply, _compare, _cost, _inspect, _search, _train, _ui
+from autoprune.cli import _apply, _compare, _cost, _inspect, _search, _train, _ui, _worker
 from autoprune.cli._console import err_console
 from autoprune.cli._signals import StopSignals
-from autoprune.cli._usage import NO_ARGS_IS_HELP, USAGE_ERRORS, usage_message
+from autoprune.cli._usage import NO_ARGS_IS_HELP, USAGE_ERRORS, click_message, usage_message
 from autoprune.errors import AutopruneError
 
 app = typer.Typer(
@@ -63,6 +63,7 @@ _inspect.register(app)
 _cost.register(app)
 _apply.register(app)
 _ui.register(app)
+_worker.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         return 2
     except NO_ARGS_IS_HELP as exc:
-        print(exc.format_message())
+        print(click_message(exc))
         return 0
     except USAGE_ERRORS as exc:
         if debug:

@@ -10,37 +10,61 @@ import yaml
 
 from autoprune import api
 from autoprune.cli._apply_report import print_apply_report, report_json, warn_latency_disagreement
-from autoprune.cli._common import resolve_data_dir
+from autoprune.cli._common import dataset_for, resolve_data_dir
 from autoprune.cli._console import console, err_console, progress_bar
 from autoprune.cli._runs import resolve_run
 from autoprune.cost import load_profile
 from autoprune.errors import AutopruneError
+from autoprune.finished_search import find_search
 from autoprune.tracking import read_best_policy
 
 
 def apply_command(
-    policy_path: Path = typer.Argument(..., metavar="POLICY", help="Policy JSON."),
-    model: str = typer.Option("demo", "--model", "-m", help="Model the policy was made for."),
-    weights: Path | None = typer.Option(None, "--weights", "-w", help="Trained state dict."),
-    dataset: str = typer.Option("digits", "--dataset", "-d", help="Dataset."),
+    policy_path: Path = typer.Argument(
+        ...,
+        metavar="POLICY|RUN",
+        help="Policy JSON, or a finished search's run name or MLflow run id.",
+    ),
+    model: str | None = typer.Option(
+        None, "--model", "-m", help="Model the policy was made for [default: the run's, demo]."
+    ),
+    weights: Path | None = typer.Option(
+        None, "--weights", "-w", help="Trained state dict [default: the run's]."
+    ),
+    dataset: str | None = typer.Option(
+        None, "--dataset", "-d", help="Dataset [default: the run's, else the model's own]."
+    ),
     finetune_epochs: int = typer.Option(0, "--finetune-epochs", help="Fine-tuning epochs."),
     lr: float = typer.Option(0.01, "--lr", help="Fine-tuning learning rate."),
     export: Path | None = typer.Option(None, "--export", help="Output folder."),
-    profile: str = typer.Option(
-        "bitfusion", "--profile", "-p", help="Profile of the predicted latency and energy."
+    profile: str | None = typer.Option(
+        None,
+        "--profile",
+        "-p",
+        help="Profile of the predicted latency and energy [default: the run's, bitfusion].",
     ),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Dataset folder."),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Root of runs."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Apply a policy to a trained model: compress, fine-tune, export .pt/.onnx/.apz, report."""
+    """Apply a policy to a trained model: compress, fine-tune, export .pt/.onnx/.apz, report.
+
+    Given a run (``autoprune apply RUN``), the model, dataset, weights and profile default to
+    the ones the search used.
+    """
     if finetune_epochs < 0:
         raise AutopruneError(f"--finetune-epochs {finetune_epochs} must be 0 or more")
-    if weights is None:
+    run = None if policy_path.is_file() else find_search(str(policy_path), runs_dir)
+    if weights is None and run is None:
         raise AutopruneError(
-            "--weights is required: pass the trained state dict the policy was searched on "
-            "(e.g. the checkpoint printed by 'autoprune train')"
+            "--weights is required with a policy file: pass the trained state dict the "
+            "policy was searched on (the checkpoint 'autoprune search' printed), or apply "
+            f"a search by its run name or run id (no search under {runs_dir / 'searches'} "
+            f"is named '{policy_path}')"
         )
+    if run is None:
+        dataset = dataset_for(model or "demo", dataset)
+    profile = profile or (run.config.profile if run is not None else "bitfusion")
     hardware = load_profile(profile)
     with progress_bar("fine-tune") as progress:
         task = progress.add_task("fine-tune", total=None, info="", visible=finetune_epochs > 0)
@@ -72,7 +96,11 @@ def apply_command(
         print(json.dumps(report_json(result, hardware), indent=2))
         warn_latency_disagreement(result, hardware)
         return
-    print_apply_report(result, f"{model} under {policy_path.name}", hardware)
+    if run is not None:
+        title = f"{run.config.model} under the best policy of search '{run.name}'"
+    else:
+        title = f"{model or 'demo'} under {policy_path.name}"
+    print_apply_report(result, title, hardware)
     _print_provenance(result.evaluation)
     if result.trimmed:
         pruned = sum(result.trimmed.values())

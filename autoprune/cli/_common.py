@@ -7,8 +7,8 @@ from pathlib import Path
 
 from autoprune.config import SearchConfig
 from autoprune.data import DataSplits, load_dataset
-from autoprune.errors import AutopruneError
-from autoprune.models import default_dataset
+from autoprune.errors import AutopruneError, unknown_name
+from autoprune.models import default_dataset, model_names
 
 DATA_DIR_ENV = "AUTOPRUNE_DATA_DIR"
 
@@ -35,6 +35,8 @@ def dataset_for(model: str, dataset: str | None) -> str:
     if dataset is not None:
         return dataset
     default = default_dataset(model)
+    if default is None and ":" not in model:
+        raise unknown_name("model", model, model_names())
     if default is None:
         raise AutopruneError(
             f"--dataset is required for model '{model}': it sets the input shape; pass e.g. "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from autoprune.cli._common import with_data_dir_env
 from autoprune.cli._config_args import resolve_config
 from autoprune.cli._console import console, print_table
 from autoprune.cli._search import (
+    BACKEND,
     CONFIG,
     DATA_DIR,
     DATASET,
@@ -20,12 +22,17 @@ from autoprune.cli._search import (
     MODE,
     MODEL,
     PROFILE,
+    RAY_ADDRESS,
     REWARD,
     RUNS_DIR,
     SEED,
+    STORAGE,
     TARGET,
     TRACKING,
     WEIGHTS,
+    WORKER_CPUS,
+    WORKER_GPUS,
+    WORKERS,
     check_agent,
     execute,
     one_shot_budget,
@@ -41,6 +48,8 @@ from autoprune.errors import AutopruneError
 from autoprune.plots import plot_comparison
 from autoprune.preflight import preflight
 from autoprune.results import SearchResult
+from autoprune.session import SearchSession
+from autoprune.tracking import best_values, provenance_params
 
 
 def compare_command(
@@ -60,6 +69,12 @@ def compare_command(
     data_dir: Path | None = DATA_DIR,
     runs_dir: str | None = RUNS_DIR,
     tracking_uri: str | None = TRACKING,
+    storage: str | None = STORAGE,
+    workers: int | None = WORKERS,
+    backend: str | None = BACKEND,
+    ray_address: str | None = RAY_ADDRESS,
+    worker_cpus: float | None = WORKER_CPUS,
+    worker_gpus: float | None = WORKER_GPUS,
     as_json: bool = JSON_OUT,
 ) -> None:
     """Run several search methods on the same evaluation path and budget; compare them."""
@@ -83,9 +98,18 @@ def compare_command(
         seed=seed,
         runs_dir=runs_dir,
         tracking_uri=tracking_uri,
+        storage=storage,
+        workers=workers,
+        backend=backend,
+        ray_address=ray_address,
+        worker_cpus=worker_cpus,
+        worker_gpus=worker_gpus,
         data_dir=str(data_dir) if data_dir else None,
     )
     base = with_data_dir_env(base)
+    from agents import check_scale_out
+
+    check_scale_out(base)  # before any slow work or write
     configs = [one_shot_budget(base.replace(agent=name), None) for name in names]
     data = preflight(configs, data_dir)  # before any training, run folder or MLflow run
     for config in configs:
@@ -100,23 +124,58 @@ def compare_command(
     for name in names:
         check_search(one_shot_budget(base.replace(agent=name), None), session)
     results: dict[str, SearchResult] = {}
-    with tracker.start(base.to_dict(), {**run_tags(base), "agent": "compare"}) as parent_id:
+    parent_tags = {**run_tags(base), "agent": "compare", "agents": ",".join(names)}
+    with tracker.start(parent_params(base, names, session), parent_tags) as parent_id:
         for name in names:
             config = one_shot_budget(base.replace(agent=name), None)
             child_name = f"{parent_name}__{name}"
-            with tracker.start_child(name, {"agent": name}, run_tags(config)):
+            child_params = {"agent": name, "episodes": config.episodes}
+            with tracker.start_child(name, child_params, run_tags(config)):
                 results[name], _ = execute(config, session, tracker, child_name)
+        tracker.log_params(best_params(results))
         out_dir = base.runs_path / "searches" / parent_name
         plot = plot_comparison(results, out_dir / "comparison.png")
         tracker.log_artifact(plot)
         rows = _rows(results)
         (out_dir / "comparison.json").write_text(json.dumps(rows, indent=2))
         tracker.log_artifact(out_dir / "comparison.json")
+        tracker.log_artifact(_write_csv(rows, out_dir / "comparison.csv"))
     if as_json:
         print(json.dumps({"run_id": parent_id, "rows": rows}, indent=2))
         return
     print_table(_table(base, rows, load_profile(base.profile)))
     console.print(f"MLflow parent run: {parent_id}; plot: {plot}", soft_wrap=True)
+
+
+def parent_params(
+    base: SearchConfig, names: list[str], session: SearchSession
+) -> dict[str, object]:
+    """Params of a compare parent run: the shared configuration without ``agent`` (each
+    child has its own), ``agents`` (the methods compared, in order) and ``provenance.*``."""
+    config = {k: v for k, v in base.to_dict().items() if k != "agent"}
+    return {**config, "agents": ",".join(names), **provenance_params(session.weights_path)}
+
+
+def best_params(results: dict[str, SearchResult]) -> dict[str, str]:
+    """Each method's best feasible episode as parent params ``best_<value>.<agent>`` (e.g.
+    ``best_accuracy.ddpg``, ``best_budget_use_macs.tpe``), so the parent's page lists the
+    methods side by side; ``best_found.<agent>`` is false for a method that met no budget."""
+    params: dict[str, str] = {}
+    for name, result in results.items():
+        values = best_values(result)
+        params[f"best_found.{name}"] = "true" if values else "false"
+        params.update({f"best_{k}.{name}": f"{v:.6g}" for k, v in values.items()})
+    return dict(sorted(params.items()))
+
+
+def _write_csv(rows: list[dict[str, float | str | None]], path: Path) -> Path:
+    """The comparison rows as CSV (the MLflow UI shows a ``.csv`` artifact as a table)."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
 
 
 def _table(

@@ -6,14 +6,21 @@ from pathlib import Path
 from typing import Any
 
 from autoprune.config import SearchConfig, load_config_file
+from autoprune.models import default_dataset
 
 
 def resolve_config(config_file: Path | None, **flags: Any) -> SearchConfig:
-    """YAML file values, overridden by every flag the user gave (None = not given)."""
+    """YAML file values, overridden by every flag the user gave (None = not given).
+
+    A zoo model named without a dataset (by neither flag nor file) gets its own dataset
+    (``fashion-mnist`` for ``vgg_small``), as ``cost`` and ``layers`` do.
+    """
     data = load_config_file(config_file) if config_file is not None else {}
     base = SearchConfig.from_mapping(data)
     if flags.get("targets") == []:
         flags["targets"] = None
     if flags.get("targets") is not None:
         flags["targets"] = tuple(flags["targets"])
+    if flags.get("dataset") is None and "dataset" not in data:
+        flags["dataset"] = default_dataset(flags.get("model") or base.model)
     return base.replace(**flags)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Literal, cast
 
 from rich.console import Console
 from rich.measure import Measurement
@@ -57,4 +58,8 @@ def print_table(table: Table) -> None:
     if natural <= console.width:
         console.print(table)
         return
-    Console(file=console.file, width=natural, color_system=console.color_system).print(table)
+    # Console.color_system names the system the console was built with, one of these.
+    system = cast(
+        Literal["auto", "standard", "256", "truecolor", "windows"] | None, console.color_system
+    )
+    Console(file=console.file, width=natural, color_system=system).print(table)

@@ -13,10 +13,14 @@ from autoprune.cli._common import dataset_for, open_dataset, shape_text
 from autoprune.cli._console import console, err_console, print_table
 from autoprune.cli._units import metric_label
 from autoprune.compress import ChannelPlan, pruned_specs
-from autoprune.cost import CostReport, HardwareProfile, build_cost_model, load_profile
+from autoprune.cost import CostReport, HardwareProfile, load_profile
 from autoprune.errors import AutopruneError
-from autoprune.latency_check import random_prune_policies, validate_latency
-from autoprune.latency_model import fit_latency_model
+from autoprune.latency import (
+    build_cost_model,
+    fit_latency_model,
+    random_prune_policies,
+    validate_latency,
+)
 from autoprune.models import load_weights
 from autoprune.policy import Policy
 from autoprune.specs import discover_layers

@@ -52,6 +52,18 @@ DATA_DIR = typer.Option(None, "--data-dir", help="Where the dataset files are.")
 RUNS_DIR = typer.Option(None, "--runs-dir", help="Root of runs (default: runs).")
 TRACKING = typer.Option(None, "--tracking-uri", help="MLflow URI (default: runs/mlflow).")
 JSON_OUT = typer.Option(False, "--json", help="Print a machine-readable summary.")
+WORKERS = typer.Option(
+    None, "--workers", help="Episodes evaluated at once (environments / trials in flight)."
+)
+BACKEND = typer.Option(None, "--backend", help="Where workers run: local | ray.")
+RAY_ADDRESS = typer.Option(
+    None, "--ray-address", help="Ray cluster to join (HOST:PORT, ray://HOST:PORT, auto)."
+)
+WORKER_CPUS = typer.Option(None, "--worker-cpus", help="CPUs Ray reserves per worker.")
+WORKER_GPUS = typer.Option(None, "--worker-gpus", help="GPUs Ray reserves per worker.")
+STORAGE = typer.Option(
+    None, "--storage", help="Optuna storage URL (default: sqlite under --runs-dir)."
+)
 
 
 class BarHooks(SearchHooks):
@@ -152,6 +164,12 @@ def search_command(
     data_dir: Path | None = DATA_DIR,
     runs_dir: str | None = RUNS_DIR,
     tracking_uri: str | None = TRACKING,
+    storage: str | None = STORAGE,
+    workers: int | None = WORKERS,
+    backend: str | None = BACKEND,
+    ray_address: str | None = RAY_ADDRESS,
+    worker_cpus: float | None = WORKER_CPUS,
+    worker_gpus: float | None = WORKER_GPUS,
     as_json: bool = JSON_OUT,
 ) -> None:
     """Search per-layer pruning ratios / bit-widths under a budget (default: a demo search)."""
@@ -171,8 +189,17 @@ def search_command(
         seed=seed,
         runs_dir=runs_dir,
         tracking_uri=tracking_uri,
+        storage=storage,
+        workers=workers,
+        backend=backend,
+        ray_address=ray_address,
+        worker_cpus=worker_cpus,
+        worker_gpus=worker_gpus,
         data_dir=str(data_dir) if data_dir else None,
     )
+    from agents import check_scale_out
+
+    check_scale_out(config)  # before any slow work or write
     config = with_data_dir_env(config)
     hide_interrupted("optuna.study._optimize")  # a trial stopped by Ctrl-C is no failure
     with ContinueNote(None if config.runs_dir == "runs" else config.runs_dir) as note:

@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from autoprune.latency_check import LatencyValidation
+from autoprune.latency import LatencyValidation
 from autoprune.tracking import SearchTracker, git_sha, tracking_location
 
 __all__ = ["log_validation", "tracking_location"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from autoprune.baseline import BaselineRequest, build_for, train_baseline
-from autoprune.cli._common import open_dataset
+from autoprune.cli._common import dataset_for, open_dataset
 from autoprune.cli._console import QUIET, console, progress_bar
 from autoprune.training import DEFAULT_TRAIN, EpochStats, TrainConfig
 
@@ -29,7 +29,9 @@ def default_config(model: str, epochs: int | None, seed: int, lr: float | None) 
 
 def train_command(
     model: str = typer.Option("demo", "--model", "-m", help="Zoo name, file.py:fn or module:fn."),
-    dataset: str = typer.Option("digits", "--dataset", "-d", help="Dataset name or npz:PATH."),
+    dataset: str | None = typer.Option(
+        None, "--dataset", "-d", help="Dataset name or npz:PATH [default: the zoo model's own]."
+    ),
     epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default per model)."),
     seed: int = typer.Option(0, "--seed", help="Initialisation and data-order seed."),
     lr: float | None = typer.Option(None, "--lr", help="Peak learning rate (default per model)."),
@@ -39,7 +41,7 @@ def train_command(
     as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary."),
 ) -> None:
     """Train a baseline (SGD + cosine) and cache it; the same request reuses the checkpoint."""
-    data = open_dataset(dataset, data_dir)
+    data = open_dataset(dataset_for(model, dataset), data_dir)
     request = BaselineRequest(model, data.name, default_config(model, epochs, seed, lr))
     build_for(model, data)  # fail on a bad model name before any progress output
     from autoprune.cli import _console

@@ -27,6 +27,11 @@ def ui_cmd(
     store = TrackingStore.resolve(location)
     argv = ui_command(location, port=port, host=host)
     err_console.print(f"MLflow UI for {store.uri} at http://{host}:{port} (Ctrl-C to stop)")
+    err_console.print(
+        f"searches: {runs_url(host, port)} (MLflow 3 opens in its GenAI view; this link, or "
+        "'Model training' in the sidebar's GenAI / Model training switch, shows the runs)",
+        soft_wrap=True,
+    )
     process = subprocess.Popen(argv, start_new_session=True)
 
     def stop(*_: object) -> None:
@@ -34,13 +39,22 @@ def ui_cmd(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGTERM)
 
-    signal.signal(signal.SIGTERM, lambda *_: (stop(), sys.exit(0)))
+    def stop_and_exit(*_: object) -> None:
+        stop()
+        sys.exit(0)
+
+    signal.signal(signal.SIGTERM, stop_and_exit)
     try:
         code = process.wait()
     except KeyboardInterrupt:
         stop()
         code = process.wait()
     sys.exit(code if code >= 0 else 0)
+
+
+def runs_url(host: str, port: int) -> str:
+    """The UI's experiment list in MLflow 3's "Model training" view (where runs are shown)."""
+    return f"http://{host}:{port}/#/experiments?workflowType=machine_learning"
 
 
 def register(app: typer.Typer) -> None:

@@ -3,10 +3,12 @@ argument, unknown command), raised by Typer's vendored click or by click itself.
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import click
 
+_typer_click: ModuleType | None
 try:  # Typer >= 0.16 vendors click as typer._click; older Typer raises click's own classes
     from typer._click import exceptions as _typer_click
 except ImportError:  # pragma: no cover - depends on the installed Typer
@@ -38,7 +40,7 @@ def usage_message(exc: Exception) -> str:
     if option and type(exc).__name__ == "NoSuchOption":
         message = f"no such option '{option}'"
     else:
-        message = _one_line(_format(exc)).rstrip(".")
+        message = _one_line(click_message(exc)).rstrip(".")
         message = message[:1].lower() + message[1:]
     if possibilities:
         return f"{message}; did you mean '{possibilities[0]}'?"
@@ -48,7 +50,8 @@ def usage_message(exc: Exception) -> str:
     return f"{message}; see '{command} --help'" if command else message
 
 
-def _format(exc: Exception) -> str:
+def click_message(exc: Exception) -> str:
+    """A click exception's own message (``format_message()``), else ``str(exc)``."""
     format_message = getattr(exc, "format_message", None)
     return format_message() if callable(format_message) else str(exc)
 

@@ -29,6 +29,7 @@ from autoprune.coding._apz import (
 )
 from autoprune.coding._bits import pack_bits, unpack_bits
 from autoprune.coding._huffman import canonical_codes, code_lengths, huffman_decode, huffman_encode
+from autoprune.coding._layer import HuffmanMode, Layout
 from autoprune.coding._report import ApzReport, LayerReport, yang_bits
 from autoprune.coding._sparse import relative_decode, relative_encode
 
@@ -39,7 +40,9 @@ __all__ = [
     "MAGIC",
     "PREFIX_BYTES",
     "ApzReport",
+    "HuffmanMode",
     "LayerReport",
+    "Layout",
     "build_header",
     "canonical_codes",
     "code_lengths",

@@ -198,6 +198,7 @@ class ApzReport:
 
     def totals(self) -> dict:
         """File-level figures as a flat dict (e.g. for MLflow metrics)."""
+        keys: tuple[str, ...]
         keys = ("weights", "kept", "total_bytes", "fp32_bytes", "compression_ratio")
         keys += ("bits_per_weight", "bits_per_index", "yang_bytes", "yang_ratio")
         data = {key: getattr(self, key) for key in keys}

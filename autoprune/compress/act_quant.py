@@ -24,6 +24,7 @@ from torch.utils.hooks import RemovableHandle
 
 from autoprune.compress.sparsity import compressible_layer
 from autoprune.errors import AutopruneError
+from autoprune.modes import eval_mode
 from autoprune.policy import FLOAT_BITS, LayerPolicy
 
 ATTRIBUTE = "input_quant"
@@ -40,6 +41,11 @@ class ActivationFakeQuant(nn.Module):
         >>> quant(torch.tensor([0.4, 1.6, 9.0])).tolist()
         [0.0, 2.0, 3.0]
     """
+
+    min_val: torch.Tensor
+    max_val: torch.Tensor
+    scale: torch.Tensor
+    zero_point: torch.Tensor
 
     def __init__(self, bits: int) -> None:
         super().__init__()
@@ -171,18 +177,15 @@ def calibrate_activations(model: nn.Module, batches: Iterable[torch.Tensor]) -> 
     for quant in quants:
         quant.reset()
         quant.observing = True
-    was_training = model.training
-    model.eval()
     seen = 0
     try:
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             for batch in batches:
                 model(_as_input(batch))
                 seen += 1
     finally:
         for quant in quants:
             quant.observing = False
-        model.train(was_training)
     if seen == 0:
         raise AutopruneError("no calibration batches; pass at least one batch of inputs")
     for quant in quants:

@@ -277,6 +277,7 @@ class ChannelPlan:
 def _layer_shape(module: nn.Module) -> Shape:
     if isinstance(module, nn.Conv2d):
         return module.in_channels, module.out_channels
+    assert isinstance(module, nn.Linear)  # the plan's layers are Conv2d/Linear
     return module.in_features, module.out_features
 
 

@@ -58,6 +58,7 @@ def fold_batchnorm(model: nn.Module, pairs: Sequence[tuple[str, str]]) -> int:
             continue
         if parametrize.is_parametrized(conv) or norm.running_mean is None:
             continue
+        assert norm.running_var is not None  # BatchNorm allocates it with running_mean
         scale = norm.running_var.add(norm.eps).rsqrt()
         if norm.weight is not None:
             scale = scale * norm.weight

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from itertools import islice
+from typing import TypeAlias
 
 import torch
 import torch.nn.functional as F
@@ -33,7 +34,8 @@ from torch_pruning.pruner import function as tp_fn
 from autoprune.errors import AutopruneError, unknown_name
 from autoprune.modes import eval_mode
 
-Importance = tp.importance.Importance
+# torch_pruning ships no type hints, so the alias stands for Any to mypy.
+Importance: TypeAlias = tp.importance.Importance
 """The interface every criterion implements: ``__call__(group) -> Tensor | None``."""
 
 Batch = torch.Tensor | tuple[torch.Tensor, ...] | list[torch.Tensor]

@@ -124,6 +124,12 @@ class Compressor:
             )
         return self._targets
 
+    def _fast_calib(self) -> torch.Tensor:
+        """The calibration inputs in channels-last memory."""
+        if self._calib_fast is None:
+            raise AutopruneError("reconstruction needs calibration batches; pass a few")
+        return self._calib_fast
+
     def compress(self, policy: Policy) -> nn.Module:
         """A compressed deep copy of the model under ``policy`` (validated by the caller)."""
         options = self.options
@@ -137,7 +143,7 @@ class Compressor:
         if refit or (calibrate and keep):
             recover(
                 compressed,
-                self._calib_fast,
+                self._fast_calib(),
                 targets=self.targets if refit else None,
                 refit=refit,
                 kept_out=report.kept_out if report is not None else None,
@@ -148,7 +154,7 @@ class Compressor:
         quantized = {n: lp for n, lp in weights.items() if lp.w_bits != FLOAT_BITS}
         quantize_weights(compressed, quantized)
         if calibrate and weights:
-            recover(compressed, self._calib_fast, batchnorm=True)
+            recover(compressed, self._fast_calib(), batchnorm=True)
         act_layers = {n: lp for n, lp in policy.layers.items() if lp.a_bits != FLOAT_BITS}
         if act_layers:
             if self.calib is None:
@@ -169,7 +175,7 @@ class Compressor:
             return
         recover(
             compressed,
-            self._calib_fast,
+            self._fast_calib(),
             targets=self.targets,
             refit=refit,
             kept_out=report.kept_out if report is not None else None,

@@ -10,7 +10,7 @@ the result without pruning.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -254,7 +254,7 @@ class _Call:
 
     name: str
     is_param: bool
-    handler: Callable[..., Any]
+    handler: Any  # a bound method of a torch-pruning pruner (untyped); see run()
     pruning_dim: int
     idxs: set[int]
 
@@ -321,6 +321,7 @@ def _scores(criterion: Importance, group: tp.Group, info: GroupInfo) -> torch.Te
 def _shape(module: nn.Module) -> tuple[int, int]:
     if isinstance(module, nn.Conv2d):
         return module.in_channels, module.out_channels
+    assert isinstance(module, nn.Linear)  # the plan's layers are Conv2d/Linear
     return module.in_features, module.out_features
 
 

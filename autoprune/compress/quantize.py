@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,12 +32,14 @@ from autoprune.compress.sparsity import (
     apply_sparsity,
     compressible_layer,
     latent_weight,
+    parametrization_dict,
     sparsity_mask,
+    tensor_attr,
     weight_parametrizations,
 )
 from autoprune.errors import AutopruneError
 from autoprune.policy import FLOAT_BITS, LayerPolicy
-from autoprune.qtensor import QuantizedWeight, linear_max_level
+from autoprune.qtensor import QuantizedWeight, Scheme, linear_max_level
 
 
 def _check_bits(bits: int) -> None:
@@ -87,14 +90,16 @@ class _LinearSTE(torch.autograd.Function):
     """Quantize in forward; pass the gradient straight through (masked) in backward."""
 
     @staticmethod
-    def forward(ctx, weight: torch.Tensor, bits: int, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(
+        ctx: Any, weight: torch.Tensor, bits: int, mask: torch.Tensor | None
+    ) -> torch.Tensor:
         ctx.mask = mask
         scale, level = linear_quantize(weight, bits, mask)
         value = (scale[:, None] * level).reshape(weight.shape)
         return _masked(value, mask).to(weight.dtype)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         return _masked(grad, ctx.mask), None, None
 
 
@@ -107,6 +112,8 @@ class LinearWeightQuant(nn.Module):
         >>> [len(set(row)) for row in layer.weight.abs().tolist()]
         [1, 1]
     """
+
+    mask: torch.Tensor | None
 
     def __init__(self, bits: int, mask: torch.Tensor | None = None) -> None:
         super().__init__()
@@ -139,6 +146,9 @@ class KMeansWeightQuant(nn.Module):
         >>> quant(torch.zeros(1, 2)).tolist()
         [[1.0, -1.0]]
     """
+
+    assignments: torch.Tensor
+    mask: torch.Tensor | None
 
     def __init__(
         self,
@@ -188,7 +198,9 @@ def _quantizer(module: nn.Module) -> WeightQuantizer | None:
     return found[0] if found else None
 
 
-def _checked_layers(model: nn.Module, layers: Mapping[str, LayerPolicy]) -> dict[str, nn.Module]:
+def _checked_layers(
+    model: nn.Module, layers: Mapping[str, LayerPolicy]
+) -> dict[str, nn.Conv2d | nn.Linear]:
     """Validate every entry before anything is changed; return the modules by name."""
     modules = {}
     for name, layer in layers.items():
@@ -257,15 +269,16 @@ def export_layer(module: nn.Module) -> QuantizedWeight:
     """One layer's current effective weight in coded form (see :func:`export_quantized`)."""
     mask = sparsity_mask(module)
     flat_mask = None if mask is None else mask.reshape(-1).cpu().numpy().copy()
-    shape = tuple(module.weight.shape)
+    shape = tuple(tensor_attr(module, "weight").shape)
     with torch.no_grad():
         quant = _quantizer(module)
         if quant is None:
-            values = module.weight.detach().to(torch.float32).reshape(-1).cpu().numpy()
+            weight = tensor_attr(module, "weight")
+            values = weight.detach().to(torch.float32).reshape(-1).cpu().numpy()
             empty = np.zeros(0, dtype=np.int32)
             return QuantizedWeight(shape, "float", FLOAT_BITS, empty, values.copy(), flat_mask)
         codes, codebook = quant.encode(_quantizer_input(module, quant))
-    scheme = "kmeans" if isinstance(quant, KMeansWeightQuant) else "linear"
+    scheme: Scheme = "kmeans" if isinstance(quant, KMeansWeightQuant) else "linear"
     return QuantizedWeight(shape, scheme, quant.bits, codes, codebook, flat_mask)
 
 
@@ -302,6 +315,6 @@ def squash(model: nn.Module) -> nn.Module:
     """
     parametrized = [m for m in model.modules() if parametrize.is_parametrized(m)]
     for module in parametrized:
-        for tensor_name in list(module.parametrizations.keys()):
+        for tensor_name in list(parametrization_dict(module).keys()):
             parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=True)
     return model

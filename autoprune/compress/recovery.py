@@ -133,10 +133,10 @@ def _device(model: nn.Module) -> torch.device:
 
 
 def _layer(model: nn.Module, name: str) -> nn.Conv2d | nn.Linear:
-    layers = [n for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    layers = {n: m for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
     if name not in layers:
-        raise unknown_name("layer", name, layers)
-    module = model.get_submodule(name)
+        raise unknown_name("layer", name, list(layers))
+    module = layers[name]
     if parametrize.is_parametrized(module):
         raise AutopruneError(
             f"layer '{name}' carries a parametrization; reconstruct before sparsity/quantization"

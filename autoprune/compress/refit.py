@@ -86,7 +86,7 @@ class ReconstructionTargets:
         names = {m: n for n, m in model.named_modules() if isinstance(m, LAYER_TYPES)}
         layers: dict[str, LayerTargets] = {}
 
-        def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        def hook(module: nn.Conv2d | nn.Linear, args: tuple, output: torch.Tensor) -> None:
             name = names[module]
             if name in layers:
                 return  # a layer called twice keeps its first call
@@ -161,12 +161,15 @@ def recover(
     return errors
 
 
-def _tracks(norm: nn.Module) -> bool:
+def _tracks(norm: _BatchNorm) -> bool:
     return bool(norm.track_running_stats and norm.running_mean is not None)
 
 
-def _set_statistics(norm: nn.Module, args: tuple) -> None:
+def _set_statistics(norm: _BatchNorm, args: tuple) -> None:
     """Forward pre-hook: BatchNorm statistics from the input it is about to normalise."""
+    # Only registered where _tracks(norm): BatchNorm then has all three buffers.
+    assert norm.running_mean is not None and norm.running_var is not None
+    assert norm.num_batches_tracked is not None
     x = args[0]
     dims = [d for d in range(x.dim()) if d != 1]
     var, mean = torch.var_mean(x, dim=dims, correction=1)
@@ -189,7 +192,7 @@ class _RefitHook:
         self.name, self.targets, self.kept = name, targets, kept
         self.ridge, self.errors = ridge, errors
 
-    def __call__(self, layer: nn.Module, args: tuple) -> None:
+    def __call__(self, layer: nn.Conv2d | nn.Linear, args: tuple) -> None:
         if self.name in self.errors:
             return
         design = _design(layer, args[0], self.targets.rows)
@@ -216,7 +219,7 @@ def _flat_output(module: nn.Module, output: torch.Tensor) -> torch.Tensor:
     return output.reshape(-1, output.shape[-1])
 
 
-def _design(layer: nn.Module, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+def _design(layer: nn.Conv2d | nn.Linear, x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """Least-squares inputs at ``rows``: conv patches ``(R, in·kh·kw)`` or linear inputs."""
     if isinstance(layer, nn.Linear):
         return x.reshape(-1, x.shape[-1])[rows.to(x.device)].float().cpu()
@@ -237,7 +240,7 @@ def _design(layer: nn.Module, x: torch.Tensor, rows: torch.Tensor) -> torch.Tens
 
 
 def _refit(
-    layer: nn.Module, design: torch.Tensor, target: torch.Tensor, ridge: Sequence[float]
+    layer: nn.Conv2d | nn.Linear, design: torch.Tensor, target: torch.Tensor, ridge: Sequence[float]
 ) -> tuple[float, float]:
     """Refit ``layer``'s weights by ridge least squares *toward its current weights*.
 
@@ -276,7 +279,7 @@ def _refit(
 
 
 def _refit_masked(
-    layer: nn.Module,
+    layer: nn.Conv2d | nn.Linear,
     design: torch.Tensor,
     target: torch.Tensor,
     ridge: Sequence[float],

@@ -21,30 +21,59 @@ from autoprune.errors import AutopruneError, unknown_name
 LAYER_TYPES = (nn.Conv2d, nn.Linear)
 
 
-def compressible_layer(model: nn.Module, name: str) -> nn.Module:
+def compressible_layer(model: nn.Module, name: str) -> nn.Conv2d | nn.Linear:
     """The Conv2d/Linear submodule called ``name``.
 
     Raises:
         AutopruneError: when no Conv2d/Linear layer of ``model`` has that name.
     """
-    layers = [n for n, m in model.named_modules() if isinstance(m, LAYER_TYPES)]
+    layers = {n: m for n, m in model.named_modules() if isinstance(m, LAYER_TYPES)}
     if name not in layers:
-        raise unknown_name("layer", name, layers)
-    return model.get_submodule(name)
+        raise unknown_name("layer", name, list(layers))
+    return layers[name]
+
+
+def tensor_attr(module: nn.Module, name: str) -> torch.Tensor:
+    """``getattr(module, name)`` narrowed to a tensor (a parameter, buffer or parametrized one).
+
+    ``nn.Module.__getattr__`` is typed ``Tensor | Module``; this checks which at runtime.
+
+    Raises:
+        TypeError: when the attribute is not a tensor.
+    """
+    value = getattr(module, name)
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{type(module).__name__}.{name} is a {type(value).__name__}, not a tensor")
+    return value
+
+
+def parametrization_dict(module: nn.Module) -> nn.ModuleDict:
+    """``module.parametrizations``, by tensor name (the module must be parametrized)."""
+    parametrizations = module.parametrizations
+    # register_parametrization always stores a ModuleDict of ParametrizationLists here.
+    assert isinstance(parametrizations, nn.ModuleDict)
+    return parametrizations
+
+
+def weight_chain(module: nn.Module) -> parametrize.ParametrizationList:
+    """The ``ParametrizationList`` on ``module.weight`` (the weight must be parametrized)."""
+    chain = parametrization_dict(module)["weight"]
+    assert isinstance(chain, parametrize.ParametrizationList)
+    return chain
 
 
 def weight_parametrizations(module: nn.Module) -> list[nn.Module]:
     """The parametrizations on ``module.weight`` in the order they apply (empty if none)."""
     if not parametrize.is_parametrized(module, "weight"):
         return []
-    return list(module.parametrizations["weight"])
+    return list(weight_chain(module))
 
 
 def latent_weight(module: nn.Module) -> torch.Tensor:
     """The stored weight before any parametrization (the plain weight if none)."""
     if parametrize.is_parametrized(module, "weight"):
-        return module.parametrizations["weight"].original
-    return module.weight
+        return weight_chain(module).original
+    return tensor_attr(module, "weight")
 
 
 class SparsityMask(nn.Module):
@@ -59,6 +88,8 @@ class SparsityMask(nn.Module):
         >>> layer.weight.tolist()
         [[0.0, -2.0]]
     """
+
+    mask: torch.Tensor
 
     def __init__(self, mask: torch.Tensor) -> None:
         super().__init__()
@@ -160,7 +191,9 @@ def apply_sparsity(model: nn.Module, sparsity: Mapping[str, float]) -> dict[str,
             parametrize.register_parametrization(module, "weight", SparsityMask(mask))
         else:
             existing.copy_(mask)
-        masks[name] = sparsity_mask(module)
+        current = sparsity_mask(module)
+        assert current is not None  # registered or updated just above
+        masks[name] = current
     return masks
 
 

@@ -1,4 +1,4 @@
-"""Cost models: size, energy and latency of a pruned, quantized model, layer by layer.
+"""Cost models: size, energy and analytic (roofline) latency of a pruned, quantized model.
 
 Callers pass :class:`~autoprune.specs.LayerSpec` objects that already reflect pruning
 (fewer channels, fewer MACs) and per-layer :class:`~autoprune.policy.LayerPolicy` settings
@@ -7,12 +7,17 @@ Callers pass :class:`~autoprune.specs.LayerSpec` objects that already reflect pr
 from the trained weights, and the evaluator puts that number in the report
 (``CostReport.apz_bytes``, ``size_source == "apz"``).
 
+Latency measured on this machine (lookup tables, the measured cost model, the timer) lives in
+:mod:`autoprune.latency`, which builds on this package; so does
+:func:`~autoprune.latency.build_cost_model`, the cost model of any profile. A new cost model
+supplies per-layer latency to :func:`assemble_report`, which prices sizes and energy.
+
 Example:
     >>> from autoprune.specs import LayerSpec
     >>> from autoprune.policy import LayerPolicy
     >>> spec = LayerSpec("fc", "linear", 256, 256, (1, 1), (1, 1), 1, (1, 1), (1, 1),
     ...                  65536, 65792, False)
-    >>> model = build_cost_model(load_profile("bitfusion"))
+    >>> model = RooflineCostModel(load_profile("bitfusion"))
     >>> fp32 = model.estimate([spec], {}).metric("size")
     >>> int4 = model.estimate([spec], {"fc": LayerPolicy(w_bits=4, a_bits=8)}).metric("size")
     >>> round(fp32 / int4, 1)
@@ -20,34 +25,30 @@ Example:
 """
 
 from autoprune.cost._apz_size import ApzSizeModel, ApzSizeReport
-from autoprune.cost._build import build_cost_model
-from autoprune.cost._energy import EnergyTable
-from autoprune.cost._layer_graphs import LayerKey, derive_pads
-from autoprune.cost._lut import LatencyTable, RuntimeSettings
-from autoprune.cost._measure import measure_onnx_latency, measure_torch_latency
-from autoprune.cost._measured import MeasuredCostModel
-from autoprune.cost._profile import HardwareProfile, load_profile, profile_names
-from autoprune.cost._report import METRICS, CostModel, CostReport, LayerCost
+from autoprune.cost._assemble import LatencyFn, assemble_report, resolve_policies
+from autoprune.cost._energy import EnergyTable, MemoryLevel
+from autoprune.cost._profile import HardwareProfile, Runtime, load_profile, profile_names
+from autoprune.cost._report import METRICS, Bound, CostModel, CostReport, LayerCost
 from autoprune.cost._roofline import RooflineCostModel
+from autoprune.cost._size import LayerSizes
 
 __all__ = [
     "METRICS",
     "ApzSizeModel",
     "ApzSizeReport",
+    "Bound",
     "CostModel",
     "CostReport",
     "EnergyTable",
     "HardwareProfile",
-    "LatencyTable",
+    "LatencyFn",
     "LayerCost",
-    "LayerKey",
-    "MeasuredCostModel",
+    "LayerSizes",
+    "MemoryLevel",
     "RooflineCostModel",
-    "RuntimeSettings",
-    "build_cost_model",
-    "derive_pads",
+    "Runtime",
+    "assemble_report",
     "load_profile",
-    "measure_onnx_latency",
-    "measure_torch_latency",
     "profile_names",
+    "resolve_policies",
 ]

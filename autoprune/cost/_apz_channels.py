@@ -22,6 +22,7 @@ from torch_pruning.pruner import function as tp_fn
 
 from autoprune.compress.channel_plan import kept_count
 from autoprune.compress.pruning import ChannelPruner
+from autoprune.compress.sparsity import tensor_attr
 from autoprune.policy import LayerPolicy
 
 _OUT = (
@@ -67,7 +68,9 @@ class ChannelSurvivors:
         self._round_to = round_to
         self._layers = tuple(layers)
         self._modules = {module: name for name, module in pruner.graph.model.named_modules()}
-        self._shapes = {n: tuple(model.get_submodule(n).weight.shape) for n in self._layers}
+        self._shapes = {
+            n: tuple(tensor_attr(model.get_submodule(n), "weight").shape) for n in self._layers
+        }
         coded = {f"{name}.weight" for name in self._layers}
         state = model.state_dict()
         self.extras: dict[str, tuple[tuple[int, ...], np.dtype]] = {

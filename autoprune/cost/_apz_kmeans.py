@@ -42,7 +42,7 @@ def cluster_sizes(
     sums_before = np.concatenate(([0.0], np.cumsum(points * weights, dtype=np.float64)))
     k = int(min(1 << bits, max(1, round(total))))
     centroids = np.linspace(low, high, k)
-    ends = None
+    ends: np.ndarray | None = None
     for _ in range(MAX_ITER + 1):
         boundaries = (centroids[1:] + centroids[:-1]) / 2
         new_ends = np.append(np.searchsorted(points, boundaries, side="right"), points.size)
@@ -53,6 +53,7 @@ def cluster_sizes(
         counts = counts_before[ends] - counts_before[starts]
         sums = sums_before[ends] - sums_before[starts]
         centroids = np.where(counts > 0, sums / np.maximum(counts, 1e-300), centroids)
+    assert ends is not None  # the loop runs at least once
     starts = np.concatenate(([0], ends[:-1]))
     counts = counts_before[ends] - counts_before[starts]
     return counts[counts > 0]

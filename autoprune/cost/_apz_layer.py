@@ -69,7 +69,8 @@ class StreamBytes(NamedTuple):
 
     coding: str
     length: int
-    count: int
+    # Named like the .apz header key; as a NamedTuple field it shadows tuple.count.
+    count: int  # type: ignore[assignment]
     bits: int
     width: int = 0
     table: int = 0

@@ -42,6 +42,7 @@ from autoprune.coding import (
     encode_header,
 )
 from autoprune.compress.pruning import ChannelPruner
+from autoprune.compress.sparsity import tensor_attr
 from autoprune.cost._apz_channels import ChannelSurvivors, GroupKey
 from autoprune.cost._apz_kmeans import ValueBins
 from autoprune.cost._apz_layer import LayerBytes, LayerSample, StreamBytes, predict_layer
@@ -108,10 +109,8 @@ class ApzSizeModel:
     ) -> None:
         self.names = tuple(spec.name for spec in specs)
         self.survivors = ChannelSurvivors(model, self.names, pruner, round_to)
-        self._weights = {
-            name: model.get_submodule(name).weight.detach().cpu().float().numpy().copy()
-            for name in self.names
-        }
+        weights = {name: tensor_attr(model.get_submodule(name), "weight") for name in self.names}
+        self._weights = {n: w.detach().cpu().float().numpy().copy() for n, w in weights.items()}
         self._policy = {**Policy.identity(list(specs)).to_dict(), **dict(record or {})}
         self._sample_weights = sample_weights
         self._samples: dict[tuple[str, GroupKey], LayerSample] = {}
@@ -238,7 +237,7 @@ def _layer_entry(name: str, layer: LayerBytes) -> dict:
     }
 
 
-_POLICY_KEYS = ("schema_version", "fingerprint", "layer_names", "layers", "budget")
+_POLICY_KEYS: tuple[str, ...] = ("schema_version", "fingerprint", "layer_names", "layers", "budget")
 _POLICY_KEYS += ("metrics", "meta")
 
 

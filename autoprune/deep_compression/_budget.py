@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
+from autoprune.bisection import largest_fitting
 from autoprune.errors import AutopruneError
 
 _BISECTION_STEPS = 60
@@ -57,10 +58,7 @@ def targets_for_budget(
             f"budget of {budget_bits:g} bits cannot keep one weight per layer ({cost(0.0)} "
             "bits); raise the budget"
         )
-    low, high = 0.0, 1.0 / min(density.values())
-    if cost(high) <= budget_bits:
-        low = high
-    for _ in range(_BISECTION_STEPS):
-        mid = (low + high) / 2
-        low, high = (mid, high) if cost(mid) <= budget_bits else (low, mid)
-    return {n: (c - _kept(c, density[n], low)) / c for n, c in weight_counts.items()}
+    factor = largest_fitting(
+        lambda f: cost(f) <= budget_bits, 0.0, 1.0 / min(density.values()), steps=_BISECTION_STEPS
+    )
+    return {n: (c - _kept(c, density[n], factor)) / c for n, c in weight_counts.items()}

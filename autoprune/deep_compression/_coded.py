@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from autoprune.coding import ApzReport, extras_from_state_dict, write_apz
+from autoprune.coding import ApzReport, HuffmanMode, Layout, extras_from_state_dict, write_apz
 from autoprune.compress import export_quantized, squash
 from autoprune.qtensor import QuantizedWeight
 
@@ -64,8 +64,8 @@ class CodedModel:
         self,
         path: str | Path,
         *,
-        huffman: bool | str = True,
-        layout: str = "auto",
+        huffman: HuffmanMode = True,
+        layout: Layout = "auto",
         metadata: dict | None = None,
     ) -> ApzReport:
         """Write the coded weights and every other tensor of the model to ``path``.

@@ -21,11 +21,12 @@ import math
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import cast
 
 from torch import nn
 from torch.nn.utils import parametrize
 
-from autoprune.coding import ApzReport
+from autoprune.coding import ApzReport, Layout
 from autoprune.compress import export_quantized, quantize_weights
 from autoprune.data import DataSplits
 from autoprune.deep_compression._coded import CodedModel
@@ -239,6 +240,7 @@ def deep_compress(
     """
     config = config or DeepCompressionConfig()
     config.check()
+    layout = cast(Layout, config.layout)  # check() allows only the names of Layout
     specs = discover_layers(model, data.input_shape)
     names = [s.name for s in specs]
     if any(parametrize.is_parametrized(model.get_submodule(n)) for n in names):
@@ -255,7 +257,7 @@ def deep_compress(
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(out_dir) if out_dir is not None else Path(scratch)
         pruned = CodedModel(work, export_quantized(work, names))
-        report = pruned.write_apz(folder / "pruned.apz", huffman=False, layout=config.layout)
+        report = pruned.write_apz(folder / "pruned.apz", huffman=False, layout=layout)
         stages["pruned"] = _file_stage("pruned", work, data, report)
         bits = {s.name: LayerPolicy(w_bits=_bits(s, config), quantizer="kmeans") for s in specs}
         quantize_weights(work, bits)
@@ -264,7 +266,7 @@ def deep_compress(
         coded = CodedModel.freeze(work, names)
         for stage, huffman in (("quantized", False), ("huffman", True)):
             path = folder / f"{stage}.apz"
-            report = coded.write_apz(path, huffman=huffman, layout=config.layout)
+            report = coded.write_apz(path, huffman=huffman, layout=layout)
             stages[stage] = _file_stage(stage, coded.model, data, report)
     return DeepCompressionResult(
         _policy(specs, coded, targets), coded, stages, targets, history, scan

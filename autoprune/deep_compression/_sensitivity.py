@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from autoprune.compress.sparsity import magnitude_mask
+from autoprune.compress.sparsity import magnitude_mask, tensor_attr
 from autoprune.errors import AutopruneError
 from autoprune.training import evaluate
 
@@ -68,7 +68,7 @@ class SensitivityScan:
 
 
 @contextmanager
-def _pruned(weight: nn.Parameter, sparsity: float) -> Iterator[None]:
+def _pruned(weight: torch.Tensor, sparsity: float) -> Iterator[None]:
     """Zero the smallest-magnitude fraction of ``weight`` for the duration of the block."""
     saved = weight.detach().clone()
     with torch.no_grad():
@@ -103,7 +103,7 @@ def sensitivity_scan(
     baseline = evaluate(model, x, y)
     accuracy = {}
     for name in layer_names:
-        weight = model.get_submodule(name).weight
+        weight = tensor_attr(model.get_submodule(name), "weight")
         row = []
         for sparsity in ordered:
             with _pruned(weight, sparsity):

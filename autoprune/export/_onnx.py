@@ -83,7 +83,8 @@ def _export_bytes(
             torch.onnx.export(
                 model,
                 (example_input.detach().to(device),),
-                buffer,
+                # torch annotates f as a path, but the TorchScript exporter writes to any file
+                buffer,  # type: ignore[arg-type]
                 dynamo=False,
                 input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME],

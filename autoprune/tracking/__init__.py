@@ -4,6 +4,15 @@ MLflow itself is imported on first use (it takes seconds), so importing this pac
 cheap. Local stores are SQLite databases (see :class:`TrackingStore`).
 """
 
+from autoprune.tracking._dashboard import (
+    EPISODE_METRICS,
+    autoprune_commit,
+    best_values,
+    episode_values,
+    provenance_params,
+    summary_tags,
+)
+from autoprune.tracking._layers import LAYERS_DIR, LayerTable
 from autoprune.tracking._params import clean_tags, flatten_params, git_sha
 from autoprune.tracking._read import read_best_policy
 from autoprune.tracking._store import (
@@ -14,7 +23,6 @@ from autoprune.tracking._store import (
 )
 from autoprune.tracking._tracker import (
     BEST_POLICY_ARTIFACT,
-    EPISODE_METRICS,
     SUMMARY_ARTIFACT,
     SearchTracker,
     write_result_files,
@@ -24,12 +32,19 @@ __all__ = [
     "BEST_POLICY_ARTIFACT",
     "DEFAULT_TRACKING_DIR",
     "EPISODE_METRICS",
+    "LAYERS_DIR",
     "SUMMARY_ARTIFACT",
+    "LayerTable",
     "SearchTracker",
     "TrackingStore",
+    "autoprune_commit",
+    "best_values",
     "clean_tags",
+    "episode_values",
     "flatten_params",
     "git_sha",
+    "provenance_params",
+    "summary_tags",
     "read_best_policy",
     "tracking_location",
     "ui_command",

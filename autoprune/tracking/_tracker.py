@@ -16,11 +16,11 @@ from typing import Any
 from autoprune.errors import AutopruneError
 from autoprune.policy import Policy
 from autoprune.results import EpisodeRecord, SearchResult
+from autoprune.tracking._dashboard import episode_values, summary_tags
+from autoprune.tracking._layers import LAYERS_DIR, LayerTable
 from autoprune.tracking._params import MAX_KEY_LENGTH, clean_key, clean_tags, flatten_params
 from autoprune.tracking._store import TrackingStore, make_client, store_lock
 
-EPISODE_METRICS = ("accuracy", "latency", "energy", "size", "macs", "params", "budget_use")
-"""Keys of :attr:`EpisodeRecord.metrics` logged per episode (missing ones are skipped)."""
 BEST_POLICY_ARTIFACT = "best_policy.json"
 SUMMARY_ARTIFACT = "summary.json"
 PLOTS_DIR = "plots"
@@ -262,20 +262,38 @@ class SearchTracker:
         if metrics:
             self._client.log_batch(run_id, metrics=metrics)
 
-    def log_episode(self, record: EpisodeRecord, best_so_far: float) -> None:
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set (or overwrite) tags of the current run in one request."""
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, v) for k, v in clean_tags(tags).items()]
+        if items:
+            self._client.log_batch(self.run_id, tags=items)
+
+    def log_episode(
+        self,
+        record: EpisodeRecord,
+        best_so_far: float,
+        baseline: Mapping[str, float] | None = None,
+    ) -> None:
         """Log one evaluation at ``step=record.index`` (one request).
 
-        Logged: reward, feasible (0/1), eval_seconds, the :data:`EPISODE_METRICS` present in
-        ``record.metrics``, and ``best_accuracy`` (= ``best_so_far``).
+        Logged: reward, feasible (0/1), eval_seconds, ``best_accuracy`` (= ``best_so_far``
+        when finite), the :data:`~autoprune.tracking.EPISODE_METRICS` present in
+        ``record.metrics``, each ``budget_use_<metric>`` and, given the uncompressed
+        model's ``baseline`` metrics, ``macs_ratio``, ``size_ratio``, ``latency_ratio``... (see
+        :func:`~autoprune.tracking._dashboard.episode_values`).
         """
-        values = {
-            "reward": record.reward,
-            "feasible": float(record.feasible),
-            "eval_seconds": record.seconds,
-            "best_accuracy": best_so_far,
-        }
-        values.update({k: record.metrics[k] for k in EPISODE_METRICS if k in record.metrics})
-        self.log_metrics(values, step=record.index)
+        self.log_metrics(episode_values(record, best_so_far, baseline), step=record.index)
+
+    def log_layers(self, records: list[EpisodeRecord], out_dir: str | Path) -> dict[str, Path]:
+        """Write and log the per-layer view of ``records``: ``layers/<field>.csv`` (layers ×
+        episodes) and ``layers/<field>.png`` (its heat-map) for each policy field searched.
+        Calling it again (at a checkpoint, then at the end) replaces the files."""
+        files = LayerTable.from_records(records).write(Path(out_dir))
+        for path in files.values():
+            self.log_artifact(path, LAYERS_DIR)
+        return files
 
     def log_artifact(self, path: str | Path, artifact_path: str | None = None) -> None:
         """Upload a file or a folder to the current run (under ``artifact_path``)."""
@@ -294,12 +312,12 @@ class SearchTracker:
     def log_result(self, result: SearchResult, out_dir: str | Path) -> dict[str, Path]:
         """Write the search's outputs to ``out_dir`` and log them on the current run.
 
-        Writes ``best_policy.json`` (when a feasible policy exists), ``summary.json`` and
-        ``plots/{policy,pareto,reward}.png``; logs each as an artifact at the same relative
-        path, plus run metrics ``best_<metric>``, ``best_reward``, ``best_index``,
-        ``evaluations``, ``search_seconds`` and ``baseline_<metric>``. These are logged at
-        step ``len(result.history)``, one past the last episode, so they are the values the
-        MLflow UI shows for the run (``best_accuracy`` then is the best policy's accuracy).
+        Writes ``best_policy.json`` (when a feasible policy exists), ``summary.json``,
+        ``plots/{policy,pareto,reward}.png`` and the per-layer view ``layers/<field>.{csv,png}``;
+        logs each as an artifact at the same relative path. The one-off values (best
+        episode's accuracy, reward and budget use, baseline metrics, evaluations, wall time)
+        become run tags ``best.*``, ``baseline.*``, ``search.*`` (see
+        :func:`~autoprune.tracking._dashboard.summary_tags`), not one-point metric charts.
 
         Returns:
             The written files keyed by artifact path.
@@ -308,7 +326,7 @@ class SearchTracker:
         for rel, path in files.items():
             parent = str(Path(rel).parent)
             self.log_artifact(path, None if parent == "." else parent)
-        self.log_metrics(_result_metrics(result), step=len(result.history))
+        self.set_tags(summary_tags(result))
         return files
 
 
@@ -344,6 +362,7 @@ def write_result_files(
     files[f"{PLOTS_DIR}/reward.png"] = plots.plot_reward_curve(
         result.history, plot_dir / "reward.png"
     )
+    files.update(LayerTable.from_records(result.history).write(out_dir))
     return files
 
 
@@ -361,17 +380,3 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (tuple, set)):
         return list(value)
     return str(value)
-
-
-def _result_metrics(result: SearchResult) -> dict[str, float]:
-    values: dict[str, float] = {
-        "evaluations": float(len(result.history)),
-        "search_seconds": result.seconds,
-    }
-    values.update({f"baseline_{k}": v for k, v in result.baseline_metrics.items()})
-    best = result.best
-    if best is not None:
-        values.update({f"best_{k}": v for k, v in best.metrics.items()})
-        values["best_reward"] = best.reward
-        values["best_index"] = float(best.index)
-    return values

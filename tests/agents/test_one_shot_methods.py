@@ -29,6 +29,7 @@ def test_one_shot_method_records_one_feasible_retrained_policy(agent, run_config
     record = result.history[0]
     trained = config.runs_path / "searches" / f"one-shot-{agent}" / "trained_model.apz"
     assert inspect_apz(trained).file_bytes == record.policy.meta["trained_apz_bytes"]
+    assert record.policy.meta["trained_apz_bytes"] <= 0.25 * result.baseline_metrics["size"]
     assert record.feasible
     assert record.metrics["size"] <= 0.25 * result.baseline_metrics["size"]
     assert 0.0 <= record.metrics["accuracy_without_retraining"] <= 1.0

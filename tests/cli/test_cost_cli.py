@@ -30,8 +30,8 @@ def test_cost_validate_measures_and_logs(tmp_path, capsys, monkeypatch):
 
     import yaml
 
-    from autoprune import latency_model
-    from autoprune.cost import _lut
+    from autoprune.latency import _fit as latency_model
+    from autoprune.latency import _lut
 
     monkeypatch.setattr(latency_model, "MAX_ATTEMPTS", 1)  # no second windows when busy
     monkeypatch.setattr(_lut, "MAX_ATTEMPTS", 1)

@@ -111,3 +111,24 @@ def test_infeasible_budget_fails_before_any_run_is_recorded(default_search, caps
     assert "infeasible" in err and "smallest this search (mode " in err
     assert sorted((folder / "runs" / "searches").iterdir()) == searches
     assert len(client.search_runs([experiment])) == runs_before
+
+
+def test_apply_run_takes_model_data_weights_and_profile_from_the_search(default_search, capsys):
+    folder, summary = default_search
+    runs = folder / "runs"
+    name = next((runs / "searches").iterdir()).name
+    for ref in (name, summary["run_id"]):  # the run name, then the MLflow run id
+        out = folder / f"apply-{ref[:8]}"
+        args = ["apply", ref, "--runs-dir", str(runs), "--export", str(out), "--json"]
+        capsys.readouterr()
+        assert main(args) == 0
+        report = json.loads(capsys.readouterr().out)
+        # the search's policy on the search's weights: its score repeated on its images
+        assert report["evaluation"]["recorded"] and report["evaluation"]["same_images"]
+        assert report["compressed"]["val_accuracy"] == summary["best"]["metrics"]["accuracy"]
+        assert report["original"]["val_accuracy"] == summary["baseline_metrics"]["accuracy"]
+        assert report["profile"]["name"] == "bitfusion"  # the search's profile
+        assert (out / "model.apz").is_file()
+    assert main(["apply", "no-such-run", "--runs-dir", str(runs)]) == 2
+    err = capsys.readouterr().err
+    assert "no search under" in err and "--weights is required" in err

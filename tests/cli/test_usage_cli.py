@@ -19,11 +19,13 @@ from autoprune.cli import main
         (["search", "--episodes", "abc"], "invalid value for '--episodes'"),
         (["--threads", "two", "layers"], "invalid value for '--threads'"),
         (["export"], "missing argument 'RUN'; see 'autoprune export --help'"),
-        (["apply"], "missing argument 'POLICY'"),
+        (["apply"], "missing argument 'POLICY|RUN'"),
         (["frobnicate"], "no such command 'frobnicate'; see 'autoprune --help'"),
         (["serch"], "no such command 'serch'; did you mean 'search'?"),
         (["cost", "validate", "--sample", "3"], "did you mean '--samples'?"),
         (["search", "--target"], "option '--target' requires an argument"),
+        (["compare", "--workers", "0"], "--workers 0 must be at least 1"),
+        (["compare", "--ray-address", "h:1"], "--ray-address needs --backend ray"),
     ],
 )
 def test_usage_errors_exit_2_with_one_line(args, message, capsys):

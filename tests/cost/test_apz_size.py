@@ -16,9 +16,10 @@ from autoprune.coding._layer import encode_layer
 from autoprune.compress import CompressionOptions, Compressor
 from autoprune.compress.pruning import ChannelPruner
 from autoprune.compress.quantize import apply_weight_compression, export_layer
-from autoprune.cost import ApzSizeModel, build_cost_model, load_profile
+from autoprune.cost import ApzSizeModel, load_profile
 from autoprune.cost._apz_layer import LayerSample, predict_layer
 from autoprune.evaluation import EvaluatorConfig, PolicyEvaluator
+from autoprune.latency import build_cost_model
 from autoprune.policy import LayerPolicy, Policy
 from autoprune.specs import discover_layers
 from autoprune.training import TrainConfig, train

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from autoprune.cost._calibration import LatencyCalibration, fit_calibration
 from autoprune.errors import AutopruneError
+from autoprune.latency import LatencyCalibration, fit_calibration
 
 
 def test_a_line_through_exact_points_is_recovered() -> None:

@@ -9,9 +9,9 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from autoprune.cost import LayerKey, derive_pads
-from autoprune.cost._layer_graphs import layer_onnx, layer_torch, overhead_onnx
 from autoprune.errors import AutopruneError
+from autoprune.latency import LayerKey, derive_pads, layer_onnx, layer_torch
+from autoprune.latency._layer_graphs import overhead_onnx
 from autoprune.policy import LayerPolicy
 from autoprune.specs import LayerSpec
 

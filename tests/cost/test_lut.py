@@ -5,11 +5,16 @@ from pathlib import Path
 
 import pytest
 
-from autoprune.cost import LatencyTable, LayerKey, RuntimeSettings, load_profile
-from autoprune.cost._calibration import LatencyCalibration
-from autoprune.cost._lut import MAX_ATTEMPTS, cpu_model, probe_key, runtime_fingerprint
-from autoprune.cost._measure import KernelTiming
+from autoprune.cost import load_profile
 from autoprune.errors import AutopruneError
+from autoprune.latency import (
+    KernelTiming,
+    LatencyCalibration,
+    LatencyTable,
+    LayerKey,
+    RuntimeSettings,
+)
+from autoprune.latency._lut import MAX_ATTEMPTS, cpu_model, probe_key, runtime_fingerprint
 
 
 def _key(cin: int = 4, precision: str = "fp32", batch: int = 1) -> LayerKey:

@@ -7,10 +7,18 @@ import pytest
 import torch
 from torch import nn
 
-from autoprune.cost import LayerKey, measure_onnx_latency, measure_torch_latency
-from autoprune.cost._layer_graphs import layer_onnx
-from autoprune.cost._measure import _run_sums, measure_together, median_ms, pinned, quantile
 from autoprune.errors import AutopruneError
+from autoprune.latency import (
+    LayerKey,
+    layer_onnx,
+    measure_onnx_latency,
+    measure_together,
+    measure_torch_latency,
+    pinned,
+    quantile,
+)
+from autoprune.latency._kernels import _run_sums
+from autoprune.latency._measure import median_ms
 
 KEY = LayerKey("conv", 2, 4, (3, 3), (1, 1), 1, (6, 6), (1, 1, 1, 1), "fp32", 1)
 

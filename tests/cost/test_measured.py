@@ -5,17 +5,17 @@ from pathlib import Path
 
 import pytest
 
-from autoprune.cost import (
+from autoprune.cost import load_profile
+from autoprune.latency import (
+    KernelTiming,
+    LatencyCalibration,
     LatencyTable,
     LayerKey,
     MeasuredCostModel,
     RuntimeSettings,
     build_cost_model,
-    load_profile,
+    chained_times,
 )
-from autoprune.cost._calibration import LatencyCalibration
-from autoprune.cost._measure import KernelTiming
-from autoprune.cost._measured import chained_times
 from autoprune.policy import LayerPolicy
 
 from ._specs import small_net

@@ -8,9 +8,7 @@ import torch
 from torch import nn
 
 from autoprune.compress import ChannelPlan, pruned_specs
-from autoprune.cost import LayerKey
-from autoprune.cost._layer_graphs import layer_onnx
-from autoprune.cost._segments import model_epilogues
+from autoprune.latency import LayerKey, layer_onnx, model_epilogues
 from autoprune.models import build_model
 from autoprune.policy import LayerPolicy
 from autoprune.specs import discover_layers

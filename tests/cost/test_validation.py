@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from autoprune.cost.validation import mape, spearman, validate_predictions
 from autoprune.errors import AutopruneError
+from autoprune.latency import mape, spearman, validate_predictions
 
 
 def test_spearman_measures_rank_agreement() -> None:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from autoprune.compress import ChannelPlan, CompressionOptions, pruned_specs
-from autoprune.cost import CostReport, build_cost_model, load_profile
+from autoprune.cost import CostReport, load_profile
 from autoprune.data import DataSplits
 from autoprune.evaluation import (
     COST_METRICS,
@@ -25,6 +25,7 @@ from autoprune.evaluation import (
     PolicyEvaluator,
     cost_metrics,
 )
+from autoprune.latency import build_cost_model
 from autoprune.models import build_model
 from autoprune.policy import Policy
 from autoprune.specs import LayerSpec, discover_layers

@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from autoprune.errors import AutopruneError
-from autoprune.export import LatencyStats, compare_latency, export_onnx, measure_latency
+from autoprune.export import export_onnx
+from autoprune.latency import LatencyStats, compare_latency, measure_latency
 
 SHAPE = (1, 8, 8)
 

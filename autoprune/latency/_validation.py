@@ -3,12 +3,13 @@
 Random policies are applied for real (channels removed, exported to ONNX) and timed with
 ONNX Runtime with the profile's settings, all together in interleaved rounds; the cost
 model predicts the same policies from the pruned layer specs alone. Spearman rank
-correlation and MAPE say how well it predicts.
+correlation and MAPE (:func:`validate_predictions`) say how well it predicts.
 """
 
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,12 +19,78 @@ import torch
 from torch import nn
 
 from autoprune.compress import ChannelPlan, prune_channels, pruned_specs
-from autoprune.cost import CostModel, MeasuredCostModel
-from autoprune.cost.validation import validate_predictions
+from autoprune.cost import CostModel
 from autoprune.errors import AutopruneError
-from autoprune.latency_model import measure_whole_models, random_prune_policies
+from autoprune.latency._fit import measure_whole_models, random_prune_policies
+from autoprune.latency._measured import MeasuredCostModel
 from autoprune.policy import Policy
 from autoprune.specs import LayerSpec
+
+
+def _pair(a: Sequence[float], b: Sequence[float], least: int) -> None:
+    if len(a) != len(b):
+        raise AutopruneError(
+            f"got {len(a)} predictions and {len(b)} measurements; pass one of each per model"
+        )
+    if len(a) < least:
+        raise AutopruneError(f"need at least {least} predictions to compare, got {len(a)}")
+
+
+def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+    """Spearman rank correlation of ``a`` and ``b``; NaN when either is constant.
+
+    Example:
+        >>> spearman([1, 2, 3], [10, 30, 20])
+        0.5
+    """
+    _pair(a, b, 2)
+    if len(set(a)) < 2 or len(set(b)) < 2:
+        return math.nan
+    from scipy.stats import spearmanr  # slow import (about a second): only when used
+
+    return float(spearmanr(a, b).statistic)
+
+
+def mape(pred: Sequence[float], measured: Sequence[float]) -> float:
+    """Mean absolute percentage error of ``pred`` against ``measured``, in percent.
+
+    Example:
+        >>> mape([1.1, 1.8], [1.0, 2.0])
+        10.0
+    """
+    _pair(pred, measured, 1)
+    if any(m == 0 for m in measured):
+        raise AutopruneError("a measured value is 0; percentage errors need nonzero measurements")
+    errors = [abs(p - m) / abs(m) for p, m in zip(pred, measured, strict=True)]
+    return round(100.0 * sum(errors) / len(errors), 12)
+
+
+def validate_predictions(predicted: Sequence[float], measured: Sequence[float]) -> dict:
+    """Summary of a cost model against measurements on several (pruned) models.
+
+    Returns:
+        ``n``, ``spearman`` (rank agreement, what a search needs), ``mape_percent`` and
+        ``scale`` (median measured / predicted: a constant factor the ranks do not care about).
+
+    Example:
+        >>> validate_predictions([1.0, 2.0, 4.0], [2.0, 4.0, 8.0])["scale"]
+        2.0
+    """
+    _pair(predicted, measured, 2)
+    ratios = sorted(m / p for p, m in zip(predicted, measured, strict=True) if p != 0)
+    middle = len(ratios) // 2
+    if not ratios:
+        scale = math.nan
+    elif len(ratios) % 2:
+        scale = ratios[middle]
+    else:
+        scale = (ratios[middle - 1] + ratios[middle]) / 2
+    return {
+        "n": len(predicted),
+        "spearman": spearman(predicted, measured),
+        "mape_percent": mape(predicted, measured),
+        "scale": scale,
+    }
 
 
 @dataclass
@@ -59,9 +126,9 @@ def validate_latency(
 
     The layers of all policies missing from the lookup table are measured first, in one
     window. The pruned models are exported to ONNX and timed together in interleaved rounds
-    with the cost model's profile settings (:func:`~autoprune.latency_model.measure_whole_models`).
+    with the cost model's profile settings (:func:`~autoprune.latency._fit.measure_whole_models`).
     The cost model should already be fitted to ``model``
-    (:func:`~autoprune.latency_model.fit_latency_model`); these policies are not the ones
+    (:func:`~autoprune.latency._fit.fit_latency_model`); these policies are not the ones
     it was calibrated on.
     """
     if not isinstance(cost_model, MeasuredCostModel):
@@ -91,4 +158,11 @@ def validate_latency(
     return result
 
 
-__all__ = ["LatencyValidation", "random_prune_policies", "validate_latency"]
+__all__ = [
+    "LatencyValidation",
+    "mape",
+    "random_prune_policies",
+    "spearman",
+    "validate_latency",
+    "validate_predictions",
+]

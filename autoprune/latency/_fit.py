@@ -2,9 +2,9 @@
 
 A measured cost model times single layers. Two things about the network make those timings
 add up to its real latency: the operators that follow each layer (found once from the
-exported graph, see :mod:`autoprune.cost._segments`), and a line from summed layer times to
+exported graph, see :mod:`autoprune.latency._epilogues`), and a line from summed layer times to
 whole-model latency, fitted on the network and a few randomly pruned versions of it measured
-whole (see :mod:`autoprune.cost._calibration`). Both are cached with the lookup table, so a
+whole (see :mod:`autoprune.latency._calibration`). Both are cached with the lookup table, so a
 search measures the whole network only the first time it meets it on a machine.
 """
 
@@ -24,14 +24,15 @@ import torch
 from torch import nn
 
 from autoprune.compress import ChannelPlan, prune_channels, pruned_specs
-from autoprune.cost import CostModel, MeasuredCostModel
-from autoprune.cost._calibration import fit_calibration
-from autoprune.cost._layer_graphs import layer_onnx
-from autoprune.cost._lut import MAX_ATTEMPTS, RETRY_PAUSE_S, probe_key
-from autoprune.cost._measure import measure_together
-from autoprune.cost._segments import model_epilogues
+from autoprune.cost import CostModel
 from autoprune.errors import AutopruneError
 from autoprune.export import export_onnx
+from autoprune.latency._calibration import fit_calibration
+from autoprune.latency._epilogues import model_epilogues
+from autoprune.latency._kernels import measure_together
+from autoprune.latency._layer_graphs import layer_onnx
+from autoprune.latency._lut import MAX_ATTEMPTS, RETRY_PAUSE_S, probe_key
+from autoprune.latency._measured import MeasuredCostModel
 from autoprune.policy import LayerPolicy, Policy, architecture_fingerprint
 from autoprune.specs import LayerSpec
 
@@ -111,7 +112,7 @@ def measure_whole_models(
     rounds and lasts the profile's ``model_seconds``. :data:`WHOLE_MODEL_WINDOWS` windows are
     measured, a pause apart, and each model keeps its fastest; the table's probe layer is
     timed beside them, and while it shows a busy machine one more window is measured
-    (:data:`~autoprune.cost._lut.MAX_ATTEMPTS` in all).
+    (:data:`~autoprune.latency._lut.MAX_ATTEMPTS` in all).
     """
     table = cost_model.table
     settings = table.settings

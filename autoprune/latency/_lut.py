@@ -25,16 +25,12 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from autoprune.cost._calibration import LatencyCalibration
-from autoprune.cost._layer_graphs import LayerKey, layer_onnx, layer_torch, overhead_onnx
-from autoprune.cost._measure import (
-    KernelTiming,
-    measure_onnx_latency,
-    measure_together,
-    measure_torch_latency,
-)
-from autoprune.cost._profile import HardwareProfile, Runtime
+from autoprune.cost import HardwareProfile, Runtime
 from autoprune.errors import AutopruneError
+from autoprune.latency._calibration import LatencyCalibration
+from autoprune.latency._kernels import KernelTiming, measure_together
+from autoprune.latency._layer_graphs import LayerKey, layer_onnx, layer_torch, overhead_onnx
+from autoprune.latency._measure import measure_onnx_latency, measure_torch_latency
 
 LUT_FORMAT = 5
 """Bump when the single-layer graphs or the key change, so old tables are not reused."""
@@ -93,7 +89,7 @@ class RuntimeSettings:
         )
 
     def window(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`~autoprune.cost._measure.measure_together`."""
+        """Keyword arguments of :func:`~autoprune.latency._kernels.measure_together`."""
         return {
             "threads": self.threads,
             "warmup": self.warmup,

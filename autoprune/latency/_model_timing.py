@@ -1,32 +1,30 @@
-"""Measured wall-clock latency of whole models in ONNX Runtime or PyTorch on this machine.
+"""Measured wall-clock latency of deployed models in ONNX Runtime or PyTorch on this machine.
 
-Per-layer latency tables for the cost model live in :mod:`autoprune.cost`; this module times
-complete exported models, for the speed-up rows of the CLI and the benchmarks. When several
-models are compared, their timed runs are interleaved (A, B, A, B, ...) so that load from
-other processes hits all of them alike.
+This times complete models, for ``apply``, the speed-up rows of the CLI and the benchmarks,
+with the same timer as the lookup table (:func:`~autoprune.latency._measure.time_calls`,
+pinned to ``threads`` CPUs). When several models are compared, their timed runs are
+interleaved (A, B, A, B, ...) so that load from other processes hits all of them alike.
 """
 
 from __future__ import annotations
 
 import contextlib
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, get_args
 
 import numpy as np
 import torch
 from torch import nn
 
-from autoprune.cost._measure import ort_session
+from autoprune.cost import Runtime
 from autoprune.errors import AutopruneError
-from autoprune.export._onnx import export_onnx
-from autoprune.modes import eval_mode
+from autoprune.export import export_onnx
+from autoprune.latency._measure import ort_session, pinned, time_calls, torch_settings
 
-Runtime = Literal["onnxruntime", "torch"]
-RUNTIMES: tuple[str, ...] = ("onnxruntime", "torch")
+RUNTIMES: tuple[str, ...] = get_args(Runtime)
 ModelOrPath = nn.Module | str | Path
 Runner = Callable[[], object]
 
@@ -73,23 +71,6 @@ class LatencyStats:
         return asdict(self)
 
 
-def time_interleaved(runs: Sequence[Runner], warmup: int, repeats: int) -> list[list[float]]:
-    """Time each runner ``repeats`` times, alternating between them; ms per run, per runner.
-
-    Every runner is first called ``warmup`` times untimed.
-    """
-    for run in runs:
-        for _ in range(warmup):
-            run()
-    samples: list[list[float]] = [[] for _ in runs]
-    for _ in range(repeats):
-        for run, times in zip(runs, samples, strict=True):
-            start = time.perf_counter_ns()
-            run()
-            times.append((time.perf_counter_ns() - start) / 1e6)
-    return samples
-
-
 def _ort_runner(path: Path, shape: tuple[int, ...], threads: int) -> Runner:
     session = ort_session(path, threads)
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
@@ -109,18 +90,6 @@ def _torch_runner(model: nn.Module, shape: tuple[int, ...]) -> Runner:
     return run
 
 
-@contextlib.contextmanager
-def _torch_settings(models: Sequence[nn.Module], threads: int) -> Iterator[None]:
-    """Eval mode, ``threads`` threads and inference mode; all restored on exit."""
-    previous = torch.get_num_threads()
-    try:
-        torch.set_num_threads(threads)
-        with eval_mode(*models), torch.inference_mode():
-            yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _onnx_file(source: ModelOrPath) -> Path:
     path = Path(source)  # type: ignore[arg-type]
     if not path.is_file():
@@ -135,7 +104,8 @@ def runners(
     """Ready forward passes of each source on a random batch of ``shape``, settings applied.
 
     For ``onnxruntime``, modules are exported to a temporary ONNX file first; ``torch``
-    needs modules.
+    needs modules. Enter it inside :func:`~autoprune.latency._measure.pinned` so the
+    runtimes' threads start pinned.
     """
     if runtime == "torch":
         for source in sources:
@@ -144,7 +114,7 @@ def runners(
                     f"runtime 'torch' needs an nn.Module, got {source!r}; "
                     "pass the model itself or use runtime='onnxruntime' for ONNX files"
                 )
-        with _torch_settings(sources, threads):  # type: ignore[arg-type]
+        with torch_settings(sources, threads):  # type: ignore[arg-type]
             yield [_torch_runner(model, shape) for model in sources]  # type: ignore[arg-type]
         return
     with tempfile.TemporaryDirectory(prefix="autoprune-latency-") as tmp:
@@ -186,7 +156,7 @@ def measure_latency(
     thread and all graph optimisations; a module given with ``runtime="onnxruntime"`` is
     exported to a temporary ONNX file first. PyTorch runs under ``torch.inference_mode`` in
     eval mode with ``torch.set_num_threads(threads)``; thread count and training flags are
-    restored afterwards.
+    restored afterwards. The measuring thread is pinned to ``threads`` CPUs meanwhile.
 
     Args:
         model_or_path: An ``nn.Module``, or the path of an ONNX file (onnxruntime only).
@@ -202,6 +172,6 @@ def measure_latency(
     """
     check_timing_args(runtime, batch_size, threads, warmup, repeats)
     shape = (batch_size, *(int(d) for d in input_shape))
-    with runners([model_or_path], shape, runtime, threads) as runs:
-        samples = time_interleaved(runs, warmup, repeats)[0]
+    with pinned(threads), runners([model_or_path], shape, runtime, threads) as runs:
+        samples = time_calls(runs, warmup=warmup, repeats=repeats)[0]
     return LatencyStats.from_samples(samples, runtime, batch_size, threads)

@@ -19,8 +19,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from autoprune.cost._segments import Epilogue, append_epilogue
 from autoprune.errors import AutopruneError
+from autoprune.latency._epilogues import Epilogue, append_epilogue
 from autoprune.policy import LayerPolicy
 from autoprune.specs import LayerSpec
 
@@ -214,7 +214,7 @@ def layer_onnx(key: LayerKey) -> bytes:
     """Serialized single-layer ONNX model for ``key`` (fp32 or int8 QDQ), random weights.
 
     The layer and its epilogue are followed by sink nodes (see
-    :func:`_with_sinks`); time it with :func:`~autoprune.cost._measure.measure_together`.
+    :func:`_with_sinks`); time it with :func:`~autoprune.latency._kernels.measure_together`.
     """
     rng = np.random.default_rng(0)
     shape = _weights_shape(key)

@@ -1,4 +1,4 @@
-"""Side-by-side measured latency of an original and a compressed model."""
+"""Side-by-side measured latency of an original and a compressed model (speed-up rows)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from autoprune.export._latency import (
-    ModelOrPath,
-    Runtime,
-    check_timing_args,
-    runners,
-    time_interleaved,
-)
-from autoprune.export._onnx import export_onnx
+from autoprune.cost import Runtime
+from autoprune.export import export_onnx
+from autoprune.latency._measure import pinned, quantile, time_calls
+from autoprune.latency._model_timing import ModelOrPath, check_timing_args, runners
 
 Comparison = tuple[str, Runtime, ModelOrPath, ModelOrPath]
 """``(row label, runtime, original, compressed)``."""
@@ -69,9 +64,10 @@ def compare_latency(
 ) -> list[dict[str, Any]]:
     """Median latency of the original and the compressed model, side by side.
 
-    The two models of a row are timed alternately, run by run, so background load affects
-    both alike. Modules are exported to ONNX once for the ``onnxruntime`` rows. With
-    ``int8_path``, ``onnxruntime-int8`` rows compare the fp32 original with that int8 model.
+    The two models of a row are timed alternately, run by run (pinned to ``threads`` CPUs),
+    so background load affects both alike. Modules are exported to ONNX once for the
+    ``onnxruntime`` rows. With ``int8_path``, ``onnxruntime-int8`` rows compare the fp32
+    original with that int8 model.
 
     Args:
         original: The uncompressed model (module, or ONNX path for onnxruntime only).
@@ -100,11 +96,9 @@ def compare_latency(
         for label, runtime, before, after in comparisons:
             for batch in batch_sizes:
                 shape = (int(batch), *sample_shape)
-                with runners([before, after], shape, runtime, threads) as runs:
-                    before_ms, after_ms = (
-                        float(np.median(samples))
-                        for samples in time_interleaved(runs, warmup, repeats)
-                    )
+                with pinned(threads), runners([before, after], shape, runtime, threads) as runs:
+                    samples = time_calls(runs, warmup=warmup, repeats=1, rounds=repeats)
+                before_ms, after_ms = (quantile(times, 0.5) for times in samples)
                 rows.append(
                     {
                         "runtime": label,

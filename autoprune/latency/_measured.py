@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from autoprune.cost._assemble import assemble_report, resolve_policies
-from autoprune.cost._calibration import LatencyCalibration
-from autoprune.cost._energy import MemoryLevel
-from autoprune.cost._layer_graphs import LayerKey
-from autoprune.cost._lut import LatencyTable
-from autoprune.cost._measure import KernelTiming
-from autoprune.cost._profile import HardwareProfile
-from autoprune.cost._report import Bound, CostReport
-from autoprune.cost._segments import Epilogue
-from autoprune.cost._size import LayerSizes
+from autoprune.cost import (
+    Bound,
+    CostReport,
+    HardwareProfile,
+    LayerSizes,
+    MemoryLevel,
+    assemble_report,
+    resolve_policies,
+)
+from autoprune.latency._calibration import LatencyCalibration
+from autoprune.latency._epilogues import Epilogue
+from autoprune.latency._kernels import KernelTiming
+from autoprune.latency._layer_graphs import LayerKey
+from autoprune.latency._lut import LatencyTable
 from autoprune.policy import LayerPolicy
 from autoprune.specs import LayerSpec
 
@@ -49,19 +53,19 @@ class MeasuredCostModel:
     """Per-layer latency looked up in a :class:`LatencyTable` measured on this machine.
 
     Each layer is timed with the operators that follow it in its model (its
-    :class:`~autoprune.cost._segments.Epilogue`: activation, pooling, residual add), so
+    :class:`~autoprune.latency._epilogues.Epilogue`: activation, pooling, residual add), so
     ONNX Runtime fuses them as it does in the whole model; layout conversions are charged
     only where the layout really changes (:func:`chained_times`). With ONNX Runtime a layer
     whose weights and activations are both <= 8 bits is timed as an int8 QDQ graph (its
     epilogue too), else as fp32; the torch runtime times fp32 layers alone.
 
     The summed layer times become a latency through a :class:`LatencyCalibration` fitted to
-    whole-model measurements of this model (:func:`autoprune.latency_model.fit_latency_model`);
+    whole-model measurements of this model (:func:`autoprune.latency._fit.fit_latency_model`);
     without one, the measured per-call overhead is added once.
 
     Example:
-        >>> from autoprune.cost._lut import RuntimeSettings
-        >>> from autoprune.cost._profile import load_profile
+        >>> from autoprune.latency._lut import RuntimeSettings
+        >>> from autoprune.cost import load_profile
         >>> table = LatencyTable(RuntimeSettings(),
         ...                      measure=lambda keys, s: [KernelTiming(0.2) for _ in keys],
         ...                      measure_fixed=lambda s: 0.1)

@@ -26,6 +26,7 @@ from onnx import TensorProto, helper
 from torch import nn
 
 from autoprune.errors import AutopruneError
+from autoprune.export import export_onnx, onnx_node_names_for
 from autoprune.specs import LayerSpec
 
 SHAPE_PRESERVING = frozenset(
@@ -89,6 +90,7 @@ def _owner_of_nodes(graph: onnx.GraphProto, layer_nodes: dict[str, str]) -> list
     produced_by: dict[str, int] = {}
     position: dict[str, int] = {}  # layer -> graph position of its weight node
     owners: list[str | None] = []
+    owner: str | None
     for index, node in enumerate(graph.node):
         if node.name in layer_nodes:
             owner = layer_nodes[node.name]
@@ -206,8 +208,6 @@ def model_epilogues(
     Layers whose ONNX node cannot be matched (called twice, or exported as several nodes)
     get an empty epilogue and are timed alone.
     """
-    from autoprune.export import export_onnx, onnx_node_names_for  # export imports cost
-
     with tempfile.TemporaryDirectory(prefix="autoprune-epilogue-") as tmp:
         path = export_onnx(model, example_input[:1], Path(tmp) / "model.onnx")
         layer_nodes: dict[str, str] = {}

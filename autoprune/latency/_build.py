@@ -4,11 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autoprune.cost._lut import LatencyTable, RuntimeSettings
-from autoprune.cost._measured import MeasuredCostModel
-from autoprune.cost._profile import HardwareProfile
-from autoprune.cost._report import CostModel
-from autoprune.cost._roofline import RooflineCostModel
+from autoprune.cost import CostModel, HardwareProfile, RooflineCostModel
+from autoprune.latency._lut import LatencyTable, RuntimeSettings
+from autoprune.latency._measured import MeasuredCostModel
 
 
 def build_cost_model(profile: HardwareProfile, *, lut_cache_dir: Path | None = None) -> CostModel:
@@ -20,7 +18,7 @@ def build_cost_model(profile: HardwareProfile, *, lut_cache_dir: Path | None = N
             ``None`` keeps measurements in memory for the life of the model.
 
     Example:
-        >>> from autoprune.cost._profile import load_profile
+        >>> from autoprune.cost import load_profile
         >>> type(build_cost_model(load_profile("mobile-cpu"))).__name__
         'RooflineCostModel'
     """

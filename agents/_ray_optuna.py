@@ -1,0 +1,107 @@
+"""Optuna trials evaluated on Ray actors: ask/tell with ``workers`` trials in flight.
+
+The driver owns the sampler. Each round it asks up to ``workers`` trials (never more than
+the budget left, counting COMPLETE and RUNNING trials of the study, so a joined
+``autoprune worker`` shares the budget), suggests every action of each trial up front (the
+layers an episode walks and their action dimensions are fixed), has the actors play the
+episodes, then tells and records the trials in trial-number order. Rounds are synchronous,
+so the same seed and number of workers give the same history. The first episode a
+restarted actor plays (after its process died) is recorded with ``retried: 1``.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import optuna
+from optuna.storages import BaseStorage
+from optuna.trial import Trial, TrialState
+
+from agents._optuna_study import EPISODE_ATTR, episode_attr, fail_running, sampler_seed
+from agents._ray import ray_cluster, start_workers
+
+if TYPE_CHECKING:
+    from agents._context import SearchContext
+    from agents._optuna import OptunaMethod, TrialRecorder
+
+JOINED_TRIAL_TIMEOUT = 3600.0
+"""Seconds the runner waits for the trials of joined workers (``autoprune worker``) that
+hold the rest of the budget before it fails them and evaluates their slots itself."""
+
+
+def trial_actions(trial: Trial, layers: list[str], dims: tuple[str, ...]) -> list[np.ndarray]:
+    """One action per layer, each dimension ``trial.suggest_float("LAYER.DIM", -1, 1)``
+    (the names of :func:`agents._optuna_study.run_episode`)."""
+    return [
+        np.asarray([trial.suggest_float(f"{layer}.{dim}", -1.0, 1.0) for dim in dims], np.float32)
+        for layer in layers
+    ]
+
+
+def optimize_on_ray(
+    method: OptunaMethod, ctx: SearchContext, recorder: TrialRecorder, storage: BaseStorage
+) -> None:
+    """Spend the rest of the budget on Ray actors (``ctx.config.workers`` of them)."""
+    config = ctx.config
+    study = optuna.load_study(
+        study_name=recorder.study.study_name,
+        storage=storage,
+        sampler=method.make_sampler(sampler_seed(config.seed, 0, ctx.recorded), ctx.budget),
+    )
+    env = ctx.make_env()  # only for the layers and dimensions; it evaluates nothing
+    layers, dims = env.layer_names, tuple(env.space.dims)
+    with ray_cluster(config) as ray:
+        workers = start_workers(ray, config, ctx.session, ctx.env_kwargs)
+        try:
+            waiting_since: float | None = None
+            while True:
+                recorder.sync()
+                if ctx.exhausted:
+                    return
+                free = ctx.budget - _holding(study)
+                if free <= 0:  # trials of joined workers hold the rest of the budget
+                    waiting_since = waiting_since or time.monotonic()
+                    if time.monotonic() - waiting_since > JOINED_TRIAL_TIMEOUT:
+                        fail_running(study, storage)  # a joined worker died in its trial
+                    time.sleep(0.5)
+                    continue
+                waiting_since = None
+                trials = [study.ask() for _ in range(min(len(workers.actors), free))]
+                _play(ray, workers.actors, method, ctx, study, recorder, trials, layers, dims)
+                ctx.maybe_checkpoint()
+        finally:
+            workers.kill(ray)
+
+
+def _holding(study: optuna.Study) -> int:
+    """Trials that hold a slot of the budget (COMPLETE or RUNNING)."""
+    states = (TrialState.COMPLETE, TrialState.RUNNING)
+    return len(study.get_trials(deepcopy=False, states=states))
+
+
+def _play(
+    ray: Any,
+    actors: list[Any],
+    method: OptunaMethod,
+    ctx: SearchContext,
+    study: optuna.Study,
+    recorder: TrialRecorder,
+    trials: list[Trial],
+    layers: list[str],
+    dims: tuple[str, ...],
+) -> None:
+    """Evaluate ``trials`` (one per actor), then tell and record them in number order."""
+    calls = [
+        actor.episode_of.remote(trial_actions(trial, layers, dims))
+        for actor, trial in zip(actors, trials, strict=False)
+    ]
+    for rank, (trial, (reward, info)) in enumerate(zip(trials, ray.get(calls), strict=True)):
+        trial.set_user_attr(EPISODE_ATTR, episode_attr(reward, info, f"ray-{rank}"))
+        study.tell(trial, method.values(reward, info["metrics"]))
+        meta: dict[str, Any] = {"trial_number": trial.number}
+        if info.get("retried"):
+            meta["retried"] = int(info["retried"])
+        if ctx.record(info, reward, meta=meta) is not None:
+            recorder.seen.add(trial.number)
