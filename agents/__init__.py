@@ -18,8 +18,10 @@ from agents._preflight import check_resume_files, check_settings, check_untraine
 from agents._ray import check_scale_out
 from agents._registry import make_method, method_class, method_names
 from agents._runner import check_search, open_run, run_name_for, run_search
+from agents._store import RunStore
 
 __all__ = [
+    "RunStore",
     "SearchContext",
     "SearchMethod",
     "check_resume_files",

@@ -34,7 +34,7 @@ from autoprune.tracking import (
 from autoprune.training import ProgressFn
 
 if TYPE_CHECKING:
-    from agents._store import RunStore
+    from agents import RunStore
 
 SearchProgressFn = Callable[[int, float], None]
 """``(episodes done, best feasible accuracy so far or -inf)``."""
