@@ -228,17 +228,18 @@ def _reconstructed(ray: Any) -> bool:
 def worker_session(config: SearchConfig, shared: dict[str, Any]) -> SearchSession:
     """The session of ``config`` on the driver's data and weights (``shared``).
 
-    The weights are written to a file of this worker (the evaluator is built from them as
-    in every local worker); nothing is read from the driver's disk.
+    The weights are written to a temporary file of this worker (the evaluator is built from
+    them as in every local worker) and removed once loaded; nothing is read from the
+    driver's disk.
     """
     from autoprune.session import prepare_search
 
-    folder = Path(tempfile.mkdtemp(prefix="autoprune-ray-"))
-    torch.save(shared["weights"], folder / "weights.pt")
-    worker_config = config.replace(weights=str(folder / "weights.pt"))
-    with warnings.catch_warnings():  # arrays from the object store are read-only
-        warnings.filterwarnings("ignore", message=".*not writable.*")
-        return prepare_search(worker_config, data=shared["data"])
+    with tempfile.TemporaryDirectory(prefix="autoprune-ray-") as folder:
+        path = Path(folder) / "weights.pt"
+        torch.save(shared["weights"], path)
+        with warnings.catch_warnings():  # arrays from the object store are read-only
+            warnings.filterwarnings("ignore", message=".*not writable.*")
+            return prepare_search(config.replace(weights=str(path)), data=shared["data"])
 
 
 @dataclass
