@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from types import FrameType, TracebackType
 from typing import Any
+
+from autoprune.critical import defer
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -51,11 +54,14 @@ class StopSignals:
     def __init__(self) -> None:
         self.caught: Interrupted | None = None
         self._previous: dict[int, Any] = {}
+        self._unraisable = sys.unraisablehook
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
             for signum in STOP_SIGNALS:
                 self._previous[signum] = signal.signal(signum, self._handle)
+            self._unraisable = sys.unraisablehook
+            sys.unraisablehook = self._redeliver
         return self
 
     def __exit__(
@@ -66,7 +72,21 @@ class StopSignals:
     ) -> None:
         for signum, handler in self._previous.items():
             signal.signal(signum, handler)
+        if self._previous:
+            sys.unraisablehook = self._unraisable
         self._previous.clear()
+
+    def _redeliver(self, unraisable: Any) -> None:
+        """A stop raised where Python can only drop it (a ``__del__`` or weakref callback,
+        e.g. inside SQLAlchemy) is sent again, to land in ordinary code; others as before."""
+        stop = unraisable.exc_value
+        if not isinstance(stop, Interrupted) or stop is not self.caught:
+            self._unraisable(unraisable)
+            return
+        self.caught = None
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._handle)
+        signal.raise_signal(stop.signum)
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.caught is not None:
@@ -74,7 +94,8 @@ class StopSignals:
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         self.caught = Interrupted(signum)
-        raise self.caught
+        if not defer(self.caught):  # else raised when the tracking write in progress ends
+            raise self.caught
 
     def message(self) -> str:
         """One line: which signal stopped the command, and its notes (how to continue)."""

@@ -13,6 +13,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from autoprune.critical import critical_section
 from autoprune.errors import AutopruneError
 from autoprune.policy import Policy
 from autoprune.results import EpisodeRecord, SearchResult
@@ -247,7 +248,8 @@ class SearchTracker:
         run_id = self.run_id
         items = [Param(k, v) for k, v in flatten_params(params).items()]
         for start in range(0, len(items), _PARAMS_PER_BATCH):
-            self._client.log_batch(run_id, params=items[start : start + _PARAMS_PER_BATCH])
+            with critical_section():
+                self._client.log_batch(run_id, params=items[start : start + _PARAMS_PER_BATCH])
 
     def log_metrics(self, values: Mapping[str, float], step: int) -> None:
         """Log several metrics at one step in a single request."""
@@ -260,7 +262,8 @@ class SearchTracker:
             if v is not None
         ]
         if metrics:
-            self._client.log_batch(run_id, metrics=metrics)
+            with critical_section():  # a stop mid-transaction would leave SQLite locked
+                self._client.log_batch(run_id, metrics=metrics)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         """Set (or overwrite) tags of the current run in one request."""
@@ -268,7 +271,8 @@ class SearchTracker:
 
         items = [RunTag(k, v) for k, v in clean_tags(tags).items()]
         if items:
-            self._client.log_batch(self.run_id, tags=items)
+            with critical_section():
+                self._client.log_batch(self.run_id, tags=items)
 
     def log_episode(
         self,
