@@ -11,6 +11,7 @@ while the command is stopping gets the default behaviour (ends the process at on
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -20,6 +21,8 @@ from typing import Any
 from autoprune.critical import defer
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+REDELIVERY_DELAY_S = 0.05
+"""Delay before a stop that Python dropped (see :meth:`StopSignals._redeliver`) is resent."""
 
 
 class Interrupted(KeyboardInterrupt):
@@ -86,7 +89,10 @@ class StopSignals:
         self.caught = None
         for signum in STOP_SIGNALS:
             signal.signal(signum, self._handle)
-        signal.raise_signal(stop.signum)
+        # sent again a moment later from another thread, once this hook has returned
+        resend = threading.Timer(REDELIVERY_DELAY_S, os.kill, (os.getpid(), stop.signum))
+        resend.daemon = True
+        resend.start()
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.caught is not None:
