@@ -20,7 +20,7 @@ from autoprune.errors import AutopruneError
 if TYPE_CHECKING:
     from autoprune.data import DataSplits
 
-_RUN_ID = re.compile(r"[0-9a-f]{32}")
+RUN_ID = re.compile(r"[0-9a-f]{32}")
 """MLflow run ids are 32 lowercase hex digits."""
 
 
@@ -86,7 +86,7 @@ def find_search(ref: str, runs_dir: Path) -> FinishedSearch | None:
     searches = runs_dir / "searches"
     folder = searches / ref
     if not ref or "/" in ref or not folder.is_dir():
-        found = _folder_of_run_id(ref, searches) if _RUN_ID.fullmatch(ref) else None
+        found = _folder_of_run_id(ref, searches) if RUN_ID.fullmatch(ref) else None
         if found is None:
             return None
         folder = found

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 from autoprune.cli._tracking import tracking_location
 from autoprune.errors import AutopruneError
-
-_RUN_ID = re.compile(r"[0-9a-f]{32}")
-"""MLflow run ids are 32 lowercase hex digits."""
+from autoprune.finished_search import RUN_ID
 
 
 def resolve_run(run: str, runs_dir: Path, tracking_uri: str | None) -> tuple[str, str]:
@@ -39,7 +36,7 @@ def resolve_run(run: str, runs_dir: Path, tracking_uri: str | None) -> tuple[str
             )
         store = tracking_uri or summary.get("tracking_uri")
         return summary["run_id"], store or tracking_location(None, runs_dir)
-    if not _RUN_ID.fullmatch(run):
+    if not RUN_ID.fullmatch(run):
         raise AutopruneError(
             f"'{run}' is neither an MLflow run id nor a search under {runs_dir / 'searches'}; "
             "pass the run id or run name that 'autoprune search' printed (and its --runs-dir)"
