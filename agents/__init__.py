@@ -17,8 +17,8 @@ from agents._join import join_search
 from agents._preflight import check_resume_files, check_settings, check_untrained
 from agents._ray import check_scale_out
 from agents._registry import make_method, method_class, method_names
+from agents._run_store import RunStore
 from agents._runner import check_search, open_run, run_name_for, run_search
-from agents._store import RunStore
 
 __all__ = [
     "RunStore",

@@ -29,15 +29,15 @@ import torch
 from agents._base import SearchMethod
 from agents._context import SearchContext
 from autoprune.admm import AdmmConfig, Overhead, admm_compress, project_joint
-from autoprune.bisection import largest_fitting
-from autoprune.budget import Budget
-from autoprune.coded_file import write_coded_within
 from autoprune.compress.sparsity import tensor_attr
+from autoprune.core.bisection import largest_fitting
+from autoprune.core.budget import Budget
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import LayerPolicy, Policy
+from autoprune.core.training import evaluate
 from autoprune.deep_compression import CodedModel
-from autoprune.errors import AutopruneError
-from autoprune.evaluation import PolicyEvaluator
-from autoprune.policy import LayerPolicy, Policy
-from autoprune.training import evaluate
+from autoprune.deploy.coded_file import write_coded_within
+from autoprune.workflow.evaluation import PolicyEvaluator
 from envs import check_reachable
 from envs.rewards import make_reward
 
@@ -85,7 +85,7 @@ def record_policy(
     folder (:data:`TRAINED_MODEL`; its bytes are ``meta["trained_apz_bytes"]``).
 
     The file is held to the budget's ``size``/``bits`` limits as the search's best model is
-    (:func:`autoprune.coded_file.write_coded_within`; pruned weights in ``meta["trimmed"]``).
+    (:func:`autoprune.deploy.coded_file.write_coded_within`; pruned weights in ``meta["trimmed"]``).
     Costs come from the shared evaluator. ``accuracy`` is the method's own retrained model,
     as written, on the evaluator's validation images (these methods train, so that is their
     result); ``accuracy_without_retraining`` is the shared evaluator's score of the policy

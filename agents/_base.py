@@ -10,12 +10,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 
 if TYPE_CHECKING:
     from agents._context import SearchContext
-    from autoprune.budget import Budget
-    from autoprune.evaluation import PolicyEvaluator
+    from autoprune.core.budget import Budget
+    from autoprune.workflow.evaluation import PolicyEvaluator
 
 
 @dataclasses.dataclass(frozen=True)

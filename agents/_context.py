@@ -16,11 +16,11 @@ import gymnasium as gym
 import torch
 
 from agents._rng import rng_state
-from agents._store import RunStore, write_json_atomic
-from autoprune.config import SearchConfig
-from autoprune.evaluation import COST_METRICS, PolicyEvaluator
-from autoprune.results import EpisodeRecord
-from autoprune.session import SearchSession, prepare_search
+from agents._run_store import RunStore, write_json_atomic
+from autoprune.core.results import EpisodeRecord
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.evaluation import COST_METRICS, PolicyEvaluator
+from autoprune.workflow.session import SearchSession, prepare_search
 from envs.compression_env import CompressionEnv
 
 if TYPE_CHECKING:

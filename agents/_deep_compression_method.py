@@ -24,16 +24,16 @@ from dataclasses import dataclass
 from agents._admm_method import check_single_evaluation, record_policy
 from agents._base import SearchMethod
 from agents._context import SearchContext
-from autoprune.budget import Budget
+from autoprune.core.budget import Budget
+from autoprune.core.errors import AutopruneError, unknown_name
+from autoprune.core.policy import LayerPolicy, Policy
 from autoprune.deep_compression import (
     DeepCompressionConfig,
     deep_compress,
     sensitivity_scan,
     targets_for_budget,
 )
-from autoprune.errors import AutopruneError, unknown_name
-from autoprune.evaluation import PolicyEvaluator
-from autoprune.policy import LayerPolicy, Policy
+from autoprune.workflow.evaluation import PolicyEvaluator
 from envs import check_reachable
 
 FIT_STEPS = 40

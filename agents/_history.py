@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from autoprune.errors import AutopruneError
-from autoprune.results import EpisodeRecord
+from autoprune.core.errors import AutopruneError
+from autoprune.core.results import EpisodeRecord
 
 _log = logging.getLogger(__name__)
 

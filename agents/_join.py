@@ -12,8 +12,8 @@ import os
 from pathlib import Path
 
 from agents._optuna_study import check_storage, join_study, sampler_seed, storage_url, study_config
-from autoprune.config import SearchConfig
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
+from autoprune.workflow.config import SearchConfig
 
 
 def join_search(

@@ -41,7 +41,7 @@ from agents._optuna_study import (
     storage_url,
     worker_main,
 )
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 
 PARETO_OBJECTIVES = ("accuracy", "latency", "energy", "size")
 

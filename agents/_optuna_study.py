@@ -25,12 +25,12 @@ import torch
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from autoprune.config import SearchConfig
-from autoprune.database_url import parse_database_url
-from autoprune.errors import AutopruneError
-from autoprune.locks import exclusive
-from autoprune.policy import Policy
-from autoprune.session import prepare_search
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import Policy
+from autoprune.system.database_url import parse_database_url
+from autoprune.system.locks import exclusive
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.session import prepare_search
 from envs.compression_env import CompressionEnv
 
 ValuesFn = Callable[[float, dict[str, float]], float | Sequence[float]]

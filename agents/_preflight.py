@@ -3,9 +3,9 @@
 :func:`check_settings` needs only the config: the method, its options, the environment's
 extra arguments and a given Optuna storage (malformed, unsupported or unreachable).
 :func:`check_untrained` needs a session on an *untrained* model of the same architecture
-(:func:`autoprune.session.untrained_session`): the layers a mode can search and every budget
-floor that does not depend on trained weights (MACs, parameters, bits, latency, energy; not
-``size``, whose coded file depends on the weights). The runner's own check
+(:func:`autoprune.workflow.session.untrained_session`): the layers a mode can search and
+every budget floor that does not depend on trained weights (MACs, parameters, bits, latency,
+energy; not ``size``, whose coded file depends on the weights). The runner's own check
 (:func:`agents.check_search`) still runs on the trained model afterwards.
 :func:`check_resume_files` reads the files a resume will read, so that a damaged one is
 refused before the baseline is loaded and the MLflow run reopened.
@@ -17,12 +17,12 @@ from dataclasses import replace
 
 from agents._base import SearchMethod
 from agents._registry import make_method
+from agents._run_store import CHECKPOINTS, POINTER, read_json
 from agents._runner import _split_options, check_budget
-from agents._store import CHECKPOINTS, POINTER, read_json
-from autoprune.budget import Budget
-from autoprune.config import SearchConfig
-from autoprune.errors import AutopruneError
-from autoprune.session import SearchSession
+from autoprune.core.budget import Budget
+from autoprune.core.errors import AutopruneError
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.session import SearchSession
 
 WEIGHT_DEPENDENT = ("size",)
 """Budget metrics whose floor depends on the trained weights (the predicted ``.apz`` file)."""

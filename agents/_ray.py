@@ -32,12 +32,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from autoprune.config import SearchConfig
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
+from autoprune.workflow.config import SearchConfig
 from envs.compression_env import CompressionEnv
 
 if TYPE_CHECKING:
-    from autoprune.session import SearchSession
+    from autoprune.workflow.session import SearchSession
 
 BACKENDS = ("local", "ray")
 """Where evaluations run: ``local`` (this machine's processes) or ``ray`` (Ray actors)."""
@@ -232,7 +232,7 @@ def worker_session(config: SearchConfig, shared: dict[str, Any]) -> SearchSessio
     them as in every local worker) and removed once loaded; nothing is read from the
     driver's disk.
     """
-    from autoprune.session import prepare_search
+    from autoprune.workflow.session import prepare_search
 
     with tempfile.TemporaryDirectory(prefix="autoprune-ray-") as folder:
         path = Path(folder) / "weights.pt"

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agents._base import SearchMethod
-from autoprune.errors import AutopruneError, unknown_name
+from autoprune.core.errors import AutopruneError, unknown_name
 
 _METHODS: dict[str, tuple[str, str]] = {
     "ddpg": ("agents._sb3", "DDPGMethod"),

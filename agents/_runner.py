@@ -32,12 +32,12 @@ from agents._context import SearchContext, env_kwargs
 from agents._ray import check_scale_out
 from agents._registry import make_method, method_class
 from agents._rng import seed_everything, set_rng_state
-from agents._store import RunExists, RunStore, existing_run_message, read_json
-from autoprune.budget import Budget
-from autoprune.config import SearchConfig
-from autoprune.errors import AutopruneError
-from autoprune.results import EpisodeRecord, SearchResult
-from autoprune.session import SearchSession, prepare_search
+from agents._run_store import RunExists, RunStore, existing_run_message, read_json
+from autoprune.core.budget import Budget
+from autoprune.core.errors import AutopruneError
+from autoprune.core.results import EpisodeRecord, SearchResult
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.session import SearchSession, prepare_search
 from envs.compression_env import CompressionEnv
 
 RESUME_MAY_CHANGE = (

@@ -50,8 +50,8 @@ from agents._context import SearchContext, worker_processes
 from agents._ray import ray_cluster, start_workers
 from agents._ray_vec_env import RayVecEnv
 from agents._rng import rng_state, set_rng_state
-from agents._store import read_json
-from autoprune.errors import AutopruneError
+from agents._run_store import read_json
+from autoprune.core.errors import AutopruneError
 
 MODEL_FILE = "model.zip"
 REPLAY_FILE = "replay.pkl"

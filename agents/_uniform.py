@@ -31,8 +31,8 @@ import numpy as np
 
 from agents._base import SearchMethod
 from agents._context import SearchContext
-from autoprune.bisection import largest_fitting
-from autoprune.policy import Policy
+from autoprune.core.bisection import largest_fitting
+from autoprune.core.policy import Policy
 from envs.compression_env import CompressionEnv
 
 TOLERANCE = 1e-4

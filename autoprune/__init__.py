@@ -7,8 +7,11 @@ stays cheap:
 - :func:`apply`: compress, fine-tune and export under a policy, as ``autoprune apply``;
 - :func:`load_compressed`: the model stored in a ``.apz`` file or an exported ``model.pt``.
 
-``autoprune.apply`` is also the module of :func:`autoprune.apply.apply_policy`; the module
-is callable and calling it runs :func:`autoprune.api.apply`.
+The library's layers are packages: ``core`` (layer specs, policies, budgets, training
+loops), ``system`` (locks, stop-safe sections, user code), ``workflow`` (config, the
+evaluation path, a tracked search), ``deploy`` (apply and coded files), with ``compress``,
+``cost``, ``latency``, ``coding``, ``export``, ``tracking``, ``data`` and ``models`` beside
+them.
 
 Example:
     >>> import autoprune
@@ -28,17 +31,18 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0+unknown"
 
 if TYPE_CHECKING:
-    from autoprune.api import SearchHooks, SearchRun, load_compressed, search
-    from autoprune.apply import ApplyResult
-    from autoprune.policy import Policy
+    from autoprune.api import SearchHooks, SearchRun, apply, load_compressed, search
+    from autoprune.core.policy import Policy
+    from autoprune.deploy.apply import ApplyResult
 
 _LAZY = {
     "search": "autoprune.api",
+    "apply": "autoprune.api",
     "load_compressed": "autoprune.api",
     "SearchRun": "autoprune.api",
     "SearchHooks": "autoprune.api",
-    "ApplyResult": "autoprune.apply",
-    "Policy": "autoprune.policy",
+    "ApplyResult": "autoprune.deploy.apply",
+    "Policy": "autoprune.core.policy",
 }
 
 __all__ = [
@@ -54,8 +58,6 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name == "apply":  # the callable module (see autoprune/apply.py)
-        return import_module("autoprune.apply")
     if name in _LAZY:
         value = getattr(import_module(_LAZY[name]), name)
         globals()[name] = value

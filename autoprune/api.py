@@ -25,16 +25,16 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from autoprune.config import SearchConfig
-from autoprune.errors import AutopruneError
-from autoprune.finished_search import FinishedSearch, find_search
-from autoprune.policy import Policy
-from autoprune.search_run import SearchHooks, SearchRun, tracked_search
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import Policy
+from autoprune.searches.finished_search import FinishedSearch, find_search
+from autoprune.searches.search_run import SearchHooks, SearchRun, tracked_search
+from autoprune.workflow.config import SearchConfig
 
 if TYPE_CHECKING:
-    from autoprune.apply import ApplyResult
+    from autoprune.core.training import ProgressFn
     from autoprune.data import DataSplits
-    from autoprune.training import ProgressFn
+    from autoprune.deploy.apply import ApplyResult
 
 __all__ = ["SearchHooks", "SearchRun", "apply", "load_compressed", "search"]
 
@@ -72,7 +72,7 @@ def search(
         data_dir: Folder of the dataset files.
         resume: Name of an earlier run (``run.run_name``) to continue.
         hooks: Progress and warnings (default: silent; warnings as ``UserWarning``).
-        **config: Any other :class:`~autoprune.config.SearchConfig` field, e.g.
+        **config: Any other :class:`~autoprune.workflow.config.SearchConfig` field, e.g.
             ``val_samples=500``, ``reward="amc"``, ``agent_options={"noise": 0.3}``.
 
     Returns:
@@ -126,8 +126,8 @@ def apply(
     """Compress, fine-tune and export a trained model under ``policy``, as ``autoprune
     apply`` does (``.pt``, ``.onnx``, ``.int8.onnx`` when bits <= 8, ``.apz``, a report).
 
-    Also reachable as ``autoprune.apply(...)``; the module :mod:`autoprune.apply` (with
-    :func:`autoprune.apply.apply_policy`, the same step on model objects) stays importable.
+    Also reachable as ``autoprune.apply(...)``; :func:`autoprune.deploy.apply.apply_policy`
+    is the same step on model objects.
 
     Args:
         policy: A :class:`Policy`, a policy JSON file, a :class:`SearchRun`, or the run
@@ -151,12 +151,12 @@ def apply(
         AutopruneError: Without weights, with negative epochs, or for a policy made for
             another model.
     """
-    from autoprune.apply import apply_policy, evaluation_config
-    from autoprune.baseline import build_for
+    from autoprune.core.specs import discover_layers
     from autoprune.cost import load_profile
+    from autoprune.deploy.apply import apply_policy, evaluation_config
     from autoprune.latency import build_cost_model, fit_latency_model
     from autoprune.models import load_weights
-    from autoprune.specs import discover_layers
+    from autoprune.workflow.baseline import build_for
 
     name = "policy"
     finished: FinishedSearch | None = None
@@ -239,9 +239,9 @@ def load_compressed(
         AutopruneError: A missing or damaged file, no policy beside a ``.pt``, or no model
             matching the policy.
     """
-    from autoprune.baseline import build_for
     from autoprune.compress import prune_channels
-    from autoprune.specs import discover_layers
+    from autoprune.core.specs import discover_layers
+    from autoprune.workflow.baseline import build_for
 
     path = Path(path)
     policy, state = _read_compressed(path)
@@ -333,10 +333,10 @@ def _saved_search_config(path: Path) -> dict[str, Any]:
 
 def _model_for(policy: Policy, data: DataSplits) -> str:
     """The zoo model whose layers, built for ``data``, match the policy's fingerprint."""
-    from autoprune.baseline import build_for
+    from autoprune.core.policy import architecture_fingerprint
+    from autoprune.core.specs import discover_layers
     from autoprune.models import model_names
-    from autoprune.policy import architecture_fingerprint
-    from autoprune.specs import discover_layers
+    from autoprune.workflow.baseline import build_for
 
     for name in model_names():
         try:

@@ -19,7 +19,7 @@ layer take the smallest of relative indices, a bitmap or dense storage (the pape
 relative indices only). Smoke run (about a minute):
 ``--models lenet300 --prune-epochs 1 --quant-epochs 1``.
 
-A row whose baseline is at chance level (``autoprune.training.chance_accuracy``) is
+A row whose baseline is at chance level (``autoprune.core.training.chance_accuracy``) is
 flagged (``"chance_level": true``, and "CHANCE-LEVEL BASELINE" in the table): its ratios
 compress a model that learnt nothing, and its "loss" compares two random guessers.
 Training refuses such baselines now; the flag catches an old cached checkpoint passed in.
@@ -36,10 +36,10 @@ from pathlib import Path
 
 import torch
 
-from autoprune.baseline import Baseline, BaselineRequest, train_baseline
+from autoprune.core.training import DEFAULT_TRAIN, TrainConfig, chance_accuracy
 from autoprune.data import DataSplits, load_dataset
 from autoprune.deep_compression import DeepCompressionConfig, PruneSchedule, deep_compress
-from autoprune.training import DEFAULT_TRAIN, TrainConfig, chance_accuracy
+from autoprune.workflow.baseline import Baseline, BaselineRequest, train_baseline
 
 PAPER_TARGETS = {
     "lenet300": {"fc1": 0.92, "fc2": 0.91, "fc3": 0.74},

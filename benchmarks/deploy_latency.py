@@ -17,12 +17,12 @@ from pathlib import Path
 
 import torch
 
-from autoprune.baseline import build_for
 from autoprune.compress import prune_channels
+from autoprune.core.policy import Policy
 from autoprune.data import load_dataset
 from autoprune.latency import compare_latency
 from autoprune.models import load_weights
-from autoprune.policy import Policy
+from autoprune.workflow.baseline import build_for
 
 
 def main() -> None:

@@ -26,14 +26,14 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from autoprune.baseline import BaselineRequest, train_baseline
+from autoprune.core.policy import Policy
+from autoprune.core.specs import discover_layers
+from autoprune.core.training import DEFAULT_TRAIN, TrainConfig, evaluate, finetune
 from autoprune.cost import load_profile
 from autoprune.data import DataSplits, load_dataset
-from autoprune.evaluation import EvaluatorConfig, PolicyEvaluator
 from autoprune.latency import build_cost_model
-from autoprune.policy import Policy
-from autoprune.specs import discover_layers
-from autoprune.training import DEFAULT_TRAIN, TrainConfig, evaluate, finetune
+from autoprune.workflow.baseline import BaselineRequest, train_baseline
+from autoprune.workflow.evaluation import EvaluatorConfig, PolicyEvaluator
 from envs import CompressionEnv
 
 

@@ -22,10 +22,10 @@ import time
 import torch
 
 from autoprune.compress import CompressionOptions
-from autoprune.config import SearchConfig
-from autoprune.evaluation import EvaluatorConfig, PolicyEvaluator
-from autoprune.policy import LayerPolicy, Policy
-from autoprune.session import prepare_search
+from autoprune.core.policy import LayerPolicy, Policy
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.evaluation import EvaluatorConfig, PolicyEvaluator
+from autoprune.workflow.session import prepare_search
 
 PHASES = {
     "conv / linear / pool / activations (forward passes)": (

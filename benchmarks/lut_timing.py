@@ -19,10 +19,10 @@ from pathlib import Path
 import torch
 
 from autoprune.compress import ChannelPlan, pruned_specs
+from autoprune.core.specs import discover_layers
 from autoprune.cost import load_profile
 from autoprune.latency import build_cost_model, fit_latency_model, random_prune_policies
 from autoprune.models import build_model
-from autoprune.specs import discover_layers
 
 
 def main() -> None:

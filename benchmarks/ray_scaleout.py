@@ -97,9 +97,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     import ray
     import torch
 
-    from autoprune.config import SearchConfig
     from autoprune.models import default_dataset
-    from autoprune.session import prepare_search
+    from autoprune.workflow.config import SearchConfig
+    from autoprune.workflow.session import prepare_search
 
     torch.set_num_threads(1)
     searches = tempfile.mkdtemp(prefix="ray-scaleout-")

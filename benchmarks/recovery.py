@@ -19,15 +19,15 @@ from pathlib import Path
 
 import torch
 
-from autoprune.baseline import BaselineRequest, load_baseline
 from autoprune.compress import CompressionOptions, compress_model
+from autoprune.core.policy import Policy
+from autoprune.core.specs import discover_layers
+from autoprune.core.training import DEFAULT_TRAIN, TrainConfig, evaluate
 from autoprune.cost import load_profile
 from autoprune.data import load_dataset
-from autoprune.evaluation import EvaluatorConfig, PolicyEvaluator
 from autoprune.latency import build_cost_model
-from autoprune.policy import Policy
-from autoprune.specs import discover_layers
-from autoprune.training import DEFAULT_TRAIN, TrainConfig, evaluate
+from autoprune.workflow.baseline import BaselineRequest, load_baseline
+from autoprune.workflow.evaluation import EvaluatorConfig, PolicyEvaluator
 
 VARIANTS = {
     "stale BN": CompressionOptions(reconstruct=False, bn_recalibration=False),

@@ -29,11 +29,11 @@ import torch
 from scipy.stats import spearmanr
 
 from autoprune.compress import CompressionOptions
-from autoprune.config import SearchConfig
-from autoprune.evaluation import PolicyEvaluator
-from autoprune.policy import Policy
-from autoprune.session import evaluator_config, prepare_search
-from autoprune.training import evaluate, finetune
+from autoprune.core.policy import Policy
+from autoprune.core.training import evaluate, finetune
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.evaluation import PolicyEvaluator
+from autoprune.workflow.session import evaluator_config, prepare_search
 from envs import CompressionEnv
 
 

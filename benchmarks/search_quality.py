@@ -94,7 +94,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def config_of(spec: RunSpec) -> Any:
     """The search config of ``spec``."""
-    from autoprune.config import SearchConfig
+    from autoprune.workflow.config import SearchConfig
 
     target, _, profile = spec.budget.partition("@")
     config = SearchConfig(
@@ -114,7 +114,7 @@ def config_of(spec: RunSpec) -> Any:
 
 def prepare_only(spec: RunSpec) -> None:
     """Train the baseline and build the latency table once, outside the measured runs."""
-    from autoprune.session import prepare_search
+    from autoprune.workflow.session import prepare_search
 
     prepare_search(config_of(spec))
 
@@ -122,8 +122,8 @@ def prepare_only(spec: RunSpec) -> None:
 def run_one(spec: RunSpec) -> dict[str, Any]:
     """One search and its test accuracies (runs in a fresh process)."""
     from agents import run_search
-    from autoprune.session import prepare_search
-    from autoprune.training import evaluate, finetune
+    from autoprune.core.training import evaluate, finetune
+    from autoprune.workflow.session import prepare_search
 
     row: dict[str, Any] = asdict(spec)
     try:

@@ -11,7 +11,7 @@ its float32 weights, biases and header), every method searches with the target
   retraining (``--dc-*`` / ``--admm-*`` epochs).
 
 Then the best policy is applied as ``autoprune apply --finetune-epochs F`` does
-(:func:`autoprune.apply.apply_policy`: same evaluation path, fine-tuning with distillation,
+(:func:`autoprune.deploy.apply.apply_policy`: same evaluation path, fine-tuning with distillation,
 the coded ``.apz`` file trimmed to the target if needed) and its test accuracy and real
 file bytes are reported. For the one-shot methods the row also gives their own retrained
 model (``trained_model.apz`` in the run folder): its test accuracy and file bytes.
@@ -38,13 +38,13 @@ from typing import Any
 import torch
 
 from agents import method_class, run_search
-from autoprune.apply import apply_policy
-from autoprune.baseline import build_for
 from autoprune.coding import inspect_apz, state_dict_from_apz
-from autoprune.config import SearchConfig
-from autoprune.errors import AutopruneError
-from autoprune.session import SearchSession, prepare_search
-from autoprune.training import evaluate
+from autoprune.core.errors import AutopruneError
+from autoprune.core.training import evaluate
+from autoprune.deploy.apply import apply_policy
+from autoprune.workflow.baseline import build_for
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.session import SearchSession, prepare_search
 
 
 def _pct(value: float) -> float:

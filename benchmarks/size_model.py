@@ -34,17 +34,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from autoprune.baseline import BaselineRequest, train_baseline
-from autoprune.coded_file import finalize_and_code
-from autoprune.config import SearchConfig
+from autoprune.core.policy import LayerPolicy, Policy
+from autoprune.core.specs import LayerSpec, discover_layers
+from autoprune.core.training import DEFAULT_TRAIN, TrainConfig
 from autoprune.cost import load_profile
 from autoprune.data import DataSplits, load_dataset
-from autoprune.evaluation import PolicyEvaluator
+from autoprune.deploy.coded_file import finalize_and_code
 from autoprune.latency import build_cost_model
-from autoprune.policy import LayerPolicy, Policy
-from autoprune.session import evaluator_config
-from autoprune.specs import LayerSpec, discover_layers
-from autoprune.training import DEFAULT_TRAIN, TrainConfig
+from autoprune.workflow.baseline import BaselineRequest, train_baseline
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.evaluation import PolicyEvaluator
+from autoprune.workflow.session import evaluator_config
 
 
 def random_policy(specs: list[LayerSpec], rng: np.random.Generator) -> Policy:

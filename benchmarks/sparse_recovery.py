@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
-from autoprune.config import SearchConfig
-from autoprune.policy import LayerPolicy, Policy
-from autoprune.session import prepare_search
+from autoprune.core.policy import LayerPolicy, Policy
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.session import prepare_search
 
 
 def measure(config: SearchConfig, sparsities: list[float], bits: int, repeats: int) -> list[dict]:

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import torch
 
-from autoprune.baseline import BaselineRequest, train_baseline
+from autoprune.core.training import DEFAULT_TRAIN, TrainConfig
 from autoprune.data import load_dataset
 from autoprune.models import model_names
-from autoprune.training import DEFAULT_TRAIN, TrainConfig
+from autoprune.workflow.baseline import BaselineRequest, train_baseline
 
 
 def main() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
-from autoprune.budget import Budget, Constraint
-from autoprune.errors import AutopruneError
+from autoprune.core.budget import Budget, Constraint
+from autoprune.core.errors import AutopruneError
 
 _KNOBS: dict[str, tuple[str, str]] = {
     "keep": ("min_keep", "lower"),

@@ -27,9 +27,9 @@ from typing import Literal
 
 import numpy as np
 
-from autoprune.config import DEFAULT_MAX_SPARSITY
-from autoprune.errors import AutopruneError
-from autoprune.policy import FLOAT_BITS
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import FLOAT_BITS
+from autoprune.workflow.config import DEFAULT_MAX_SPARSITY
 
 Mode = Literal["prune", "quantize", "sparse", "joint"]
 Dimension = Literal["keep", "sparsity", "w_bits", "a_bits"]

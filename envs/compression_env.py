@@ -10,9 +10,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from autoprune.budget import Budget
-from autoprune.errors import AutopruneError
-from autoprune.policy import LayerPolicy, Policy
+from autoprune.core.budget import Budget
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import LayerPolicy, Policy
 from envs.actions import (
     ACTION_DIMS,
     DEFAULT_MAX_SPARSITY,
@@ -141,7 +141,7 @@ class CompressionEnv(gym.Env[np.ndarray, np.ndarray]):
     bits, then raises sparsities, then lowers keep ratios, from the last layer back if the
     policy still violated the budget (the wall makes this unnecessary in an episode).
     The terminal observation is all zeros; its ``info`` holds ``policy`` (a validated
-    :class:`~autoprune.policy.Policy` with ``metrics`` and ``budget``), ``metrics`` (accuracy,
+    :class:`~autoprune.core.policy.Policy` with ``metrics`` and ``budget``), ``metrics`` (accuracy,
     costs, ``accuracy_drop`` and ``budget_use_<metric>``), ``feasible``, ``repaired``,
     ``cached``, ``eval_seconds`` and ``seconds``. Every step's ``info`` names the ``layer``
     decided, its ``keep_ratio``, ``sparsity``, ``w_bits``, ``a_bits`` and whether it was

@@ -13,9 +13,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from autoprune.core.policy import FLOAT_BITS, LayerPolicy
+from autoprune.core.specs import LayerSpec
 from autoprune.cost import CostReport
-from autoprune.policy import FLOAT_BITS, LayerPolicy
-from autoprune.specs import LayerSpec
 
 FEATURES: tuple[str, ...] = (
     "layer_index",

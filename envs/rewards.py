@@ -24,7 +24,7 @@ import math
 from collections.abc import Callable, Mapping
 from functools import partial
 
-from autoprune.errors import AutopruneError, unknown_name
+from autoprune.core.errors import AutopruneError, unknown_name
 
 RewardFn = Callable[[Mapping[str, float], Mapping[str, float], Mapping[str, float]], float]
 """``reward(metrics, baseline, limits) -> float``."""

@@ -33,14 +33,14 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, Protocol
 
-from autoprune.bisection import largest_fitting_choice
-from autoprune.budget import Budget
 from autoprune.compress import ChannelPlan, kept_count
+from autoprune.core.bisection import largest_fitting_choice
+from autoprune.core.budget import Budget
+from autoprune.core.errors import AutopruneError, unknown_name
+from autoprune.core.policy import FLOAT_BITS, LayerPolicy, Policy, architecture_fingerprint
+from autoprune.core.specs import LayerSpec
 from autoprune.cost import CostReport
-from autoprune.errors import AutopruneError, unknown_name
-from autoprune.evaluation import Evaluation, EvaluatorConfig
-from autoprune.policy import FLOAT_BITS, LayerPolicy, Policy, architecture_fingerprint
-from autoprune.specs import LayerSpec
+from autoprune.workflow.evaluation import Evaluation, EvaluatorConfig
 from envs._infeasible import check_reachable, knob_settings
 from envs.actions import (
     DEFAULT_MAX_SPARSITY,
@@ -70,7 +70,7 @@ its weights, at 5), and pinning it to 8 forces its sparsity up to fit a size bud
 
 
 class EvaluatorLike(Protocol):
-    """What the environment needs from :class:`autoprune.evaluation.PolicyEvaluator`."""
+    """What the environment needs from :class:`autoprune.workflow.evaluation.PolicyEvaluator`."""
 
     specs: list[LayerSpec]
     plan: ChannelPlan

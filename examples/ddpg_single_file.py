@@ -25,8 +25,8 @@ import torch
 from scipy.stats import truncnorm
 from torch import nn
 
-from autoprune.config import SearchConfig
-from autoprune.session import prepare_search
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.session import prepare_search
 from envs.compression_env import CompressionEnv
 
 

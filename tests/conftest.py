@@ -12,10 +12,10 @@ import pytest
 import torch
 from torch import nn
 
+from autoprune.core.policy import Policy
+from autoprune.core.results import EpisodeRecord
+from autoprune.core.specs import discover_layers
 from autoprune.data import DataSplits, load_dataset
-from autoprune.policy import Policy
-from autoprune.results import EpisodeRecord
-from autoprune.specs import discover_layers
 
 # Tests use tiny tensors: one thread avoids thread start-up and contention costs.
 torch.set_num_threads(1)

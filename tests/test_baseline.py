@@ -7,10 +7,10 @@ import json
 import pytest
 import torch
 
-import autoprune.baseline as baseline_module
-from autoprune.baseline import BaselineRequest, train_baseline
-from autoprune.errors import AutopruneError
-from autoprune.training import TrainConfig
+import autoprune.workflow.baseline as baseline_module
+from autoprune.core.errors import AutopruneError
+from autoprune.core.training import TrainConfig
+from autoprune.workflow.baseline import BaselineRequest, train_baseline
 
 
 def test_second_request_loads_the_checkpoint(digits, tmp_path, monkeypatch):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from autoprune.budget import Budget, Constraint
-from autoprune.errors import AutopruneError
+from autoprune.core.budget import Budget, Constraint
+from autoprune.core.errors import AutopruneError
 
 
 @pytest.mark.parametrize(

@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import torch
 
-from autoprune.baseline import build_for
-from autoprune.coded_file import code_within, finalize_and_code, trim_to_fit, write_coded_within
 from autoprune.coding import inspect_apz, read_apz, state_dict_from_apz
 from autoprune.compress import apply_weight_compression, independent_copy
+from autoprune.core.policy import LayerPolicy
+from autoprune.core.specs import discover_layers
 from autoprune.deep_compression import CodedModel
-from autoprune.policy import LayerPolicy
-from autoprune.specs import discover_layers
+from autoprune.deploy.coded_file import (
+    code_within,
+    finalize_and_code,
+    trim_to_fit,
+    write_coded_within,
+)
+from autoprune.workflow.baseline import build_for
 
 
 def _sparse_kmeans(digits) -> tuple[torch.nn.Module, list[str]]:

@@ -17,11 +17,10 @@ from pathlib import Path
 import pytest
 
 import autoprune
-from autoprune import search_run
 from autoprune.cli import main
-from autoprune.errors import AutopruneError
-from autoprune.plots import plot_layer_heatmap
-from autoprune.results import SearchResult
+from autoprune.core.errors import AutopruneError
+from autoprune.core.results import SearchResult
+from autoprune.searches import search_run
 from autoprune.tracking import (
     LayerTable,
     SearchTracker,
@@ -30,6 +29,7 @@ from autoprune.tracking import (
     provenance_params,
     summary_tags,
 )
+from autoprune.tracking.plots import plot_layer_heatmap
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 EPISODES = 4

@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from autoprune.baseline import build_for
 from autoprune.coding import inspect_apz, state_dict_from_apz
 from autoprune.compress.sparsity import sparsity_mask
+from autoprune.core.errors import AutopruneError
+from autoprune.core.training import TrainConfig, train
 from autoprune.data import DataSplits
 from autoprune.deep_compression import (
     STAGES,
@@ -26,8 +27,7 @@ from autoprune.deep_compression import (
     step_batches,
     targets_for_budget,
 )
-from autoprune.errors import AutopruneError
-from autoprune.training import TrainConfig, train
+from autoprune.workflow.baseline import build_for
 
 
 @pytest.fixture(scope="module")

@@ -8,18 +8,18 @@ import pytest
 import torch
 from torch import nn
 
-from autoprune.apply import RECORD_EXTRAS
-from autoprune.baseline import build_for
 from autoprune.compress import CompressionOptions, compress_model
-from autoprune.config import SearchConfig
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import LayerPolicy, Policy
+from autoprune.core.specs import discover_layers
+from autoprune.core.training import TrainConfig, evaluate, train
 from autoprune.cost import load_profile
-from autoprune.errors import AutopruneError
-from autoprune.evaluation import EvaluatorConfig, PolicyEvaluator
+from autoprune.deploy.apply import RECORD_EXTRAS
 from autoprune.latency import build_cost_model
-from autoprune.policy import LayerPolicy, Policy
-from autoprune.session import evaluator_config
-from autoprune.specs import discover_layers
-from autoprune.training import TrainConfig, evaluate, train
+from autoprune.workflow.baseline import build_for
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.evaluation import EvaluatorConfig, PolicyEvaluator
+from autoprune.workflow.session import evaluator_config
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from autoprune.compress import ChannelPlan, pruned_specs
+from autoprune.core.specs import discover_layers
 from autoprune.cost import load_profile
 from autoprune.latency import MeasuredCostModel, build_cost_model
 from autoprune.latency import _fit as latency_model
@@ -20,7 +21,6 @@ from autoprune.latency._fit import (
     random_prune_policies,
 )
 from autoprune.models import build_model
-from autoprune.specs import discover_layers
 
 EXAMPLE = torch.zeros(1, 1, 28, 28)
 

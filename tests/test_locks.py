@@ -1,4 +1,4 @@
-"""autoprune/locks.py: one holder across processes, counted within one, freed by death."""
+"""autoprune/system/locks.py: one holder across processes, counted within one, freed by death."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from autoprune.locks import FileLock
+from autoprune.system.locks import FileLock
 
 HOLD = """
 import fcntl, os, sys, time

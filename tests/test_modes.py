@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from torch import nn
 
-from autoprune.modes import eval_mode, restored_modes
+from autoprune.core.modes import eval_mode, restored_modes
 
 
 def _net() -> nn.Sequential:

@@ -1,4 +1,4 @@
-"""Tests for autoprune/plots.py: real PNG files from hand-made search records."""
+"""Tests for autoprune/tracking/plots.py: real PNG files from hand-made search records."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ import pytest
 from matplotlib.image import imread
 from torch import nn
 
-from autoprune import plots
-from autoprune.errors import AutopruneError
-from autoprune.policy import Policy
-from autoprune.results import EpisodeRecord, SearchResult
-from autoprune.specs import discover_layers
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import Policy
+from autoprune.core.results import EpisodeRecord, SearchResult
+from autoprune.core.specs import discover_layers
+from autoprune.tracking import plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -7,9 +7,9 @@ import json
 import pytest
 from torch import nn
 
-from autoprune.errors import AutopruneError
-from autoprune.policy import LayerPolicy, Policy, architecture_fingerprint
-from autoprune.specs import discover_layers
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import LayerPolicy, Policy, architecture_fingerprint
+from autoprune.core.specs import discover_layers
 
 
 def _specs(width: int = 8) -> list:

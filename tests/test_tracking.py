@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from autoprune.errors import AutopruneError
-from autoprune.policy import Policy
-from autoprune.results import SearchResult
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import Policy
+from autoprune.core.results import SearchResult
 from autoprune.tracking import (
     SearchTracker,
     TrackingStore,

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch.nn.utils import parametrize
 
-from autoprune.baseline import build_for
-from autoprune.errors import AutopruneError
-from autoprune.training import TrainConfig, evaluate, finetune, train
+from autoprune.core.errors import AutopruneError
+from autoprune.core.training import TrainConfig, evaluate, finetune, train
+from autoprune.workflow.baseline import build_for
 
 
 def test_training_learns_digits(digits):

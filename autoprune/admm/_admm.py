@@ -35,12 +35,12 @@ from autoprune.admm._joint import Projection, project_joint
 from autoprune.compress import quantize_weights
 from autoprune.compress.quantize import KMeansWeightQuant
 from autoprune.compress.sparsity import SparsityMask
+from autoprune.core.errors import AutopruneError, unknown_name
+from autoprune.core.policy import LayerPolicy, Policy
+from autoprune.core.specs import discover_layers
+from autoprune.core.training import evaluate, finetune
 from autoprune.data import DataSplits
 from autoprune.deep_compression import CodedModel
-from autoprune.errors import AutopruneError, unknown_name
-from autoprune.policy import LayerPolicy, Policy
-from autoprune.specs import discover_layers
-from autoprune.training import evaluate, finetune
 
 
 def _layer_names(model: nn.Module, data: DataSplits, config: AdmmConfig) -> tuple[list, list]:

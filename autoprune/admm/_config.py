@@ -11,9 +11,9 @@ from torch import nn
 from autoprune.admm._joint import Overhead
 from autoprune.admm._projection import DEFAULT_BIT_OPTIONS, DISTORTION_ITERS, check_bit_options
 from autoprune.coding import ApzReport
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import Policy
 from autoprune.deep_compression import CodedModel
-from autoprune.errors import AutopruneError
-from autoprune.policy import Policy
 
 
 @dataclass(frozen=True)

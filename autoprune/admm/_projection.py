@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from autoprune.compress.kmeans import kmeans_1d
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 
 DEFAULT_BIT_OPTIONS = tuple(range(1, 9))
 """Bit-widths searched per layer (Yang et al.: 1..8)."""

@@ -13,7 +13,7 @@ from autoprune.cli import _apply, _compare, _cost, _inspect, _search, _train, _u
 from autoprune.cli._console import err_console
 from autoprune.cli._signals import StopSignals
 from autoprune.cli._usage import NO_ARGS_IS_HELP, USAGE_ERRORS, click_message, usage_message
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 
 app = typer.Typer(
     name="autoprune",

@@ -13,9 +13,9 @@ from autoprune.cli._apply_report import print_apply_report, report_json, warn_la
 from autoprune.cli._common import dataset_for, resolve_data_dir
 from autoprune.cli._console import console, err_console, progress_bar
 from autoprune.cli._runs import resolve_run
+from autoprune.core.errors import AutopruneError
 from autoprune.cost import load_profile
-from autoprune.errors import AutopruneError
-from autoprune.finished_search import find_search
+from autoprune.searches.finished_search import find_search
 from autoprune.tracking import read_best_policy
 
 

@@ -6,10 +6,10 @@ from typing import Any
 
 from rich.table import Table
 
-from autoprune.apply import ApplyResult
 from autoprune.cli._console import err_console, print_table
 from autoprune.cli._units import origin, provenance
 from autoprune.cost import HardwareProfile
+from autoprune.deploy.apply import ApplyResult
 
 MEASURED_HERE = "measured (ONNX Runtime, this machine)"
 

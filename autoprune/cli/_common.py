@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from autoprune.config import SearchConfig
+from autoprune.core.errors import AutopruneError, unknown_name
 from autoprune.data import DataSplits, load_dataset
-from autoprune.errors import AutopruneError, unknown_name
 from autoprune.models import default_dataset, model_names
+from autoprune.workflow.config import SearchConfig
 
 DATA_DIR_ENV = "AUTOPRUNE_DATA_DIR"
 

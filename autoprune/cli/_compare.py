@@ -42,14 +42,14 @@ from autoprune.cli._search import (
     warn_random_only,
 )
 from autoprune.cli._units import metric_label
-from autoprune.config import SearchConfig
+from autoprune.core.errors import AutopruneError
+from autoprune.core.results import SearchResult
 from autoprune.cost import HardwareProfile, load_profile
-from autoprune.errors import AutopruneError
-from autoprune.plots import plot_comparison
-from autoprune.preflight import preflight
-from autoprune.results import SearchResult
-from autoprune.session import SearchSession
+from autoprune.searches.preflight import preflight
 from autoprune.tracking import best_values, provenance_params
+from autoprune.tracking.plots import plot_comparison
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.session import SearchSession
 
 
 def compare_command(

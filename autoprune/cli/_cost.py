@@ -8,13 +8,14 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from autoprune.baseline import build_for
 from autoprune.cli._common import dataset_for, open_dataset, shape_text
 from autoprune.cli._console import console, err_console, print_table
 from autoprune.cli._units import metric_label
 from autoprune.compress import ChannelPlan, pruned_specs
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import Policy
+from autoprune.core.specs import discover_layers
 from autoprune.cost import CostReport, HardwareProfile, load_profile
-from autoprune.errors import AutopruneError
 from autoprune.latency import (
     build_cost_model,
     fit_latency_model,
@@ -22,8 +23,7 @@ from autoprune.latency import (
     validate_latency,
 )
 from autoprune.models import load_weights
-from autoprune.policy import Policy
-from autoprune.specs import discover_layers
+from autoprune.workflow.baseline import build_for
 
 cost_app = typer.Typer(
     help="Price a model (and a policy) on a hardware profile; validate the latency model.",

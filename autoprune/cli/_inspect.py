@@ -8,12 +8,12 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from autoprune.baseline import build_for
 from autoprune.cli._common import dataset_for, open_dataset, shape_text
 from autoprune.cli._console import print_table
+from autoprune.core.specs import discover_layers
 from autoprune.data import dataset_names
 from autoprune.models import model_names
-from autoprune.specs import discover_layers
+from autoprune.workflow.baseline import build_for
 
 
 def layers_command(

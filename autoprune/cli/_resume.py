@@ -1,5 +1,5 @@
 """What makes a CLI search resumable: the note on how to continue (the MLflow run to reopen
-and the episodes it lacks are :mod:`autoprune.search_run`'s)."""
+and the episodes it lacks are :mod:`autoprune.searches.search_run`'s)."""
 
 from __future__ import annotations
 

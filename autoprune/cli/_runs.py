@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 from autoprune.cli._tracking import tracking_location
-from autoprune.errors import AutopruneError
-from autoprune.finished_search import RUN_ID
+from autoprune.core.errors import AutopruneError
+from autoprune.searches.finished_search import RUN_ID
 
 
 def resolve_run(run: str, runs_dir: Path, tracking_uri: str | None) -> tuple[str, str]:

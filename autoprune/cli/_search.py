@@ -1,4 +1,4 @@
-"""``autoprune search``: parse the flags, run :func:`autoprune.search_run.tracked_search`
+"""``autoprune search``: parse the flags, run :func:`autoprune.searches.search_run.tracked_search`
 with progress bars, print the result."""
 
 from __future__ import annotations
@@ -15,12 +15,12 @@ from autoprune.cli._console import err_console, progress_bar
 from autoprune.cli._resume import ContinueNote
 from autoprune.cli._search_report import print_result
 from autoprune.cli._signals import hide_interrupted
-from autoprune.config import SearchConfig
+from autoprune.core.errors import AutopruneError
+from autoprune.core.results import SearchResult
+from autoprune.core.training import ProgressFn
 from autoprune.cost import load_profile
 from autoprune.data import DataSplits
-from autoprune.errors import AutopruneError
-from autoprune.results import SearchResult
-from autoprune.search_run import (
+from autoprune.searches.search_run import (
     SearchHooks,
     SearchProgressFn,
     one_shot_budget,
@@ -29,12 +29,12 @@ from autoprune.search_run import (
     run_tags,
     tracked_search,
 )
-from autoprune.search_run import check_agent as _check_agent
-from autoprune.search_run import execute as _execute
-from autoprune.search_run import prepare as _prepare
-from autoprune.session import SearchSession
+from autoprune.searches.search_run import check_agent as _check_agent
+from autoprune.searches.search_run import execute as _execute
+from autoprune.searches.search_run import prepare as _prepare
 from autoprune.tracking import SearchTracker
-from autoprune.training import ProgressFn
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.session import SearchSession
 
 __all__ = ["check_agent", "execute", "one_shot_budget", "open_tracker", "prepare", "run_tags"]
 
@@ -126,14 +126,14 @@ def warn_random_only(config: SearchConfig) -> None:
 def prepare(
     config: SearchConfig, data_dir: Path | None, data: DataSplits | None = None
 ) -> SearchSession:
-    """:func:`autoprune.search_run.prepare` with a progress bar while a baseline trains."""
+    """:func:`autoprune.searches.search_run.prepare` with a progress bar while a baseline trains."""
     return _prepare(config, data_dir, data, BarHooks())
 
 
 def execute(
     config: SearchConfig, session: SearchSession, tracker: SearchTracker, run_name: str
 ) -> tuple[SearchResult, dict[str, Path]]:
-    """:func:`autoprune.search_run.execute` with a progress bar."""
+    """:func:`autoprune.searches.search_run.execute` with a progress bar."""
     return _execute(config, session, tracker, run_name, hooks=BarHooks())
 
 

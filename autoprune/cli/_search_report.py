@@ -10,8 +10,8 @@ from rich.table import Table
 
 from autoprune.cli._console import console, print_table
 from autoprune.cli._units import UNITS, metric_label, origin
+from autoprune.core.results import SearchResult
 from autoprune.cost import HardwareProfile
-from autoprune.results import SearchResult
 
 METRICS = ("accuracy", "macs", "params", "size", "latency", "energy")
 """Rows of the metrics table, in order."""

@@ -18,7 +18,7 @@ import threading
 from types import FrameType, TracebackType
 from typing import Any
 
-from autoprune.critical import defer
+from autoprune.system.critical import defer
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 REDELIVERY_DELAY_S = 0.05

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import typer
 
-from autoprune.baseline import BaselineRequest, build_for, train_baseline
 from autoprune.cli._common import dataset_for, open_dataset
 from autoprune.cli._console import QUIET, console, progress_bar
-from autoprune.training import DEFAULT_TRAIN, EpochStats, TrainConfig
+from autoprune.core.training import DEFAULT_TRAIN, EpochStats, TrainConfig
+from autoprune.workflow.baseline import BaselineRequest, build_for, train_baseline
 
 DEFAULT_RUNS = Path("runs")
 

@@ -28,9 +28,9 @@ from autoprune.coding._apz import (
     write_apz,
 )
 from autoprune.coding._bits import pack_bits, unpack_bits
+from autoprune.coding._byte_counts import ApzReport, LayerReport, yang_bits
 from autoprune.coding._huffman import canonical_codes, code_lengths, huffman_decode, huffman_encode
 from autoprune.coding._layer import HuffmanMode, Layout
-from autoprune.coding._report import ApzReport, LayerReport, yang_bits
 from autoprune.coding._sparse import relative_decode, relative_encode
 
 __all__ = [

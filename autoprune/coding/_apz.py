@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from autoprune.coding._byte_counts import ApzReport, layer_report
 from autoprune.coding._layer import (
     LAYOUTS,
     MAX_CODE_BITS,
@@ -38,9 +39,8 @@ from autoprune.coding._layer import (
     decode_layer,
     encode_layer,
 )
-from autoprune.coding._report import ApzReport, layer_report
-from autoprune.errors import AutopruneError, unknown_name
-from autoprune.qtensor import QuantizedWeight
+from autoprune.core.errors import AutopruneError, unknown_name
+from autoprune.core.qtensor import QuantizedWeight
 
 MAGIC = b"\x89APZ\r\n\x1a\n"
 FORMAT_VERSION = 1

@@ -31,8 +31,8 @@ from autoprune.coding._sparse import (
     relative_decode,
     relative_encode,
 )
-from autoprune.errors import AutopruneError
-from autoprune.qtensor import QuantizedWeight
+from autoprune.core.errors import AutopruneError
+from autoprune.core.qtensor import QuantizedWeight
 
 Layout = Literal["auto", "dense", "bitmap", "relative"]
 HuffmanMode = bool | Literal["always"]
@@ -90,7 +90,9 @@ def _fail(name: str, problem: str, fix: str) -> AutopruneError:
 def check_weight(name: str, q: object) -> None:
     """Raise :class:`AutopruneError` unless ``q`` is a well-formed :class:`QuantizedWeight`."""
     if not isinstance(q, QuantizedWeight):
-        raise _fail(name, f"got {type(q).__name__}", "pass an autoprune.qtensor.QuantizedWeight")
+        raise _fail(
+            name, f"got {type(q).__name__}", "pass an autoprune.core.qtensor.QuantizedWeight"
+        )
     if len(q.shape) == 0 or q.size < 1:
         raise _fail(name, f"shape {q.shape} has no weights", "pass the weight's real shape")
     if q.mask is not None and np.asarray(q.mask).size != q.size:

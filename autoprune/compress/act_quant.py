@@ -23,9 +23,9 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from autoprune.compress.sparsity import compressible_layer
-from autoprune.errors import AutopruneError
-from autoprune.modes import eval_mode
-from autoprune.policy import FLOAT_BITS, LayerPolicy
+from autoprune.core.errors import AutopruneError
+from autoprune.core.modes import eval_mode
+from autoprune.core.policy import FLOAT_BITS, LayerPolicy
 
 ATTRIBUTE = "input_quant"
 """Name of the quantizer child module on each quantized layer."""

@@ -35,9 +35,9 @@ import torch_pruning as tp
 from torch import nn
 from torch_pruning.pruner import function as tp_fn
 
-from autoprune.errors import AutopruneError, unknown_name
-from autoprune.modes import eval_mode, restored_modes
-from autoprune.specs import LayerSpec
+from autoprune.core.errors import AutopruneError, unknown_name
+from autoprune.core.modes import eval_mode, restored_modes
+from autoprune.core.specs import LayerSpec
 
 LAYER_TYPES = (nn.Conv2d, nn.Linear)
 

@@ -31,8 +31,8 @@ import torch_pruning as tp
 from torch import nn
 from torch_pruning.pruner import function as tp_fn
 
-from autoprune.errors import AutopruneError, unknown_name
-from autoprune.modes import eval_mode
+from autoprune.core.errors import AutopruneError, unknown_name
+from autoprune.core.modes import eval_mode
 
 # torch_pruning ships no type hints, so the alias stands for Any to mypy.
 Importance: TypeAlias = tp.importance.Importance

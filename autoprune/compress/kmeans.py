@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 
 DEFAULT_MAX_ITER = 100
 

@@ -1,4 +1,4 @@
-"""Apply a whole :class:`~autoprune.policy.Policy` to a copy of a model.
+"""Apply a whole :class:`~autoprune.core.policy.Policy` to a copy of a model.
 
 Order: structured pruning → one recovery pass (BatchNorm statistics and AMC's least-squares
 reconstruction, :mod:`autoprune.compress.refit`) → fine-grained sparsity, with a
@@ -29,8 +29,8 @@ from autoprune.compress.pruning import ChannelPruner, PruneReport
 from autoprune.compress.quantize import quantize_weights
 from autoprune.compress.refit import ReconstructionTargets, recover
 from autoprune.compress.sparsity import apply_sparsity
-from autoprune.errors import AutopruneError
-from autoprune.policy import FLOAT_BITS, Policy
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import FLOAT_BITS, Policy
 
 REFIT_SPARSITY = 0.7
 """Fine-grained sparsity from which a layer's kept weights are refitted (with
@@ -78,7 +78,7 @@ class Compressor:
         >>> net = nn.Sequential(nn.Conv2d(1, 8, 3), nn.BatchNorm2d(8), nn.ReLU(),
         ...                     nn.Conv2d(8, 4, 3)).eval()
         >>> compressor = Compressor(net, torch.zeros(1, 1, 8, 8), [torch.randn(16, 1, 8, 8)])
-        >>> specs = __import__("autoprune.specs").specs.discover_layers(net, (1, 8, 8))
+        >>> specs = __import__("autoprune.core.specs").specs.discover_layers(net, (1, 8, 8))
         >>> small = compressor.compress(Policy.uniform(specs, keep_ratio=0.5))
         >>> small[0].out_channels, net[0].out_channels
         (4, 8)

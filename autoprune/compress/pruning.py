@@ -33,8 +33,8 @@ from autoprune.compress.importance import (
     make_importance,
     needs_data,
 )
-from autoprune.errors import AutopruneError
-from autoprune.modes import eval_mode
+from autoprune.core.errors import AutopruneError
+from autoprune.core.modes import eval_mode
 
 _OUT_HANDLERS = (
     tp.prune_conv_out_channels,

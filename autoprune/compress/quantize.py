@@ -9,7 +9,7 @@ the model stays trainable and the change stays reversible until :func:`squash`:
   ``centroids[assignments]`` and the centroids are the trainable parameters, so each
   centroid's gradient is the sum of the gradients of the weights that share it.
 
-The effective weight equals :meth:`autoprune.qtensor.QuantizedWeight.dequantize` of
+The effective weight equals :meth:`autoprune.core.qtensor.QuantizedWeight.dequantize` of
 :func:`export_quantized` bit for bit (the same float32 ``scale * level`` products).
 
 Lifecycle (as in ``torch.ao``): :func:`apply_weight_compression` (sparsity mask, then
@@ -37,9 +37,9 @@ from autoprune.compress.sparsity import (
     tensor_attr,
     weight_parametrizations,
 )
-from autoprune.errors import AutopruneError
-from autoprune.policy import FLOAT_BITS, LayerPolicy
-from autoprune.qtensor import QuantizedWeight, Scheme, linear_max_level
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import FLOAT_BITS, LayerPolicy
+from autoprune.core.qtensor import QuantizedWeight, Scheme, linear_max_level
 
 
 def _check_bits(bits: int) -> None:

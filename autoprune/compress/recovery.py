@@ -31,8 +31,8 @@ from torch.nn.utils import parametrize
 
 from autoprune.compress.importance import Batch, split_batch
 from autoprune.compress.refit import ReconstructionTargets, recover
-from autoprune.errors import AutopruneError, unknown_name
-from autoprune.modes import eval_mode
+from autoprune.core.errors import AutopruneError, unknown_name
+from autoprune.core.modes import eval_mode
 
 
 def recalibrate_bn(model: nn.Module, batches: Iterable[Batch], num_batches: int = 20) -> nn.Module:

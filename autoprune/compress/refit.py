@@ -38,8 +38,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from autoprune.compress.sparsity import latent_weight, sparsity_mask
-from autoprune.errors import AutopruneError
-from autoprune.modes import eval_mode
+from autoprune.core.errors import AutopruneError
+from autoprune.core.modes import eval_mode
 
 LAYER_TYPES = (nn.Conv2d, nn.Linear)
 MASKED_CHUNK = 32

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from autoprune.errors import AutopruneError, unknown_name
+from autoprune.core.errors import AutopruneError, unknown_name
 
 LAYER_TYPES = (nn.Conv2d, nn.Linear)
 

@@ -1,7 +1,7 @@
 """Cost models: size, energy and analytic (roofline) latency of a pruned, quantized model.
 
-Callers pass :class:`~autoprune.specs.LayerSpec` objects that already reflect pruning
-(fewer channels, fewer MACs) and per-layer :class:`~autoprune.policy.LayerPolicy` settings
+Callers pass :class:`~autoprune.core.specs.LayerSpec` objects that already reflect pruning
+(fewer channels, fewer MACs) and per-layer :class:`~autoprune.core.policy.LayerPolicy` settings
 (bits, sparsity); no model is touched here. A cost model alone knows no weights, so its
 ``size`` is the analytic estimate; :class:`ApzSizeModel` predicts the real ``.apz`` file
 from the trained weights, and the evaluator puts that number in the report
@@ -13,8 +13,8 @@ Latency measured on this machine (lookup tables, the measured cost model, the ti
 supplies per-layer latency to :func:`assemble_report`, which prices sizes and energy.
 
 Example:
-    >>> from autoprune.specs import LayerSpec
-    >>> from autoprune.policy import LayerPolicy
+    >>> from autoprune.core.specs import LayerSpec
+    >>> from autoprune.core.policy import LayerPolicy
     >>> spec = LayerSpec("fc", "linear", 256, 256, (1, 1), (1, 1), 1, (1, 1), (1, 1),
     ...                  65536, 65792, False)
     >>> model = RooflineCostModel(load_profile("bitfusion"))

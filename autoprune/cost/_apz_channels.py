@@ -23,7 +23,7 @@ from torch_pruning.pruner import function as tp_fn
 from autoprune.compress.channel_plan import kept_count
 from autoprune.compress.pruning import ChannelPruner
 from autoprune.compress.sparsity import tensor_attr
-from autoprune.policy import LayerPolicy
+from autoprune.core.policy import LayerPolicy
 
 _OUT = (
     tp_fn.prune_conv_out_channels,

@@ -26,8 +26,8 @@ from typing import NamedTuple
 import numpy as np
 
 from autoprune.coding import code_lengths
+from autoprune.core.policy import FLOAT_BITS, LayerPolicy
 from autoprune.cost._apz_kmeans import ValueBins, cluster_sizes, exact_sizes
-from autoprune.policy import FLOAT_BITS, LayerPolicy
 
 FLOAT_BYTES = 4
 

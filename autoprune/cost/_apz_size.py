@@ -43,11 +43,11 @@ from autoprune.coding import (
 )
 from autoprune.compress.pruning import ChannelPruner
 from autoprune.compress.sparsity import tensor_attr
+from autoprune.core.policy import FLOAT_BITS, LayerPolicy, Policy
+from autoprune.core.specs import LayerSpec
 from autoprune.cost._apz_channels import ChannelSurvivors, GroupKey
 from autoprune.cost._apz_kmeans import ValueBins
 from autoprune.cost._apz_layer import LayerBytes, LayerSample, StreamBytes, predict_layer
-from autoprune.policy import FLOAT_BITS, LayerPolicy, Policy
-from autoprune.specs import LayerSpec
 
 SAMPLE_WEIGHTS = 65536
 """Weights of a layer beyond which its streams are predicted from a sample of whole rows."""

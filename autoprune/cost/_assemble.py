@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import LayerPolicy
+from autoprune.core.specs import LayerSpec
 from autoprune.cost._energy import MemoryLevel, memory_level
 from autoprune.cost._profile import HardwareProfile
 from autoprune.cost._report import Bound, CostReport, LayerCost
 from autoprune.cost._size import LayerSizes, layer_sizes
-from autoprune.errors import AutopruneError
-from autoprune.policy import LayerPolicy
-from autoprune.specs import LayerSpec
 
 LatencyFn = Callable[[LayerSpec, LayerPolicy, LayerSizes, MemoryLevel], tuple[float, Bound]]
 """Per-layer latency in ms for one batch and what bounds it."""

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from autoprune.policy import FLOAT_BITS
+from autoprune.core.policy import FLOAT_BITS
 
 MemoryLevel = Literal["sram", "dram"]
 

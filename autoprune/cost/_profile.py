@@ -13,8 +13,8 @@ from typing import Any, Literal
 
 import yaml
 
+from autoprune.core.errors import AutopruneError, unknown_name
 from autoprune.cost._energy import EnergyTable
-from autoprune.errors import AutopruneError, unknown_name
 
 ProfileKind = Literal["measured", "roofline"]
 BitScaling = Literal["brick", "int8"]

@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, Literal, Protocol
 
-from autoprune.errors import unknown_name
-from autoprune.policy import LayerPolicy
-from autoprune.specs import LayerSpec
+from autoprune.core.errors import unknown_name
+from autoprune.core.policy import LayerPolicy
+from autoprune.core.specs import LayerSpec
 
 Bound = Literal["compute", "memory", "measured"]
 

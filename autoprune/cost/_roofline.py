@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from autoprune.core.policy import FLOAT_BITS, LayerPolicy
+from autoprune.core.specs import LayerSpec
 from autoprune.cost._assemble import assemble_report
 from autoprune.cost._energy import MemoryLevel
 from autoprune.cost._profile import HardwareProfile
 from autoprune.cost._report import Bound, CostReport
 from autoprune.cost._size import LayerSizes
-from autoprune.policy import FLOAT_BITS, LayerPolicy
-from autoprune.specs import LayerSpec
 
 
 def brick_width(bits: int, brick_bits: int) -> int:
@@ -48,7 +48,7 @@ class RooflineCostModel:
 
     Example:
         >>> from autoprune.cost._profile import load_profile
-        >>> from autoprune.specs import LayerSpec
+        >>> from autoprune.core.specs import LayerSpec
         >>> spec = LayerSpec("fc", "linear", 1024, 1024, (1, 1), (1, 1), 1, (1, 1), (1, 1),
         ...                  1024 * 1024, 1024 * 1025, False)
         >>> report = RooflineCostModel(load_profile("bitfusion")).estimate([spec], {})

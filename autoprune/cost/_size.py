@@ -6,7 +6,7 @@ on specs alone). With weights, ``size`` is the predicted ``.apz`` file
 
 Counting rules:
     * Weights at ``w_bits``; biases stay float (32 bits).
-    * Quantizer parameters are counted as in :mod:`autoprune.qtensor`: ``linear`` keeps one
+    * Quantizer parameters are counted as in :mod:`autoprune.core.qtensor`: ``linear`` keeps one
       float32 scale per output channel, ``kmeans`` a float32 codebook of ``2**w_bits``
       centroids. Float weights have none.
     * Coded form (only when ``sparsity > 0``), after Deep Compression: each nonzero stores its
@@ -25,8 +25,8 @@ import math
 from dataclasses import dataclass
 
 from autoprune.coding import yang_bits
-from autoprune.policy import FLOAT_BITS, LayerPolicy
-from autoprune.specs import LayerSpec
+from autoprune.core.policy import FLOAT_BITS, LayerPolicy
+from autoprune.core.specs import LayerSpec
 
 CONV_INDEX_BITS = 8
 """Relative-index width for conv layers (Deep Compression)."""

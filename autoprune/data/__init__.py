@@ -28,7 +28,7 @@ Datasets:
 Every dataset is checked when it loads (``autoprune.data._checks``): NaN or infinite
 pixels, a class without training images (a stray label 1000 among 0..9), a test label no
 training image has, or fewer than 5 training images of a class are refused with a one-line
-:class:`~autoprune.errors.AutopruneError` naming the problem and the fix.
+:class:`~autoprune.core.errors.AutopruneError` naming the problem and the fix.
 * ``path/to/file.py:function`` or ``package.module:function``: a function called with no
   arguments that returns a :class:`DataSplits` (used as is) or a tuple
   ``(x_train, y_train, x_test, y_test)`` handled like an ``npz`` file.
@@ -44,8 +44,8 @@ Example:
 
 from __future__ import annotations
 
+from autoprune.core.splits import DataSplits
 from autoprune.data._paths import DEFAULT_DATA_DIRS
 from autoprune.data._registry import dataset_names, load_dataset
-from autoprune.data._splits import DataSplits
 
 __all__ = ["DEFAULT_DATA_DIRS", "DataSplits", "dataset_names", "load_dataset"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 
 MIN_PER_CLASS = 5
 """Fewest training images (before the validation split is carved) a class may have."""
@@ -99,7 +99,7 @@ def check_labels(
 
 def check_splits_content(splits: object) -> None:
     """Non-finite images and training classes of a ready ``DataSplits`` (a user's own)."""
-    from autoprune.data._splits import SPLITS, DataSplits
+    from autoprune.core.splits import SPLITS, DataSplits
 
     assert isinstance(splits, DataSplits)
     for split in SPLITS:

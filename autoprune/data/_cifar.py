@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from autoprune.core.errors import AutopruneError
 from autoprune.data._paths import missing_data_error, search_dirs
-from autoprune.errors import AutopruneError
 
 BATCH_DIR = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from autoprune.data._build import carve
+from autoprune.data._prepare import carve
 
 TEST_FRACTION = 0.2
 """Share of the 1797 digits held out as the test split."""

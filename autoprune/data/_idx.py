@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from autoprune.core.errors import AutopruneError
 from autoprune.data._paths import missing_data_error, search_dirs
-from autoprune.errors import AutopruneError
 
 LABELS_MAGIC = 2049
 """IDX magic number of a 1-D unsigned-byte array (labels)."""

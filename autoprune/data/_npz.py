@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 """Arrays an ``npz:`` dataset file must hold."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 
 DEFAULT_DATA_DIRS: dict[str, Path] = {
     "fashion-mnist": Path("/usr/share/datasets/fashion-mnist"),

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import numpy as np
 
-from autoprune.data._build import build_splits, check_val_args
+from autoprune.core.errors import AutopruneError, unknown_name
+from autoprune.core.splits import DataSplits
 from autoprune.data._cifar import read_cifar10
 from autoprune.data._digits import read_digits
 from autoprune.data._idx import read_idx_dataset
 from autoprune.data._npz import read_npz
-from autoprune.data._splits import DataSplits
+from autoprune.data._prepare import build_splits, check_val_args
 from autoprune.data._user import read_user
-from autoprune.errors import AutopruneError, unknown_name
 
 RawArrays = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 

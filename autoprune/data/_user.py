@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from autoprune.data._build import build_splits
+from autoprune.core.errors import AutopruneError
+from autoprune.core.splits import DataSplits
+from autoprune.core.user_code import load_callable, user_errors
 from autoprune.data._checks import check_splits_content
-from autoprune.data._splits import DataSplits
-from autoprune.errors import AutopruneError
-from autoprune.user_code import load_callable, user_errors
+from autoprune.data._prepare import build_splits
 
 
 def load_function(target: str) -> Callable[..., object]:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from autoprune.bisection import largest_fitting
-from autoprune.errors import AutopruneError
+from autoprune.core.bisection import largest_fitting
+from autoprune.core.errors import AutopruneError
 
 _BISECTION_STEPS = 60
 

@@ -12,7 +12,7 @@ from torch.nn.utils import parametrize
 
 from autoprune.coding import ApzReport, HuffmanMode, Layout, extras_from_state_dict, write_apz
 from autoprune.compress import export_quantized, squash
-from autoprune.qtensor import QuantizedWeight
+from autoprune.core.qtensor import QuantizedWeight
 
 
 def effective_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:

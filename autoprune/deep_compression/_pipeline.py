@@ -28,6 +28,10 @@ from torch.nn.utils import parametrize
 
 from autoprune.coding import ApzReport, Layout
 from autoprune.compress import export_quantized, quantize_weights
+from autoprune.core.errors import AutopruneError, unknown_name
+from autoprune.core.policy import LayerPolicy, Policy
+from autoprune.core.specs import LayerSpec, discover_layers
+from autoprune.core.training import evaluate, finetune
 from autoprune.data import DataSplits
 from autoprune.deep_compression._coded import CodedModel
 from autoprune.deep_compression._prune import PruneSchedule, PruneStep, gradual_prune
@@ -36,10 +40,6 @@ from autoprune.deep_compression._sensitivity import (
     SensitivityScan,
     sensitivity_scan,
 )
-from autoprune.errors import AutopruneError, unknown_name
-from autoprune.policy import LayerPolicy, Policy
-from autoprune.specs import LayerSpec, discover_layers
-from autoprune.training import evaluate, finetune
 
 STAGES = ("original", "pruned", "quantized", "huffman")
 """Stage names of :attr:`DeepCompressionResult.stages`, in order."""

@@ -17,9 +17,9 @@ from torch.nn.utils import parametrize
 
 from autoprune.compress import apply_sparsity, sparsity_of
 from autoprune.compress.sparsity import SparsityMask, compressible_layer, sparsity_mask
+from autoprune.core.training import finetune
 from autoprune.data import DataSplits
 from autoprune.deep_compression._schedule import cubic_sparsity, step_batches
-from autoprune.training import finetune
 
 
 @dataclass(frozen=True)

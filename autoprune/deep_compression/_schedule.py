@@ -6,7 +6,7 @@ the network is redundant, slower as it approaches the final sparsity ``s_f``.
 
 from __future__ import annotations
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 
 
 def cubic_sparsity(step: int, steps: int, final: float, initial: float = 0.0) -> float:

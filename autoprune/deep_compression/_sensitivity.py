@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from autoprune.compress.sparsity import magnitude_mask, tensor_attr
-from autoprune.errors import AutopruneError
-from autoprune.training import evaluate
+from autoprune.core.errors import AutopruneError
+from autoprune.core.training import evaluate
 
 DEFAULT_GRID = (0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98)
 """Sparsities scanned per layer."""

@@ -23,10 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
+from autoprune.core.modes import eval_mode
 from autoprune.export._int8 import quantize_onnx_int8
 from autoprune.export._onnx import export_onnx
-from autoprune.modes import eval_mode
 
 
 def _save_exported_program(model: nn.Module, example_input: torch.Tensor, path: Path) -> None:

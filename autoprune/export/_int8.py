@@ -34,7 +34,7 @@ from onnxruntime.quantization import (
 )
 from onnxruntime.quantization.shape_inference import quant_pre_process
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 from autoprune.export._files import scratch_dir_beside
 
 ARRAY_BATCH = 32

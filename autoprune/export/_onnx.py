@@ -18,9 +18,9 @@ import onnx
 import torch
 from torch import nn
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
+from autoprune.core.modes import eval_mode
 from autoprune.export._files import write_bytes_atomic
-from autoprune.modes import eval_mode
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"

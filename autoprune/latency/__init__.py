@@ -26,7 +26,6 @@ Example:
     True
 """
 
-from autoprune.latency._build import build_cost_model
 from autoprune.latency._calibration import LatencyCalibration, fit_calibration
 from autoprune.latency._epilogues import Epilogue, graph_epilogues, model_epilogues
 from autoprune.latency._fit import (
@@ -38,6 +37,7 @@ from autoprune.latency._fit import (
     model_id,
     random_prune_policies,
 )
+from autoprune.latency._from_profile import build_cost_model
 from autoprune.latency._kernels import KernelTiming, measure_together
 from autoprune.latency._layer_graphs import LayerKey, derive_pads, layer_onnx, layer_torch
 from autoprune.latency._lut import LatencyTable, RuntimeSettings

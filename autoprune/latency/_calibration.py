@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 
 
 @dataclass(frozen=True)

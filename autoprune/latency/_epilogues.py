@@ -25,9 +25,9 @@ import torch
 from onnx import TensorProto, helper
 from torch import nn
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
+from autoprune.core.specs import LayerSpec
 from autoprune.export import export_onnx, onnx_node_names_for
-from autoprune.specs import LayerSpec
 
 SHAPE_PRESERVING = frozenset(
     {

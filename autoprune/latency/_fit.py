@@ -24,8 +24,10 @@ import torch
 from torch import nn
 
 from autoprune.compress import ChannelPlan, prune_channels, pruned_specs
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import LayerPolicy, Policy, architecture_fingerprint
+from autoprune.core.specs import LayerSpec
 from autoprune.cost import CostModel
-from autoprune.errors import AutopruneError
 from autoprune.export import export_onnx
 from autoprune.latency._calibration import fit_calibration
 from autoprune.latency._epilogues import model_epilogues
@@ -33,8 +35,6 @@ from autoprune.latency._kernels import measure_together
 from autoprune.latency._layer_graphs import layer_onnx
 from autoprune.latency._lut import MAX_ATTEMPTS, RETRY_PAUSE_S, probe_key
 from autoprune.latency._measured import MeasuredCostModel
-from autoprune.policy import LayerPolicy, Policy, architecture_fingerprint
-from autoprune.specs import LayerSpec
 
 CALIBRATION_VERSIONS = 7
 """Randomly pruned versions measured whole, beside the unpruned network, to fit the line."""

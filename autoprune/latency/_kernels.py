@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 from autoprune.latency._layer_graphs import SINK_PREFIX
 from autoprune.latency._measure import (
     _check_settings,

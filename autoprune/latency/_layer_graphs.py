@@ -19,10 +19,10 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import LayerPolicy
+from autoprune.core.specs import LayerSpec
 from autoprune.latency._epilogues import Epilogue, append_epilogue
-from autoprune.policy import LayerPolicy
-from autoprune.specs import LayerSpec
 
 Precision = Literal["int8", "fp32"]
 OPSET = 17

@@ -25,8 +25,8 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
+from autoprune.core.errors import AutopruneError
 from autoprune.cost import HardwareProfile, Runtime
-from autoprune.errors import AutopruneError
 from autoprune.latency._calibration import LatencyCalibration
 from autoprune.latency._kernels import KernelTiming, measure_together
 from autoprune.latency._layer_graphs import LayerKey, layer_onnx, layer_torch, overhead_onnx

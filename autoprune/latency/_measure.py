@@ -22,8 +22,8 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from autoprune.errors import AutopruneError
-from autoprune.modes import eval_mode
+from autoprune.core.errors import AutopruneError
+from autoprune.core.modes import eval_mode
 
 _ORT_DTYPES = {
     "tensor(float)": np.float32,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from autoprune.core.policy import LayerPolicy
+from autoprune.core.specs import LayerSpec
 from autoprune.cost import (
     Bound,
     CostReport,
@@ -18,8 +20,6 @@ from autoprune.latency._epilogues import Epilogue
 from autoprune.latency._kernels import KernelTiming
 from autoprune.latency._layer_graphs import LayerKey
 from autoprune.latency._lut import LatencyTable
-from autoprune.policy import LayerPolicy
-from autoprune.specs import LayerSpec
 
 
 def chained_times(timings: Sequence[KernelTiming]) -> list[float]:

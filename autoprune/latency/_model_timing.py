@@ -19,8 +19,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from autoprune.core.errors import AutopruneError
 from autoprune.cost import Runtime
-from autoprune.errors import AutopruneError
 from autoprune.export import export_onnx
 from autoprune.latency._measure import ort_session, pinned, time_calls, torch_settings
 

@@ -19,12 +19,12 @@ import torch
 from torch import nn
 
 from autoprune.compress import ChannelPlan, prune_channels, pruned_specs
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import Policy
+from autoprune.core.specs import LayerSpec
 from autoprune.cost import CostModel
-from autoprune.errors import AutopruneError
 from autoprune.latency._fit import measure_whole_models, random_prune_policies
 from autoprune.latency._measured import MeasuredCostModel
-from autoprune.policy import Policy
-from autoprune.specs import LayerSpec
 
 
 def _pair(a: Sequence[float], b: Sequence[float], least: int) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 
 
 def check_build_args(in_channels: int, num_classes: int, input_size: tuple[int, int]) -> None:

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from autoprune.errors import AutopruneError, unknown_name
+from autoprune.core.errors import AutopruneError, unknown_name
 from autoprune.models._common import check_build_args
 from autoprune.models._demo import DemoCNN
 from autoprune.models._lenet import LeNet5, LeNet300

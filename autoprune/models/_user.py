@@ -8,8 +8,8 @@ from typing import Any
 
 from torch import nn
 
-from autoprune.errors import AutopruneError
-from autoprune.user_code import load_callable, user_errors
+from autoprune.core.errors import AutopruneError
+from autoprune.core.user_code import load_callable, user_errors
 
 _BUILD_KWARGS = ("in_channels", "num_classes", "input_size")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 
 _FIX = "train it with `autoprune train` or pass weights made for this model"
 

@@ -13,14 +13,14 @@ from autoprune.tracking._dashboard import (
     summary_tags,
 )
 from autoprune.tracking._layers import LAYERS_DIR, LayerTable
-from autoprune.tracking._params import clean_tags, flatten_params, git_sha
-from autoprune.tracking._read import read_best_policy
-from autoprune.tracking._store import (
+from autoprune.tracking._location import (
     DEFAULT_TRACKING_DIR,
     TrackingStore,
     tracking_location,
     ui_command,
 )
+from autoprune.tracking._params import clean_tags, flatten_params, git_sha
+from autoprune.tracking._read import read_best_policy
 from autoprune.tracking._tracker import (
     BEST_POLICY_ARTIFACT,
     SUMMARY_ARTIFACT,

@@ -16,7 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from autoprune.results import EpisodeRecord, SearchResult
+from autoprune.core.results import EpisodeRecord, SearchResult
 from autoprune.tracking._params import git_sha
 
 EPISODE_METRICS = (

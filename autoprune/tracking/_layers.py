@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from autoprune.policy import LayerPolicy
-from autoprune.results import EpisodeRecord
+from autoprune.core.policy import LayerPolicy
+from autoprune.core.results import EpisodeRecord
 
 LAYERS_DIR = "layers"
 """Artifact folder of the per-layer tables (``<field>.csv``) and heat-maps (``<field>.png``)."""
 DIMENSIONS = ("keep_ratio", "sparsity", "w_bits", "a_bits")
-"""The numeric fields of a :class:`~autoprune.policy.LayerPolicy`, in the modes' order."""
+"""The numeric fields of a :class:`~autoprune.core.policy.LayerPolicy`, in the modes' order."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class LayerTable:
     def write(self, out_dir: Path) -> dict[str, Path]:
         """Write ``layers/<field>.csv`` and ``layers/<field>.png`` under ``out_dir``; the
         keys are those relative paths."""
-        from autoprune.plots import plot_layer_heatmap
+        from autoprune.tracking.plots import plot_layer_heatmap
 
         folder = out_dir / LAYERS_DIR
         folder.mkdir(parents=True, exist_ok=True)

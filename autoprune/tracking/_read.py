@@ -7,9 +7,9 @@ import io
 import tempfile
 from pathlib import Path
 
-from autoprune.errors import AutopruneError
-from autoprune.policy import Policy
-from autoprune.tracking._store import TrackingStore, make_client
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import Policy
+from autoprune.tracking._location import TrackingStore, make_client
 from autoprune.tracking._tracker import BEST_POLICY_ARTIFACT
 
 

@@ -13,14 +13,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from autoprune.critical import critical_section
-from autoprune.errors import AutopruneError
-from autoprune.policy import Policy
-from autoprune.results import EpisodeRecord, SearchResult
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import Policy
+from autoprune.core.results import EpisodeRecord, SearchResult
+from autoprune.system.critical import critical_section
 from autoprune.tracking._dashboard import episode_values, summary_tags
 from autoprune.tracking._layers import LAYERS_DIR, LayerTable
+from autoprune.tracking._location import TrackingStore, make_client, store_lock
 from autoprune.tracking._params import MAX_KEY_LENGTH, clean_key, clean_tags, flatten_params
-from autoprune.tracking._store import TrackingStore, make_client, store_lock
 
 BEST_POLICY_ARTIFACT = "best_policy.json"
 SUMMARY_ARTIFACT = "summary.json"
@@ -344,7 +344,7 @@ def write_result_files(
     result: SearchResult, out_dir: Path, run_id: str | None = None, tracking_uri: str | None = None
 ) -> dict[str, Path]:
     """Write best policy, summary and plots under ``out_dir``; keys are relative paths."""
-    from autoprune import plots
+    from autoprune.tracking import plots
 
     out_dir.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}

@@ -13,14 +13,14 @@ from torch.nn.utils import parametrize
 
 from autoprune.admm import AdmmConfig, AdmmResult, admm_compress, check_budget, coded_cost
 from autoprune.admm._admm import average_centroid_gradients
-from autoprune.baseline import build_for
 from autoprune.coding import read_apz, state_dict_from_apz
 from autoprune.compress.quantize import KMeansWeightQuant
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import Policy
+from autoprune.core.specs import discover_layers
+from autoprune.core.training import TrainConfig, train
 from autoprune.data import DataSplits
-from autoprune.errors import AutopruneError
-from autoprune.policy import Policy
-from autoprune.specs import discover_layers
-from autoprune.training import TrainConfig, train
+from autoprune.workflow.baseline import build_for
 
 WEIGHTS = 8 * 8 * 300 + 300 * 100 + 100 * 10  # lenet300 on 8x8 digits
 

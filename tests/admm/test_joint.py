@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from autoprune.admm import Overhead, project_bits, project_joint, project_sparsity
 from autoprune.admm._joint import quantize_kept
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 
 
 def test_projection_escapes_the_eight_bit_fixed_point() -> None:

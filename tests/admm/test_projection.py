@@ -16,7 +16,7 @@ from autoprune.admm import (
     project_sparsity,
     yang_bits,
 )
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 
 # Layer "a" at 2 bits, layer "b" at 4 bits. Scores w²/b:
 #   a0 0.25/2 = 0.125, a1 0.01/2 = 0.005, a2 0.09/2 = 0.045, b0 0.16/4 = 0.04, b1 0.0025/4

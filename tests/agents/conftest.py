@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import torch
 
-from autoprune.baseline import build_for
-from autoprune.config import SearchConfig
+from autoprune.core.training import TrainConfig, train
 from autoprune.data import DataSplits
-from autoprune.session import SearchSession, prepare_search
-from autoprune.training import TrainConfig, train
+from autoprune.workflow.baseline import build_for
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.session import SearchSession, prepare_search
 
 # Tiny tensors: one intra-op thread avoids contention on the shared 2-core machine.
 torch.set_num_threads(1)

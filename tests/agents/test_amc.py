@@ -11,8 +11,8 @@ from stable_baselines3.common.save_util import load_from_pkl
 
 from agents import run_search
 from agents._amc import AmcDDPG, CenteredReplayBuffer, TruncatedNormalNoise
-from autoprune.config import SearchConfig
-from autoprune.session import SearchSession
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.session import SearchSession
 
 
 def test_truncated_normal_noise_stays_in_bounds_and_decays_after_warmup() -> None:

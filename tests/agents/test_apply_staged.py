@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from autoprune.apply import apply_policy, staged_finetune, staged_finetune_applies
 from autoprune.compress import export_quantized
 from autoprune.compress.sparsity import sparsity_of
-from autoprune.policy import LayerPolicy, Policy
-from autoprune.session import SearchSession
+from autoprune.core.policy import LayerPolicy, Policy
+from autoprune.deploy.apply import apply_policy, staged_finetune, staged_finetune_applies
+from autoprune.workflow.session import SearchSession
 
 
 def test_gradual_pruning_then_quantization_reaches_the_policy_exactly(

@@ -16,9 +16,9 @@ from optuna.trial import TrialState
 from agents import run_search
 from agents._optuna_study import storage_url
 from autoprune.cli import main
-from autoprune.config import SearchConfig
-from autoprune.results import EpisodeRecord
-from autoprune.session import SearchSession
+from autoprune.core.results import EpisodeRecord
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.session import SearchSession
 
 RunConfig = Callable[..., SearchConfig]
 

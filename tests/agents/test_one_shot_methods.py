@@ -10,9 +10,9 @@ import pytest
 from agents import check_search, make_method, method_class, run_search
 from agents._admm_method import calibrate_yang_budget
 from agents._deep_compression_method import fit_to_budget, kmeans_policy
-from autoprune.budget import Budget
 from autoprune.coding import inspect_apz
-from autoprune.errors import AutopruneError
+from autoprune.core.budget import Budget
+from autoprune.core.errors import AutopruneError
 
 FAST = {
     "admm": {"epochs": 1, "finetune_epochs": 1},

@@ -19,9 +19,9 @@ from optuna.trial import TrialState
 
 from agents import run_search
 from agents._optuna_study import slot, storage_url
-from autoprune.config import SearchConfig
-from autoprune.policy import Policy
-from autoprune.session import SearchSession
+from autoprune.core.policy import Policy
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.session import SearchSession
 
 RunConfig = Callable[..., SearchConfig]
 

@@ -18,10 +18,10 @@ import pytest
 from optuna.trial import TrialState
 
 from agents import check_settings, run_search
-from autoprune.config import SearchConfig
-from autoprune.errors import AutopruneError
-from autoprune.results import SearchResult
-from autoprune.session import SearchSession
+from autoprune.core.errors import AutopruneError
+from autoprune.core.results import SearchResult
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.session import SearchSession
 
 ray = pytest.importorskip("ray")
 

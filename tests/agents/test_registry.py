@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from agents import SearchMethod, make_method, method_names
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 
 
 def test_every_registered_method_builds_with_default_options() -> None:

@@ -16,10 +16,10 @@ import gymnasium
 import pytest
 
 from agents import method_class, method_names, run_name_for, run_search
-from autoprune.config import SearchConfig
-from autoprune.errors import AutopruneError
-from autoprune.results import EpisodeRecord
-from autoprune.session import SearchSession
+from autoprune.core.errors import AutopruneError
+from autoprune.core.results import EpisodeRecord
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.session import SearchSession
 
 RunConfig = Callable[..., SearchConfig]
 
@@ -123,7 +123,7 @@ def test_resume_refuses_other_settings_and_missing_runs(
 KILL_SCRIPT = """
 import json, sys
 from agents import run_search
-from autoprune.config import SearchConfig
+from autoprune.workflow.config import SearchConfig
 config = SearchConfig.from_mapping(json.loads(sys.argv[1]))
 run_search(config, run_name="killed")
 """

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from agents import run_search
-from autoprune.config import SearchConfig
-from autoprune.session import SearchSession
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.session import SearchSession
 
 
 def test_ddpg_evaluates_episodes_in_two_worker_processes(

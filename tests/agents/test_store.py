@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from torch import nn
 
-from agents._store import RunStore
-from autoprune.errors import AutopruneError
-from autoprune.policy import Policy
-from autoprune.results import EpisodeRecord
-from autoprune.specs import discover_layers
+from agents._run_store import RunStore
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import Policy
+from autoprune.core.results import EpisodeRecord
+from autoprune.core.specs import discover_layers
 
 
 def _record(index: int) -> EpisodeRecord:

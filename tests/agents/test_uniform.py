@@ -10,11 +10,11 @@ import pytest
 
 from agents import make_method, run_search
 from agents._context import SearchContext
-from agents._store import RunStore
+from agents._run_store import RunStore
 from agents._uniform import TOLERANCE, Uniform, largest_feasible, predicted_policy, schedule
-from autoprune.budget import Budget
-from autoprune.config import SearchConfig
-from autoprune.session import SearchSession
+from autoprune.core.budget import Budget
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.session import SearchSession
 
 
 def test_schedule_starts_at_the_best_value_and_sweeps_down_to_minus_one() -> None:

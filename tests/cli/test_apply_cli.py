@@ -8,13 +8,13 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from autoprune.apply import onnx_accuracy
-from autoprune.baseline import build_for
 from autoprune.cli import main
 from autoprune.coding import state_dict_from_apz
 from autoprune.compress import prune_channels
-from autoprune.policy import Policy
-from autoprune.specs import discover_layers
+from autoprune.core.policy import Policy
+from autoprune.core.specs import discover_layers
+from autoprune.deploy.apply import onnx_accuracy
+from autoprune.workflow.baseline import build_for
 
 
 def test_apply_writes_every_file_and_a_report(tmp_path, capsys, digits):

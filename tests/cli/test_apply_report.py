@@ -12,14 +12,14 @@ import pytest
 import torch
 from torch import nn
 
-from autoprune import apply as apply_module
-from autoprune.apply import ApplyResult
-from autoprune.baseline import build_for
 from autoprune.cli import main
 from autoprune.cli._apply_report import latency_disagreement
+from autoprune.core.policy import Policy
+from autoprune.core.specs import discover_layers
 from autoprune.cost import load_profile
-from autoprune.policy import Policy
-from autoprune.specs import discover_layers
+from autoprune.deploy import apply as apply_module
+from autoprune.deploy.apply import ApplyResult
+from autoprune.workflow.baseline import build_for
 
 
 @pytest.fixture

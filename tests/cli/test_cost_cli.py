@@ -8,9 +8,9 @@ from autoprune.cli import main
 
 
 def test_cost_table_json_for_a_policy(tmp_path, capsys, digits):
-    from autoprune.baseline import build_for
-    from autoprune.policy import Policy
-    from autoprune.specs import discover_layers
+    from autoprune.core.policy import Policy
+    from autoprune.core.specs import discover_layers
+    from autoprune.workflow.baseline import build_for
 
     specs = discover_layers(build_for("demo", digits), digits.input_shape)
     Policy.uniform(specs, keep_ratio=0.5, w_bits=4, a_bits=4).save(tmp_path / "p.json")
@@ -46,7 +46,7 @@ def test_cost_validate_measures_and_logs(tmp_path, capsys, monkeypatch):
     assert summary["attempts"] >= 1 and summary["speed"] > 0
     assert -1.0 <= summary["spearman"] <= 1.0 and summary["mape_percent"] >= 0
     from autoprune.tracking import TrackingStore
-    from autoprune.tracking._store import make_client
+    from autoprune.tracking._location import make_client
 
     client = make_client(TrackingStore.resolve(str(tmp_path / "mlflow")).uri)
     run = client.get_run(summary["mlflow_run_id"])

@@ -6,7 +6,7 @@ import pytest
 
 from autoprune.cli._common import dataset_for
 from autoprune.cli._config_args import resolve_config
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 
 
 def test_a_zoo_model_without_a_dataset_gets_its_own(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 
 from autoprune.cli import main
 from autoprune.tracking import TrackingStore
-from autoprune.tracking._store import make_client
+from autoprune.tracking._location import make_client
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from autoprune.baseline import build_for
 from autoprune.cli import main
+from autoprune.core.training import TrainConfig, train
 from autoprune.data import load_dataset
-from autoprune.training import TrainConfig, train
+from autoprune.workflow.baseline import build_for
 
 WARMUP = "warning: tpe acts randomly for its first 10 episodes (warm-up), so with --episodes 3"
 

@@ -10,7 +10,7 @@ import weakref
 import pytest
 
 from autoprune.cli._signals import Interrupted, StopSignals
-from autoprune.critical import critical_section
+from autoprune.system.critical import critical_section
 
 
 class _Object:

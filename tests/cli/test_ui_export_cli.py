@@ -14,9 +14,9 @@ import yaml
 from torch import nn
 
 from autoprune.cli import main
-from autoprune.policy import Policy
-from autoprune.results import EpisodeRecord, SearchResult
-from autoprune.specs import discover_layers
+from autoprune.core.policy import Policy
+from autoprune.core.results import EpisodeRecord, SearchResult
+from autoprune.core.specs import discover_layers
 from autoprune.tracking import SearchTracker
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from autoprune.qtensor import QuantizedWeight
+from autoprune.core.qtensor import QuantizedWeight
 
 MakeWeight = Callable[..., QuantizedWeight]
 

@@ -17,8 +17,8 @@ from autoprune.coding import (
     state_dict_from_apz,
     write_apz,
 )
-from autoprune.errors import AutopruneError
-from autoprune.qtensor import QuantizedWeight
+from autoprune.core.errors import AutopruneError
+from autoprune.core.qtensor import QuantizedWeight
 
 
 def _bits_equal(a: np.ndarray, b: np.ndarray) -> bool:

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from autoprune.coding._layer import check_weight, decode_layer, encode_layer, zero_code
-from autoprune.errors import AutopruneError
-from autoprune.qtensor import QuantizedWeight
+from autoprune.core.errors import AutopruneError
+from autoprune.core.qtensor import QuantizedWeight
 
 
 def _round_trip(q: QuantizedWeight, layout: str = "auto", index_bits: int = 3, huffman=True):

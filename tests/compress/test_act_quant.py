@@ -15,8 +15,8 @@ from autoprune.compress.act_quant import (
     calibrate_activations,
     remove_activation_quant,
 )
-from autoprune.errors import AutopruneError
-from autoprune.policy import LayerPolicy
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import LayerPolicy
 
 
 def _model(seed: int = 0) -> nn.Sequential:

@@ -12,9 +12,9 @@ from torch import nn
 
 from autoprune.compress.channel_plan import ChannelPlan, kept_count, pruned_specs
 from autoprune.compress.pruning import prune_channels
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
+from autoprune.core.specs import discover_layers
 from autoprune.models import build_model, model_names
-from autoprune.specs import discover_layers
 
 
 def _real_shapes(model: nn.Module, names: tuple[str, ...]) -> dict[str, tuple[int, int]]:

@@ -12,7 +12,7 @@ from autoprune.compress.importance import (
     split_batch,
 )
 from autoprune.compress.pruning import channel_scores
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 
 
 class TwoConv(nn.Module):

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from autoprune.compress.kmeans import kmeans_1d, linear_init
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 
 
 def test_linear_init_is_evenly_spaced_from_min_to_max() -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from autoprune.baseline import build_for
 from autoprune.compress import CompressionOptions, compress_model
 from autoprune.compress.act_quant import ActivationFakeQuant
-from autoprune.policy import LayerPolicy, Policy
-from autoprune.specs import discover_layers
-from autoprune.training import TrainConfig, evaluate, train
+from autoprune.core.policy import LayerPolicy, Policy
+from autoprune.core.specs import discover_layers
+from autoprune.core.training import TrainConfig, evaluate, train
+from autoprune.workflow.baseline import build_for
 
 
 def _calib(digits, n=2):

@@ -9,8 +9,8 @@ from torch import nn
 from autoprune.compress.channel_plan import ChannelPlan
 from autoprune.compress.importance import make_importance
 from autoprune.compress.pruning import ChannelPruner, prune_channels, prune_channels_report
-from autoprune.errors import AutopruneError
-from autoprune.specs import discover_layers
+from autoprune.core.errors import AutopruneError
+from autoprune.core.specs import discover_layers
 
 # Per model: (layer, its BatchNorm, channels silenced by gamma = beta = 0) and the keep ratios
 # that remove exactly those channels. Coupled layers are silenced together; grouped layers at

@@ -9,7 +9,7 @@ from torch import nn
 
 from autoprune.compress.pruning import prune_channels_report
 from autoprune.compress.recovery import recalibrate_bn, reconstruct_next_layer
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 
 
 def _blobs(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,7 +12,7 @@ from torch import nn
 from autoprune.compress.pruning import prune_channels_report
 from autoprune.compress.refit import ReconstructionTargets, _design, recover
 from autoprune.compress.sparsity import apply_sparsity, sparsity_mask
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 
 
 def _inputs_of(model: nn.Module, names: list[str], x: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from autoprune.specs import LayerSpec
+from autoprune.core.specs import LayerSpec
 
 
 def conv_spec(

@@ -10,19 +10,19 @@ import pytest
 import torch
 from torch import nn
 
-from autoprune.baseline import build_for
-from autoprune.coded_file import finalize_and_code
 from autoprune.coding._layer import encode_layer
 from autoprune.compress import CompressionOptions, Compressor
 from autoprune.compress.pruning import ChannelPruner
 from autoprune.compress.quantize import apply_weight_compression, export_layer
+from autoprune.core.policy import LayerPolicy, Policy
+from autoprune.core.specs import discover_layers
+from autoprune.core.training import TrainConfig, train
 from autoprune.cost import ApzSizeModel, load_profile
 from autoprune.cost._apz_layer import LayerSample, predict_layer
-from autoprune.evaluation import EvaluatorConfig, PolicyEvaluator
+from autoprune.deploy.coded_file import finalize_and_code
 from autoprune.latency import build_cost_model
-from autoprune.policy import LayerPolicy, Policy
-from autoprune.specs import discover_layers
-from autoprune.training import TrainConfig, train
+from autoprune.workflow.baseline import build_for
+from autoprune.workflow.evaluation import EvaluatorConfig, PolicyEvaluator
 
 
 def random_layers(specs, rng: np.random.Generator) -> dict[str, LayerPolicy]:

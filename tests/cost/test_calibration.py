@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 from autoprune.latency import LatencyCalibration, fit_calibration
 
 

@@ -5,9 +5,9 @@ from dataclasses import replace
 
 import pytest
 
+from autoprune.core.policy import LayerPolicy
 from autoprune.cost import EnergyTable, RooflineCostModel, load_profile
 from autoprune.cost import _energy as energy
-from autoprune.policy import LayerPolicy
 
 from ._specs import conv_spec, linear_spec
 

@@ -9,11 +9,11 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import LayerPolicy
+from autoprune.core.specs import LayerSpec
 from autoprune.latency import LayerKey, derive_pads, layer_onnx, layer_torch
 from autoprune.latency._layer_graphs import overhead_onnx
-from autoprune.policy import LayerPolicy
-from autoprune.specs import LayerSpec
 
 from ._specs import conv_spec, linear_spec
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from autoprune.core.errors import AutopruneError
 from autoprune.cost import load_profile
-from autoprune.errors import AutopruneError
 from autoprune.latency import (
     KernelTiming,
     LatencyCalibration,

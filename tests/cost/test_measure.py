@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 from autoprune.latency import (
     LayerKey,
     layer_onnx,

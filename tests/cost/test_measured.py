@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from autoprune.core.policy import LayerPolicy
 from autoprune.cost import load_profile
 from autoprune.latency import (
     KernelTiming,
@@ -16,7 +17,6 @@ from autoprune.latency import (
     build_cost_model,
     chained_times,
 )
-from autoprune.policy import LayerPolicy
 
 from ._specs import small_net
 

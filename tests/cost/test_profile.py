@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from autoprune.core.errors import AutopruneError
 from autoprune.cost import HardwareProfile, load_profile, profile_names
-from autoprune.errors import AutopruneError
 
 USER_PROFILE = {
     "name": "my-npu",

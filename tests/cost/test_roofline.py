@@ -5,11 +5,11 @@ from dataclasses import replace
 
 import pytest
 
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import LayerPolicy
 from autoprune.cost import CostReport, RooflineCostModel, load_profile
 from autoprune.cost._roofline import brick_width, throughput_factor
-from autoprune.errors import AutopruneError
 from autoprune.latency import MeasuredCostModel, build_cost_model
-from autoprune.policy import LayerPolicy
 
 from ._specs import conv_spec, linear_spec, small_net
 

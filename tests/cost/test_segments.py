@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 from autoprune.compress import ChannelPlan, pruned_specs
+from autoprune.core.policy import LayerPolicy
+from autoprune.core.specs import discover_layers
 from autoprune.latency import LayerKey, layer_onnx, model_epilogues
 from autoprune.models import build_model
-from autoprune.policy import LayerPolicy
-from autoprune.specs import discover_layers
 
 INT8 = LayerPolicy(w_bits=8, a_bits=8)
 

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
+from autoprune.core.policy import LayerPolicy
 from autoprune.cost import _size as size
-from autoprune.policy import LayerPolicy
 
 from ._specs import conv_spec, linear_spec
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 from autoprune.latency import mape, spearman, validate_predictions
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from autoprune.data._build import as_images, as_labels, build_splits, carve
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
+from autoprune.data._prepare import as_images, as_labels, build_splits, carve
 
 
 def _raw(n_train: int = 60, n_test: int = 20, channels: int = 2) -> tuple[np.ndarray, ...]:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from autoprune.core.errors import AutopruneError
 from autoprune.data import load_dataset
-from autoprune.errors import AutopruneError
 
 PER_BATCH = 10
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
+from autoprune.core.errors import AutopruneError
 from autoprune.data import DEFAULT_DATA_DIRS, load_dataset
 from autoprune.data._idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
-from autoprune.errors import AutopruneError
 
 STEMS = {
     "x_train": "train-images-idx3-ubyte",

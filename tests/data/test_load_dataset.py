@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from autoprune.core.errors import AutopruneError
 from autoprune.data import DEFAULT_DATA_DIRS, dataset_names, load_dataset
-from autoprune.errors import AutopruneError
 
 
 def test_dataset_names() -> None:

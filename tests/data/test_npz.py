@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from autoprune.core.errors import AutopruneError
 from autoprune.data import load_dataset
-from autoprune.errors import AutopruneError
 
 
 def _arrays() -> dict[str, np.ndarray]:

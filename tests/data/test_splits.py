@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from autoprune.core.errors import AutopruneError
 from autoprune.data import DataSplits
-from autoprune.errors import AutopruneError
 
 
 def _splits(n: int = 10, **changes: object) -> DataSplits:

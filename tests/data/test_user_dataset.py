@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from autoprune.core.errors import AutopruneError
 from autoprune.data import DataSplits, load_dataset
-from autoprune.errors import AutopruneError
 
 SOURCE = textwrap.dedent(
     """

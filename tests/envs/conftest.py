@@ -16,20 +16,20 @@ import torch
 from torch import nn
 
 from autoprune.compress import ChannelPlan, CompressionOptions, pruned_specs
+from autoprune.core.policy import Policy
+from autoprune.core.specs import LayerSpec, discover_layers
+from autoprune.core.training import TrainConfig, train
 from autoprune.cost import CostReport, load_profile
 from autoprune.data import DataSplits
-from autoprune.evaluation import (
+from autoprune.latency import build_cost_model
+from autoprune.models import build_model
+from autoprune.workflow.evaluation import (
     COST_METRICS,
     Evaluation,
     EvaluatorConfig,
     PolicyEvaluator,
     cost_metrics,
 )
-from autoprune.latency import build_cost_model
-from autoprune.models import build_model
-from autoprune.policy import Policy
-from autoprune.specs import LayerSpec, discover_layers
-from autoprune.training import TrainConfig, train
 
 # Tiny tensors: one intra-op thread avoids contention on the shared 2-core machine.
 torch.set_num_threads(1)

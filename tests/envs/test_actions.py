@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 from envs import ACTION_DIMS, DIMENSIONS, MODES, decode_action
 from envs.actions import SPARSITY_STEP, LayerAction, round_sparsity, sparsity_from_unit
 

@@ -7,11 +7,11 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from autoprune.budget import METRICS, Budget
 from autoprune.compress import kept_count
-from autoprune.errors import AutopruneError
+from autoprune.core.budget import METRICS, Budget
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import LayerPolicy, Policy
 from autoprune.models import build_model
-from autoprune.policy import LayerPolicy, Policy
 from envs import CompressionEnv, SearchSpace
 
 PRUNE_BUDGETS = (

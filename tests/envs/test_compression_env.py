@@ -13,10 +13,10 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from agents._context import env_kwargs
-from autoprune.budget import Budget
-from autoprune.config import SearchConfig
-from autoprune.errors import AutopruneError
-from autoprune.evaluation import PolicyEvaluator
+from autoprune.core.budget import Budget
+from autoprune.core.errors import AutopruneError
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.evaluation import PolicyEvaluator
 from envs import ENV_ID, FEATURES, OBS_SIZE, CompressionEnv, decode_action
 from envs.actions import LayerAction, bits_from_unit
 

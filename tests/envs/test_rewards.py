@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 from envs.rewards import make_reward, reward_names
 
 BASELINE = {

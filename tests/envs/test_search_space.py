@@ -11,10 +11,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from autoprune.budget import METRICS, Budget
-from autoprune.errors import AutopruneError
-from autoprune.evaluation import COST_METRICS, Evaluation
-from autoprune.policy import LayerPolicy, Policy
+from autoprune.core.budget import METRICS, Budget
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import LayerPolicy, Policy
+from autoprune.workflow.evaluation import COST_METRICS, Evaluation
 from envs import CompressionEnv, SearchSpace, decode_action
 from envs.search_space import Layers
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 from autoprune.export import export_bundle
 
 Batches = Callable[[int, int, int], list[np.ndarray]]

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 from autoprune.export import export_onnx, onnx_node_names_for, quantize_onnx_int8
 
 Batches = Callable[[int, int, int], list[np.ndarray]]

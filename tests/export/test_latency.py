@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 from autoprune.export import export_onnx
 from autoprune.latency import LatencyStats, compare_latency, measure_latency
 

@@ -11,10 +11,10 @@ import pytest
 import torch
 from torch import nn
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
+from autoprune.core.specs import discover_layers
 from autoprune.export import export_onnx, onnx_node_names_for
 from autoprune.models import build_model
-from autoprune.specs import discover_layers
 
 
 class Unexportable(nn.Module):

@@ -32,9 +32,9 @@ from typing import Any
 import pytest
 import torch
 
-from autoprune.baseline import build_for
+from autoprune.core.training import TrainConfig, train
 from autoprune.data import DataSplits
-from autoprune.training import TrainConfig, train
+from autoprune.workflow.baseline import build_for
 
 ZYGOTE = Path(__file__).with_name("_zygote.py")
 SEEDS = itertools.count(100)
@@ -160,7 +160,7 @@ class Search:
 
 def _client(tracking: Path) -> Any:
     from autoprune.tracking import TrackingStore
-    from autoprune.tracking._store import make_client
+    from autoprune.tracking._location import make_client
 
     return make_client(TrackingStore.resolve(str(tracking)).uri)
 

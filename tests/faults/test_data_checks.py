@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 import torch
 
-import autoprune.baseline as baseline_module
-from autoprune.baseline import BaselineRequest, load_baseline, train_baseline
+import autoprune.workflow.baseline as baseline_module
+from autoprune.core.training import NonFiniteLoss, TrainConfig
 from autoprune.data import DataSplits, load_dataset
-from autoprune.training import NonFiniteLoss, TrainConfig
+from autoprune.workflow.baseline import BaselineRequest, load_baseline, train_baseline
 
 CLASSES = 10
 USER_DATA = """

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from agents import run_search
-from autoprune.config import SearchConfig
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
+from autoprune.workflow.config import SearchConfig
 
 pytestmark = pytest.mark.slow
 

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import autoprune.baseline as baseline_module
-from agents._store import RunStore
-from autoprune.baseline import build_for
-from autoprune.config import SearchConfig
+import autoprune.workflow.baseline as baseline_module
+from agents._run_store import RunStore
+from autoprune.core.policy import Policy
+from autoprune.core.specs import discover_layers
 from autoprune.data import DataSplits
-from autoprune.policy import Policy
-from autoprune.specs import discover_layers
+from autoprune.workflow.baseline import build_for
+from autoprune.workflow.config import SearchConfig
 
 USER_MODELS = """
 from torch import nn

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 from autoprune.models import build_model, load_weights
 
 

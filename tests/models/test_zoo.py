@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 from autoprune.models import build_model, model_names
 from autoprune.models._user import replace_first_conv
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from torch import nn
 
+from autoprune.core.specs import discover_layers
 from autoprune.models import build_model, model_names
-from autoprune.specs import discover_layers
 
 CLASSIFIER = {
     "demo": "fc",

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 
 FORMS = "use path/to/file.py:function or package.module:function"
 _USER_FILES: set[str] = set()

@@ -14,7 +14,7 @@ from torch.utils.data import (
     TensorDataset,
 )
 
-from autoprune.errors import AutopruneError, unknown_name
+from autoprune.core.errors import AutopruneError, unknown_name
 
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[Split, ...] = ("train", "val", "test")

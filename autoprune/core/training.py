@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from autoprune.data import DataSplits
-from autoprune.errors import AutopruneError
-from autoprune.modes import eval_mode
+from autoprune.core.errors import AutopruneError
+from autoprune.core.modes import eval_mode
+from autoprune.core.splits import DataSplits
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,6 @@ and energy against the original — the numbers a user needs before deploying.
 from __future__ import annotations
 
 import json
-import sys
-import types
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -23,20 +21,20 @@ import onnxruntime as ort
 import torch
 from torch import nn
 
-from autoprune.budget import Budget
-from autoprune.coded_file import finalize_and_code, trim_to_fit, with_trimmed
 from autoprune.compress import independent_copy, quantize_weights
-from autoprune.config import SearchConfig
+from autoprune.core.budget import Budget
+from autoprune.core.policy import FLOAT_BITS, Policy
+from autoprune.core.specs import discover_layers
+from autoprune.core.training import ProgressFn, evaluate, finetune
 from autoprune.cost import CostModel
 from autoprune.data import DataSplits
 from autoprune.deep_compression import PruneSchedule, gradual_prune
-from autoprune.evaluation import EvaluatorConfig, PolicyEvaluator
+from autoprune.deploy.coded_file import finalize_and_code, trim_to_fit, with_trimmed
 from autoprune.export import export_bundle, export_onnx, onnx_node_names_for
 from autoprune.latency import measure_latency
-from autoprune.policy import FLOAT_BITS, Policy
-from autoprune.session import evaluator_config
-from autoprune.specs import discover_layers
-from autoprune.training import ProgressFn, evaluate, finetune
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.evaluation import EvaluatorConfig, PolicyEvaluator
+from autoprune.workflow.session import evaluator_config
 
 
 @dataclass
@@ -315,16 +313,3 @@ def _measure(
     result.compressed["onnx_latency_ms"] = measure(result.files["onnx"])
     if "int8_onnx" in result.files:
         result.compressed["int8_onnx_latency_ms"] = measure(result.files["int8_onnx"])
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable: ``autoprune.apply(policy, ...)`` runs :func:`autoprune.api.apply`
-    (the name ``autoprune.apply`` is both this module and the public function)."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> ApplyResult:
-        from autoprune.api import apply
-
-        return apply(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from autoprune.errors import AutopruneError, unknown_name
+from autoprune.core.errors import AutopruneError, unknown_name
 
 DEFAULT_MAX_SPARSITY = 0.995
 """Largest sparsity an action can choose by default: 0.5% of a layer's weights left, beyond

@@ -1,8 +1,8 @@
 """One tracked search, as ``autoprune search`` runs it and :func:`autoprune.search` returns it.
 
 :func:`tracked_search` checks the config and the data before any slow work
-(:func:`~autoprune.preflight.preflight`), trains or loads the baseline, locks the run folder,
-opens the MLflow run (the same one on resume), runs the search method and writes the result
+(:func:`~autoprune.searches.preflight.preflight`), trains or loads the baseline, locks the run
+folder, opens the MLflow run (the same one on resume), runs the search method and writes the result
 files: ``summary.json``, ``best_policy.json``, the plots and ``best_model.apz`` (the best
 policy's coded model). Progress, warnings and the run's name reach the caller through
 :class:`SearchHooks`; the library itself prints nothing.
@@ -18,20 +18,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autoprune.config import SearchConfig
+from autoprune.core.errors import AutopruneError, unknown_name
+from autoprune.core.policy import Policy
+from autoprune.core.results import EpisodeRecord, SearchResult
+from autoprune.core.training import ProgressFn
 from autoprune.data import DataSplits
-from autoprune.errors import AutopruneError, unknown_name
-from autoprune.policy import Policy
-from autoprune.preflight import preflight
-from autoprune.results import EpisodeRecord, SearchResult
-from autoprune.session import SearchSession, prepare_search
+from autoprune.searches.preflight import preflight
 from autoprune.tracking import (
     SearchTracker,
     autoprune_commit,
     provenance_params,
     tracking_location,
 )
-from autoprune.training import ProgressFn
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.session import SearchSession, prepare_search
 
 if TYPE_CHECKING:
     from agents import RunStore
@@ -82,7 +82,7 @@ class SearchHooks:
 
 @dataclass
 class SearchRun:
-    """A finished, tracked search: the :class:`~autoprune.results.SearchResult`, where it
+    """A finished, tracked search: the :class:`~autoprune.core.results.SearchResult`, where it
     was recorded and what it compressed.
 
     Example:
@@ -227,7 +227,7 @@ def prepare(
     data: DataSplits | None = None,
     hooks: SearchHooks | None = None,
 ) -> SearchSession:
-    """:func:`~autoprune.session.prepare_search`, reporting a baseline's training to
+    """:func:`~autoprune.workflow.session.prepare_search`, reporting a baseline's training to
     ``hooks`` (``data``: the dataset :func:`preflight` loaded)."""
     with (hooks or SearchHooks()).baseline(config.model) as on_batch:
         return prepare_search(config, data_dir=data_dir, on_batch=on_batch, data=data)
@@ -359,7 +359,7 @@ def _save_best_model(
 ) -> dict[str, Path]:
     """The best policy's compressed (not fine-tuned) model as ``.apz``, logged to MLflow;
     pruned a little further if its coded file would miss the search's size budget."""
-    from autoprune.coded_file import code_within
+    from autoprune.deploy.coded_file import code_within
 
     assert result.best is not None
     model = session.evaluator.compress(result.best.policy)

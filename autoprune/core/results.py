@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from autoprune.policy import Policy
+from autoprune.core.policy import Policy
 
 OBJECTIVES = {"accuracy": "max", "latency": "min", "energy": "min", "size": "min", "macs": "min"}
 """Objectives of the Pareto front and their direction."""

@@ -29,9 +29,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from autoprune.database_url import parse_database_url
-from autoprune.errors import AutopruneError
-from autoprune.locks import exclusive
+from autoprune.core.errors import AutopruneError
+from autoprune.system.database_url import parse_database_url
+from autoprune.system.locks import exclusive
 
 DEFAULT_TRACKING_DIR = "runs/mlflow"
 """Store used when no tracking URI is given (relative to the working directory)."""

@@ -9,7 +9,7 @@ policy, so a repeated policy costs nothing.
 
 Accuracy is measured for speed: in inference mode, with BatchNorm folded into the
 convolutions and channels-last tensors, on batches of 256. It counts the same correct
-predictions as :func:`autoprune.training.evaluate` of :meth:`PolicyEvaluator.compress`
+predictions as :func:`autoprune.core.training.evaluate` of :meth:`PolicyEvaluator.compress`
 (a test holds this); only the float rounding differs.
 """
 
@@ -29,12 +29,12 @@ from torch import nn
 
 from autoprune.compress import CompressionOptions, Compressor, pruned_specs
 from autoprune.compress.fold import batchnorm_pairs, fold_batchnorm
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import Policy
+from autoprune.core.specs import LayerSpec
+from autoprune.core.training import finetune
 from autoprune.cost import ApzSizeModel, CostModel, CostReport
 from autoprune.data import DataSplits
-from autoprune.errors import AutopruneError
-from autoprune.policy import Policy
-from autoprune.specs import LayerSpec
-from autoprune.training import finetune
 
 COST_METRICS = ("macs", "params", "size", "bits", "latency", "energy")
 EVAL_BATCH = 256
@@ -111,7 +111,7 @@ class Evaluation:
 
 
 def cost_metrics(report: CostReport) -> dict[str, float]:
-    """The budgetable totals of a cost report, keyed like :mod:`autoprune.budget`.
+    """The budgetable totals of a cost report, keyed like :mod:`autoprune.core.budget`.
 
     ``size`` is the report's size (the predicted ``.apz`` bytes when it has them), ``bits``
     Yang et al.'s count in bits.

@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from agents._history import drop_torn_tail, fsync_path, scan_history
-from autoprune.errors import AutopruneError
-from autoprune.locks import FileLock
-from autoprune.results import EpisodeRecord
+from autoprune.core.errors import AutopruneError
+from autoprune.core.results import EpisodeRecord
+from autoprune.system.locks import FileLock
 
 HISTORY = "history.jsonl"
 POINTER = "checkpoint.json"

@@ -33,7 +33,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 
 METRICS = ("macs", "params", "size", "bits", "latency", "energy")
 ALIASES = {

@@ -8,8 +8,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from autoprune.modes import eval_mode
-from autoprune.user_code import user_errors
+from autoprune.core.modes import eval_mode
+from autoprune.core.user_code import user_errors
 
 LayerKind = Literal["conv", "depthwise", "grouped", "linear"]
 

@@ -5,9 +5,9 @@ measured accuracies. The file name is a hash of the request, so asking again wit
 same model, dataset, epochs, seed and optimiser settings loads instead of training.
 
 Training watches itself: a loss that turns NaN or infinite, or a model that ends no better
-than chance (:func:`~autoprune.training.chance_accuracy`: 15% for ten balanced classes),
+than chance (:func:`~autoprune.core.training.chance_accuracy`: 15% for ten balanced classes),
 is trained once more from the same initial weights at a fifth of the learning rate; if
-that fails too the request is refused with an :class:`~autoprune.errors.AutopruneError`
+that fails too the request is refused with an :class:`~autoprune.core.errors.AutopruneError`
 and nothing is cached. A cached checkpoint at chance level (written before this check
 existed) is trained again.
 """
@@ -28,10 +28,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from autoprune.data import DataSplits
-from autoprune.errors import AutopruneError
-from autoprune.models import build_model, load_weights
-from autoprune.training import (
+from autoprune.core.errors import AutopruneError
+from autoprune.core.training import (
     EpochStats,
     NonFiniteLoss,
     ProgressFn,
@@ -42,7 +40,9 @@ from autoprune.training import (
     majority_accuracy,
     train,
 )
-from autoprune.user_code import user_errors
+from autoprune.core.user_code import user_errors
+from autoprune.data import DataSplits
+from autoprune.models import build_model, load_weights
 
 RETRY_LR_FACTOR = 0.2
 """A failed training is tried once more at this fraction of its learning rate."""

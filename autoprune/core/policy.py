@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from autoprune.errors import AutopruneError
-from autoprune.specs import LayerSpec
+from autoprune.core.errors import AutopruneError
+from autoprune.core.specs import LayerSpec
 
 SCHEMA_VERSION = 1
 FLOAT_BITS = 32
@@ -134,7 +134,7 @@ class Policy:
 
     Example:
         >>> from torch import nn
-        >>> from autoprune.specs import discover_layers
+        >>> from autoprune.core.specs import discover_layers
         >>> specs = discover_layers(nn.Sequential(nn.Linear(4, 8), nn.Linear(8, 2)), (4,))
         >>> policy = Policy.uniform(specs, keep_ratio=0.5, w_bits=8)
         >>> policy.layers["0"].keep_ratio, policy.layers["1"].keep_ratio

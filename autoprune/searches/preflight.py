@@ -15,12 +15,17 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from autoprune.config import SearchConfig
+from autoprune.core.errors import AutopruneError
 from autoprune.cost import load_profile
 from autoprune.data import DataSplits
-from autoprune.errors import AutopruneError
-from autoprune.session import load_search_data, needs_training, search_budget, untrained_session
 from autoprune.tracking import TrackingStore, tracking_location
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.session import (
+    load_search_data,
+    needs_training,
+    search_budget,
+    untrained_session,
+)
 
 RUNS_SUBFOLDERS = ("checkpoints", "searches", "mlflow", "latency_lut")
 """Folders under ``runs_dir`` a search writes into (checked when they exist)."""

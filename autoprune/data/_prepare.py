@@ -7,9 +7,9 @@ import numbers
 import numpy as np
 import torch
 
+from autoprune.core.errors import AutopruneError
+from autoprune.core.splits import DataSplits
 from autoprune.data._checks import check_finite, check_labels
-from autoprune.data._splits import DataSplits
-from autoprune.errors import AutopruneError
 
 
 def as_images(x: object, what: str) -> np.ndarray:

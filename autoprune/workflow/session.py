@@ -21,18 +21,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from autoprune.baseline import BaselineRequest, build_for, load_baseline, train_baseline
-from autoprune.budget import Budget
 from autoprune.compress import CompressionOptions
-from autoprune.config import SearchConfig
-from autoprune.cost import HardwareProfile, load_profile
-from autoprune.data import DataSplits, load_dataset
-from autoprune.errors import AutopruneError
-from autoprune.evaluation import EvaluatorConfig, PolicyEvaluator
-from autoprune.latency import build_cost_model, fit_latency_model
-from autoprune.models import load_weights
-from autoprune.specs import discover_layers
-from autoprune.training import (
+from autoprune.core.budget import Budget
+from autoprune.core.errors import AutopruneError
+from autoprune.core.specs import discover_layers
+from autoprune.core.training import (
     DEFAULT_TRAIN,
     EpochStats,
     ProgressFn,
@@ -40,6 +33,13 @@ from autoprune.training import (
     chance_accuracy,
     majority_accuracy,
 )
+from autoprune.cost import HardwareProfile, load_profile
+from autoprune.data import DataSplits, load_dataset
+from autoprune.latency import build_cost_model, fit_latency_model
+from autoprune.models import load_weights
+from autoprune.workflow.baseline import BaselineRequest, build_for, load_baseline, train_baseline
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.evaluation import EvaluatorConfig, PolicyEvaluator
 
 
 @dataclass

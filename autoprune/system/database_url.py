@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
 
 
 def parse_database_url(url: str, what: str, example: str = "") -> Any:

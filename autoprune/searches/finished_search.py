@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from autoprune.config import SearchConfig
-from autoprune.errors import AutopruneError
+from autoprune.core.errors import AutopruneError
+from autoprune.workflow.config import SearchConfig
 
 if TYPE_CHECKING:
     from autoprune.data import DataSplits
@@ -52,8 +52,8 @@ class FinishedSearch:
         Raises:
             AutopruneError: When that file is gone (pass ``--weights`` then).
         """
-        from autoprune.baseline import load_baseline
-        from autoprune.session import baseline_request
+        from autoprune.workflow.baseline import load_baseline
+        from autoprune.workflow.session import baseline_request
 
         if self.config.weights is not None:
             path = Path(self.config.weights)

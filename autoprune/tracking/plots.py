@@ -3,9 +3,9 @@
 Every function draws one figure, writes it to ``path`` (parent folders are created) and
 returns the path. Figures are built with :class:`matplotlib.figure.Figure` on an Agg canvas,
 so plotting never changes the caller's matplotlib backend and never leaks open figures.
-matplotlib is imported inside the functions to keep ``import autoprune.plots`` cheap.
+matplotlib is imported inside the functions to keep ``import autoprune.tracking.plots`` cheap.
 
-Units follow :mod:`autoprune.budget`: latency in ms, energy in mJ, size in bytes (drawn in
+Units follow :mod:`autoprune.core.budget`: latency in ms, energy in mJ, size in bytes (drawn in
 kB), MACs as counts (drawn in millions); accuracy is a fraction (drawn in %).
 """
 
@@ -17,9 +17,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from autoprune.errors import AutopruneError
-from autoprune.policy import FLOAT_BITS, Policy
-from autoprune.results import EpisodeRecord, SearchResult, pareto_front
+from autoprune.core.errors import AutopruneError
+from autoprune.core.policy import FLOAT_BITS, Policy
+from autoprune.core.results import EpisodeRecord, SearchResult, pareto_front
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
