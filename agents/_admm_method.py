@@ -11,17 +11,20 @@ The search needs a ``size`` or ``bits`` target. ``bits`` is Yang et al.'s own co
 (Σ bits × nonzeros) and is ADMM's budget as it is. The evaluator's ``size`` counts what a
 file stores (relative indices, codebooks, float biases, filler entries); for it ADMM's budget
 also counts a relative index per kept weight (5 bits fc, 8 bits conv) and float32 codebooks,
-and its value is calibrated by bisection on the cost model's size predictions (projections of
+and its value is found by bisection on the cost model's size predictions (projections of
 the original weights, no training) so that the policy meets the target; ``yang_budget=True``
 passes a ``size`` target as Yang's bare count instead. Before anything is written,
 :meth:`AdmmMethod.check_budget` refuses a budget that the projection at ADMM's smallest
 budget (:data:`FLOOR_BITS_PER_WEIGHT`) misses.
+
+Its options (:class:`AdmmOptions`) are :class:`~autoprune.admm.AdmmConfig` itself, less
+the settings the search makes (:data:`ADMM_SET_BY_SEARCH`), plus ``yang_budget``.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -34,12 +37,12 @@ from autoprune.core.bisection import largest_fitting
 from autoprune.core.budget import Budget
 from autoprune.core.errors import AutopruneError
 from autoprune.core.policy import LayerPolicy, Policy
-from autoprune.core.training import evaluate
+from autoprune.core.training import top1_accuracy
 from autoprune.deep_compression import CodedModel
 from autoprune.deploy.coded_file import write_coded_within
 from autoprune.workflow.evaluation import PolicyEvaluator
 from envs import check_reachable
-from envs.rewards import make_reward
+from envs.scoring import PolicyScorer
 
 CALIBRATION_STEPS = 12
 """Bisection steps of the Yang budget (relative precision about 2**-12)."""
@@ -48,21 +51,44 @@ FLOOR_BITS_PER_WEIGHT = 1e-3
 
 
 @dataclass(frozen=True)
-class AdmmOptions:
-    """Options of ``admm`` (``agent_options``)."""
+class AdmmOptions(AdmmConfig):
+    """Options of ``admm`` (``agent_options``): the settings of
+    :class:`~autoprune.admm.AdmmConfig` except :data:`ADMM_SET_BY_SEARCH`, and how a ``size``
+    target becomes ADMM's budget.
 
-    epochs: int = 6
-    """ADMM epochs."""
-    finetune_epochs: int = 3
-    """Fine-tuning epochs after the hard projection."""
-    rho: float = 0.02
-    """Initial ADMM penalty."""
-    rho_growth: float = 1.5
-    """Growth of the penalty per epoch."""
-    lr: float = 0.01
-    """Learning rate of the ADMM epochs."""
+    Example:
+        >>> AdmmOptions(epochs=2).finetune_epochs, AdmmOptions().yang_budget
+        (3, False)
+    """
+
     yang_budget: bool = False
-    """Use a ``size`` target as Σ bits × nonzeros directly instead of calibrating it."""
+    """Use a ``size`` target as Σ bits × nonzeros directly instead of fitting it to the file."""
+
+
+ADMM_SET_BY_SEARCH = {
+    "seed": "the search's seed is used; pass --seed",
+    "index_bits": "the size target sets it; yang_budget: true counts bits × nonzeros alone",
+    "codebook_bits": "the size target sets it; yang_budget: true counts bits × nonzeros alone",
+    "layers": "the method compresses every layer of the model",
+}
+"""Settings of :class:`~autoprune.admm.AdmmConfig` that ``admm`` sets itself, and why."""
+
+
+def refuse_search_settings(
+    options: Mapping[str, Any] | None, set_by_search: Mapping[str, str], method: str
+) -> None:
+    """Refuse agent options that the method sets from the search itself.
+
+    Raises:
+        AutopruneError: Naming each such option and where its value comes from.
+    """
+    given = sorted(set(options or {}) & set(set_by_search))
+    if given:
+        reasons = "; ".join(f"{name}: {set_by_search[name]}" for name in given)
+        raise AutopruneError(
+            f"agent option(s) {given} of method '{method}' are set by the search; remove them "
+            f"({reasons})"
+        )
 
 
 def check_single_evaluation(ctx: SearchContext, method: str) -> None:
@@ -86,47 +112,24 @@ def record_policy(
 
     The file is held to the budget's ``size``/``bits`` limits as the search's best model is
     (:func:`autoprune.deploy.coded_file.write_coded_within`; pruned weights in ``meta["trimmed"]``).
-    Costs come from the shared evaluator. ``accuracy`` is the method's own retrained model,
-    as written, on the evaluator's validation images (these methods train, so that is their
-    result); ``accuracy_without_retraining`` is the shared evaluator's score of the policy
-    applied to the original weights, comparable with the RL and Optuna searches.
+    The policy is scored as the environment scores an episode's
+    (:class:`envs.scoring.PolicyScorer`, with the search's reward): ``accuracy`` is the
+    method's own retrained model, as written, on the evaluator's validation images (these
+    methods train, so that is their result); ``accuracy_without_retraining`` is the shared
+    evaluator's score of the policy applied to the original weights, comparable with the RL
+    and Optuna searches; costs come from the shared evaluator.
     """
-    started = time.perf_counter()
-    evaluation = ctx.evaluator.evaluate(policy)
-    baseline = ctx.evaluator.baseline_metrics
-    budget = ctx.session.budget
-    report, trimmed = write_coded_within(
-        trained,
-        ctx.run_dir / TRAINED_MODEL,
-        {"policy": policy.to_dict()},
-        budget.limits(baseline),
-    )
-    meta = {**meta, "trained_apz_bytes": report.file_bytes}
+    evaluator, budget = ctx.evaluator, ctx.session.budget
+    limits = budget.limits(evaluator.baseline_metrics)
+    path = ctx.run_dir / TRAINED_MODEL
+    report, trimmed = write_coded_within(trained, path, {"policy": policy.to_dict()}, limits)
+    policy.meta = {**policy.meta, **meta, "trained_apz_bytes": report.file_bytes}
     if trimmed:
-        meta["trimmed"] = trimmed
-    reward_fn = make_reward(ctx.config.reward, **dict(ctx.env_kwargs.get("reward_kwargs") or {}))
-    measured = {
-        **evaluation.metrics,
-        "accuracy": evaluate(trained.model, ctx.evaluator.x_val, ctx.evaluator.y_val),
-        "accuracy_without_retraining": evaluation.metrics["accuracy"],
-    }
-    usage = budget.usage(measured, baseline)
-    metrics = {
-        **measured,
-        "accuracy_drop": baseline["accuracy"] - measured["accuracy"],
-        **{f"budget_use_{metric}": use for metric, use in usage.items()},
-    }
-    policy.metrics = dict(metrics)
-    policy.budget = budget.to_dict()
-    policy.meta = {**policy.meta, **meta, "evaluation": ctx.evaluator.record()}
-    info = {
-        "policy": policy,
-        "metrics": metrics,
-        "feasible": budget.satisfied(measured, baseline),
-        "cached": evaluation.cached,
-        "seconds": time.perf_counter() - started,
-    }
-    ctx.record(info, float(reward_fn(measured, baseline, budget.limits(baseline))))
+        policy.meta["trimmed"] = trimmed
+    accuracy = top1_accuracy(trained.model, evaluator.x_val, evaluator.y_val)
+    scorer = PolicyScorer(evaluator, budget, ctx.config.reward, ctx.config.reward_kwargs)
+    reward, info = scorer.score(policy, retrained_accuracy=accuracy)
+    ctx.record(info, reward)
 
 
 def size_limits(budget: Budget, baseline: dict[str, float], method: str) -> dict[str, float]:
@@ -180,7 +183,7 @@ def _predicted_size(evaluator: PolicyEvaluator, weights: dict, budget_bits: floa
     return evaluator.costs(policy, ["size"])["size"]
 
 
-def calibrate_yang_budget(evaluator: PolicyEvaluator, limit_bytes: float) -> float:
+def yang_budget_for_file(evaluator: PolicyEvaluator, limit_bytes: float) -> float:
     """The largest Yang budget (bytes) whose projected policy the cost model fits in the limit.
 
     Raises:
@@ -215,6 +218,11 @@ class AdmmMethod(SearchMethod):
     Options = AdmmOptions
     objectives = ("accuracy", "size")
 
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        refuse_search_settings(options, ADMM_SET_BY_SEARCH, self.name)
+        super().__init__(options)
+        self.options.check()
+
     def check_budget(self, evaluator: PolicyEvaluator, budget: Budget) -> bool:
         """Refuse a budget without a size target, or one that ADMM's smallest budget misses."""
         size_limits(budget, evaluator.baseline_metrics, self.name)
@@ -232,7 +240,7 @@ class AdmmMethod(SearchMethod):
         if "size" in limits:
             size = limits["size"]
             yang = self.options.yang_budget
-            candidates.append(size if yang else calibrate_yang_budget(ctx.evaluator, size))
+            candidates.append(size if yang else yang_budget_for_file(ctx.evaluator, size))
         return min(candidates)
 
     def run(self, ctx: SearchContext) -> None:
@@ -243,12 +251,8 @@ class AdmmMethod(SearchMethod):
         dense_bytes = 4.0 * sum(s.weight_count for s in ctx.evaluator.specs)
         sized = "size" in ctx.session.budget.metrics and not options.yang_budget
         overhead = storage_overhead(ctx.evaluator) if sized else None
-        config = AdmmConfig(
-            epochs=options.epochs,
-            finetune_epochs=options.finetune_epochs,
-            rho=options.rho,
-            rho_growth=options.rho_growth,
-            lr=options.lr,
+        config = replace(
+            options,
             index_bits=None if overhead is None else dict(overhead.index_bits or {}),
             codebook_bits=0 if overhead is None else overhead.codebook_bits,
             seed=ctx.config.seed,

@@ -29,30 +29,20 @@ if TYPE_CHECKING:
 RecordFn = Callable[[EpisodeRecord], None]
 
 
-def env_kwargs(config: SearchConfig, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Keyword arguments of :class:`CompressionEnv` for ``config`` (``extra`` overrides)."""
-    return {
-        "reward": config.reward,
-        "mode": config.mode,
-        "min_keep": config.min_keep,
-        "max_sparsity": config.max_sparsity,
-        "min_bits": config.min_bits,
-        "max_bits": config.max_bits,
-        **dict(extra or {}),
-    }
+def search_env(config: SearchConfig, session: SearchSession) -> CompressionEnv:
+    """The environment of ``config`` (its :meth:`~SearchConfig.env_settings`) on ``session``."""
+    return CompressionEnv(session.evaluator, session.budget, **config.env_settings())
 
 
-def worker_env(config: SearchConfig, kwargs: Mapping[str, Any], threads: int) -> gym.Env:
+def worker_env(config: SearchConfig, threads: int) -> gym.Env:
     """Build an environment in a worker process (calls ``prepare_search`` there).
 
     Args:
         config: The search config (the worker loads data and the cached baseline itself).
-        kwargs: :class:`CompressionEnv` keyword arguments.
         threads: torch intra-op threads of the worker (so workers do not oversubscribe).
     """
     torch.set_num_threads(threads)
-    session = prepare_search(config)
-    return CompressionEnv(session.evaluator, session.budget, **kwargs)
+    return search_env(config, prepare_search(config))
 
 
 def worker_processes() -> ForkServerContext | SpawnContext:
@@ -79,8 +69,9 @@ class SearchContext:
     """The runner's side of a search: budget, environments, history and checkpoints.
 
     A method sees the environment only through the Gym API (``make_env``/``env_factory``);
-    ``evaluator`` is exposed for cost predictions (the ``uniform`` bisection), never for
-    scoring policies outside the environment.
+    ``evaluator`` is exposed for cost predictions (the ``uniform`` bisection); a policy
+    built outside an episode (the one-shot methods) is scored by the environment's own
+    :class:`~envs.scoring.PolicyScorer`, so that its record is an episode's.
 
     Example:
         >>> # env = ctx.make_env(); ...; ctx.record(info, reward); ctx.maybe_checkpoint()
@@ -95,7 +86,6 @@ class SearchContext:
         history: list[EpisodeRecord],
         *,
         on_record: RecordFn | None = None,
-        env_options: Mapping[str, Any] | None = None,
         resumed: bool = False,
         seconds_before: float = 0.0,
     ) -> None:
@@ -105,7 +95,6 @@ class SearchContext:
         self.method = method
         self.history = history
         self.resumed = resumed
-        self.env_kwargs = env_kwargs(self.config, env_options)
         self._on_record = on_record
         self._checkpointed = len(history) if resumed else 0
         self._started = time.perf_counter()
@@ -148,11 +137,11 @@ class SearchContext:
 
     def make_env(self) -> CompressionEnv:
         """An environment in this process, on the session's (shared, cached) evaluator."""
-        return CompressionEnv(self.evaluator, self.session.budget, **self.env_kwargs)
+        return search_env(self.config, self.session)
 
     def env_factory(self, workers: int) -> Callable[[], gym.Env]:
         """A picklable factory of environments for ``workers`` worker processes."""
-        return partial(worker_env, self.config, dict(self.env_kwargs), worker_threads(workers))
+        return partial(worker_env, self.config, worker_threads(workers))
 
     def record(
         self, info: Mapping[str, Any], reward: float, *, meta: Mapping[str, Any] | None = None

@@ -15,20 +15,27 @@ common factor (keeping the scan's allocation) until the cost model predicts that
 meets every target. The method's space is therefore its fixed bit-widths with any sparsity
 down to one weight per layer: :meth:`DeepCompressionMethod.check_budget` refuses, before
 anything is written, a budget that even that policy misses.
+
+Its options (:class:`DeepCompressionOptions`) are
+:class:`~autoprune.deep_compression.DeepCompressionConfig` itself, less the settings the
+search makes (:data:`DC_SET_BY_SEARCH`), plus ``fit_size``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 
-from agents._admm_method import check_single_evaluation, record_policy
-from agents._base import SearchMethod
+from agents._admm_method import check_single_evaluation, record_policy, refuse_search_settings
+from agents._base import SearchMethod, parse_options
 from agents._context import SearchContext
 from autoprune.core.budget import Budget
 from autoprune.core.errors import AutopruneError, unknown_name
 from autoprune.core.policy import LayerPolicy, Policy
 from autoprune.deep_compression import (
     DeepCompressionConfig,
+    PruneSchedule,
     deep_compress,
     sensitivity_scan,
     targets_for_budget,
@@ -41,23 +48,27 @@ FIT_STEPS = 40
 
 
 @dataclass(frozen=True)
-class DeepCompressionOptions:
-    """Options of ``deep-compression`` (``agent_options``)."""
+class DeepCompressionOptions(DeepCompressionConfig):
+    """Options of ``deep-compression`` (``agent_options``): the settings of
+    :class:`~autoprune.deep_compression.DeepCompressionConfig` except
+    :data:`DC_SET_BY_SEARCH` (``schedule`` as a mapping), and whether the search's targets
+    scale the densities.
 
-    targets: dict[str, float] | None = None
-    """Final sparsity per layer; None: chosen by the sensitivity scan."""
-    tolerance: float = 0.02
-    """Accuracy drop a layer may cause alone in the scan."""
+    Example:
+        >>> DeepCompressionOptions(tolerance=0.01).fc_bits, DeepCompressionOptions().fit_size
+        (5, True)
+    """
+
     fit_size: bool = True
     """Scale the densities down until the search's targets (``size``, ``bits``) are met."""
-    prune_epochs: int = 4
-    """Retraining epochs of gradual pruning."""
-    quant_epochs: int = 2
-    """Centroid fine-tuning epochs."""
-    conv_bits: int = 8
-    """k-means bits of conv layers."""
-    fc_bits: int = 5
-    """k-means bits of fully connected layers."""
+
+
+DC_SET_BY_SEARCH = {
+    "seed": "the search's seed is used; pass --seed",
+    "scan_samples": "the scan uses the evaluator's validation images; set val_samples",
+}
+"""Settings of :class:`~autoprune.deep_compression.DeepCompressionConfig` that
+``deep-compression`` sets itself, and why."""
 
 
 def kmeans_policy(
@@ -126,6 +137,15 @@ class DeepCompressionMethod(SearchMethod):
     Options = DeepCompressionOptions
     objectives = ("accuracy", "size")
 
+    def __init__(self, options: Mapping[str, Any] | None = None) -> None:
+        refuse_search_settings(options, DC_SET_BY_SEARCH, self.name)
+        options = dict(options or {})
+        if isinstance(options.get("schedule"), Mapping):
+            schedule = parse_options(PruneSchedule, options["schedule"], f"{self.name} schedule")
+            options["schedule"] = schedule
+        super().__init__(options)
+        self.options.check()
+
     def bit_widths(self, evaluator: PolicyEvaluator) -> dict[str, int]:
         """The fixed k-means width of every layer (``fc_bits`` linear, ``conv_bits`` conv)."""
         options = self.options
@@ -160,7 +180,8 @@ class DeepCompressionMethod(SearchMethod):
                     raise unknown_name("layer in targets", name, list(bits))
             base = {n: float(options.targets.get(n, 0.0)) for n in bits}
         else:
-            scan = sensitivity_scan(ctx.session.model, evaluator.x_val, evaluator.y_val, list(bits))
+            model, x, y = ctx.session.model, evaluator.x_val, evaluator.y_val
+            scan = sensitivity_scan(model, x, y, list(bits), options.grid)
             base = scan.targets(options.tolerance)
         limits = ctx.session.budget.limits(evaluator.baseline_metrics)
         if options.fit_size and limits:
@@ -172,14 +193,7 @@ class DeepCompressionMethod(SearchMethod):
         check_single_evaluation(ctx, self.name)
         options = self.options
         bits = self.bit_widths(ctx.evaluator)
-        config = DeepCompressionConfig(
-            targets=self._targets(ctx, bits),
-            prune_epochs=options.prune_epochs,
-            quant_epochs=options.quant_epochs,
-            conv_bits=options.conv_bits,
-            fc_bits=options.fc_bits,
-            seed=ctx.config.seed,
-        )
+        config = replace(options, targets=self._targets(ctx, bits), seed=ctx.config.seed)
         result = deep_compress(ctx.session.model, ctx.session.data, config)
         final = result.stages["huffman"]
         meta = {

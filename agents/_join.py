@@ -57,11 +57,10 @@ def join_search(
             f"no search named '{run}' in the storage {url.split('://', 1)[0]}; pass the run "
             "name of a running Optuna search and its --storage"
         ) from None
-    config, env_kwargs = study_config(study)
-    config = config.replace(
+    config = study_config(study).replace(
         weights=weights,
         data_dir=str(data_dir) if data_dir else None,
         runs_dir=runs_dir,
     )
     seed = sampler_seed(config.seed, os.getpid(), len(study.trials))
-    return join_study(config, env_kwargs, run, url, seed)
+    return join_study(config, run, url, seed)

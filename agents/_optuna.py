@@ -153,7 +153,7 @@ class OptunaMethod(SearchMethod):
             raise AutopruneError(
                 f"study '{name}' already exists in {url}; resume it or choose another run name"
             ) from None
-        save_study_config(study, ctx.config, ctx.env_kwargs)
+        save_study_config(study, ctx.config)
         return study
 
     def _round(
@@ -168,7 +168,6 @@ class OptunaMethod(SearchMethod):
                 target=worker_main,
                 args=(
                     ctx.config,
-                    ctx.env_kwargs,
                     recorder.study.study_name,
                     url,
                     sampler_seed(seed, rank, done),

@@ -25,6 +25,7 @@ import torch
 from optuna.storages import BaseStorage, RDBStorage
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from agents._context import search_env
 from autoprune.core.errors import AutopruneError
 from autoprune.core.policy import Policy
 from autoprune.system.database_url import parse_database_url
@@ -200,7 +201,6 @@ def exit_with(parent: int, every: float = 1.0) -> threading.Thread:
 
 def worker_main(
     config: SearchConfig,
-    env_kwargs: dict[str, Any],
     study_name: str,
     url: str,
     seed: int,
@@ -211,7 +211,6 @@ def worker_main(
 
     Args:
         config: The search config (the worker calls ``prepare_search`` with it).
-        env_kwargs: :class:`CompressionEnv` keyword arguments.
         study_name: The study to optimise.
         url: Its storage URL.
         seed: Seed of this worker's sampler.
@@ -220,12 +219,10 @@ def worker_main(
     """
     exit_with(runner)
     torch.set_num_threads(threads)
-    join_study(config, env_kwargs, study_name, url, seed)
+    join_study(config, study_name, url, seed)
 
 
-def join_study(
-    config: SearchConfig, env_kwargs: dict[str, Any], study_name: str, url: str, seed: int
-) -> int:
+def join_study(config: SearchConfig, study_name: str, url: str, seed: int) -> int:
     """Optimise the study ``study_name`` next to its runner until the budget is spent.
 
     Used by worker processes and by ``autoprune worker`` on another machine.
@@ -237,9 +234,8 @@ def join_study(
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     session = prepare_search(config)
-    env = CompressionEnv(session.evaluator, session.budget, **env_kwargs)
-    options = {k: v for k, v in config.agent_options.items() if k != "env_kwargs"}
-    method = make_method(config.agent, options)
+    env = search_env(config, session)
+    method = make_method(config.agent, dict(config.agent_options))
     sampler = method.make_sampler(seed, config.episodes)  # type: ignore[attr-defined]
     study = optuna.load_study(study_name=study_name, storage=make_storage(url), sampler=sampler)
     objective = EpisodeObjective(env, config.episodes, method.values)  # type: ignore[attr-defined]
@@ -250,21 +246,17 @@ def join_study(
 
 
 STUDY_CONFIG_ATTR = "autoprune_config"
-"""Study attribute holding the search config and environment arguments, so that
-``autoprune worker RUN`` needs only the storage to join."""
+"""Study attribute holding the search config, so that ``autoprune worker RUN`` needs only
+the storage to join."""
 
 
-def save_study_config(
-    study: optuna.Study, config: SearchConfig, env_kwargs: dict[str, Any]
-) -> None:
-    """Store ``config`` and ``env_kwargs`` in ``study`` (see :data:`STUDY_CONFIG_ATTR`)."""
-    study.set_user_attr(
-        STUDY_CONFIG_ATTR, {"config": config.to_dict(), "env_kwargs": dict(env_kwargs)}
-    )
+def save_study_config(study: optuna.Study, config: SearchConfig) -> None:
+    """Store ``config`` in ``study`` (see :data:`STUDY_CONFIG_ATTR`)."""
+    study.set_user_attr(STUDY_CONFIG_ATTR, {"config": config.to_dict()})
 
 
-def study_config(study: optuna.Study) -> tuple[SearchConfig, dict[str, Any]]:
-    """The config and environment arguments a runner stored in ``study``.
+def study_config(study: optuna.Study) -> SearchConfig:
+    """The config a runner stored in ``study``.
 
     Raises:
         AutopruneError: For a study that autoprune did not create.
@@ -275,4 +267,8 @@ def study_config(study: optuna.Study) -> tuple[SearchConfig, dict[str, Any]]:
             f"study '{study.study_name}' holds no autoprune search config; join a study that "
             "`autoprune search` created"
         )
-    return SearchConfig.from_mapping(saved["config"]), dict(saved["env_kwargs"])
+    data = dict(saved["config"])
+    if saved.get("env_kwargs"):  # stored before environment settings were config keys
+        options = dict(data.get("agent_options") or {})
+        data["agent_options"] = {**options, "env_kwargs": saved["env_kwargs"]}
+    return SearchConfig.from_mapping(data)

@@ -18,7 +18,7 @@ from dataclasses import replace
 from agents._base import SearchMethod
 from agents._registry import make_method
 from agents._run_store import CHECKPOINTS, POINTER, read_json
-from agents._runner import _split_options, check_budget
+from agents._runner import _method_options, check_budget
 from autoprune.core.budget import Budget
 from autoprune.core.errors import AutopruneError
 from autoprune.workflow.config import SearchConfig
@@ -32,12 +32,11 @@ def check_settings(config: SearchConfig) -> SearchMethod:
     """Refuse what ``config`` alone shows to be wrong; the method it builds.
 
     Raises:
-        AutopruneError: For a bad value, an unknown method or option, a malformed
-            ``env_kwargs``, or an Optuna ``storage`` that cannot be opened.
+        AutopruneError: For a bad value, an unknown method or option, or an Optuna
+            ``storage`` that cannot be opened.
     """
     config.check()
-    options, _ = _split_options(config)
-    method = make_method(config.agent, options)
+    method = make_method(config.agent, _method_options(config))
     from agents._optuna import OptunaMethod
 
     if config.storage and isinstance(method, OptunaMethod):
@@ -58,15 +57,14 @@ def check_untrained(config: SearchConfig, session: SearchSession) -> None:
         AutopruneError: For a mode with no layer to search (no prunable layer), or a budget
             on MACs, parameters, bits, latency or energy that the search cannot reach.
     """
-    options, env_options = _split_options(config)
-    method = make_method(config.agent, options)
+    method = make_method(config.agent, _method_options(config))
     budget = session.budget
     if type(method).check_budget is not SearchMethod.check_budget and (
         {"size", "bits"} & set(budget.metrics)
     ):
         return  # a one-shot method prices its own space from the trained weights
     kept = tuple(c for c in budget.constraints if c.metric not in WEIGHT_DEPENDENT)
-    check_budget(config, replace(session, budget=Budget(kept)), method, env_options)
+    check_budget(config, replace(session, budget=Budget(kept)), method)
 
 
 def check_resume_files(config: SearchConfig, run_name: str) -> None:

@@ -22,6 +22,7 @@ import importlib.util
 import logging
 import re
 import tempfile
+import uuid
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -32,12 +33,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from agents._context import search_env
 from autoprune.core.errors import AutopruneError
 from autoprune.workflow.config import SearchConfig
-from envs.compression_env import CompressionEnv
 
 if TYPE_CHECKING:
     from autoprune.workflow.session import SearchSession
+    from envs.compression_env import CompressionEnv
 
 BACKENDS = ("local", "ray")
 """Where evaluations run: ``local`` (this machine's processes) or ``ray`` (Ray actors)."""
@@ -89,6 +91,26 @@ def _ray() -> Any:
     return ray
 
 
+class _DropDefaultTokenAuthNotice(logging.Filter):
+    """Drops Ray's notice that a cluster it starts has token authentication on (its secure
+    default); every other record of Ray's logger passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled")
+
+
+@contextmanager
+def _quiet_default_token_auth() -> Iterator[None]:
+    """Keep Ray's notice about its default token authentication off the user's terminal."""
+    logger = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    notice = _DropDefaultTokenAuthNotice()
+    logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)
+
+
 @contextmanager
 def ray_cluster(config: SearchConfig) -> Iterator[Any]:
     """Join ``config.ray_address`` or start a local Ray with ``workers x worker_cpus`` CPUs.
@@ -114,7 +136,8 @@ def ray_cluster(config: SearchConfig) -> Iterator[Any]:
         else:
             kwargs["address"] = config.ray_address
         try:
-            ray.init(**kwargs)
+            with _quiet_default_token_auth():
+                ray.init(**kwargs)
         except ConnectionError as exc:
             raise AutopruneError(
                 f"cannot join the Ray cluster at {config.ray_address} ({exc}); start it with "
@@ -141,25 +164,20 @@ class EnvWorker:
 
     Args:
         config: The search config.
-        shared: The driver's data and model weights (Ray resolves them from the object
-            store; see :func:`start_workers`).
-        env_kwargs: :class:`CompressionEnv` keyword arguments.
+        shared: The name of the :class:`SharedData` actor that holds the reference to the
+            driver's data and model weights in the object store (see :func:`start_workers`).
         threads: torch intra-op threads of this worker.
     """
 
-    def __init__(
-        self,
-        config: SearchConfig,
-        shared: dict[str, Any],
-        env_kwargs: dict[str, Any],
-        threads: int,
-    ) -> None:
+    def __init__(self, config: SearchConfig, shared: str, threads: int) -> None:
+        import ray
+
         torch.set_num_threads(max(1, threads))
-        session = worker_session(config, shared)
-        self.env = CompressionEnv(session.evaluator, session.budget, **env_kwargs)
+        boxed: list[Any] = ray.get(ray.get_actor(shared).reference.remote())
+        self.env: CompressionEnv = search_env(config, worker_session(config, ray.get(boxed[0])))
         self.episode: int | None = None
-        self.steps = 0
-        self.retried = 0
+        self.steps: int = 0
+        self.retried: int = 0
 
     def pid(self) -> int:
         """Process id of the actor (tests kill it)."""
@@ -244,21 +262,35 @@ def worker_session(config: SearchConfig, shared: dict[str, Any]) -> SearchSessio
 
 @dataclass
 class RayWorkers:
-    """The actors of a search and the object holding their data and weights (kept referenced
-    so that a restarted actor can rebuild itself from it)."""
+    """The actors of a search and the :class:`SharedData` actor that keeps their data and
+    weights referenced (so that a restarted actor can rebuild itself from them)."""
 
     actors: list[Any]
     shared: Any
 
     def kill(self, ray: Any) -> None:
         """End every actor."""
-        for actor in self.actors:
+        for actor in [*self.actors, self.shared]:
             ray.kill(actor)
 
 
-def start_workers(
-    ray: Any, config: SearchConfig, session: SearchSession, env_kwargs: dict[str, Any]
-) -> RayWorkers:
+class SharedData:
+    """A Ray actor holding the reference to the session's data and weights.
+
+    Environment actors get this actor's name, neither the reference nor a handle: Ray warns
+    about (and cannot promise the restart of) a restartable actor whose constructor
+    arguments are references, while this actor keeps the object alive for every restart.
+    """
+
+    def __init__(self, boxed: list[Any]) -> None:
+        self.boxed = boxed
+
+    def reference(self) -> list[Any]:
+        """The reference, boxed in a list so that Ray hands it over unresolved."""
+        return self.boxed
+
+
+def start_workers(ray: Any, config: SearchConfig, session: SearchSession) -> RayWorkers:
     """``config.workers`` :class:`EnvWorker` actors, each with ``worker_cpus`` CPUs and
     ``worker_gpus`` GPUs; the session's data and weights are put into the object store once
     and shared by all of them."""
@@ -268,9 +300,9 @@ def start_workers(
         max_restarts=1,
         max_task_retries=1,
     )(EnvWorker)
-    shared = ray.put({"data": session.data, "weights": session.model.state_dict()})
+    data = ray.put({"data": session.data, "weights": session.model.state_dict()})
+    name = f"autoprune-shared-{uuid.uuid4().hex}"
+    shared = ray.remote(num_cpus=0)(SharedData).options(name=name).remote([data])
     threads = max(1, int(config.worker_cpus))
-    actors = [
-        remote.remote(config, shared, dict(env_kwargs), threads) for _ in range(config.workers)
-    ]
+    actors = [remote.remote(config, name, threads) for _ in range(config.workers)]
     return RayWorkers(actors, shared)

@@ -1,17 +1,22 @@
 """Optuna trials evaluated on Ray actors: ask/tell with ``workers`` trials in flight.
 
-The driver owns the sampler. Each round it asks up to ``workers`` trials (never more than
-the budget left, counting COMPLETE and RUNNING trials of the study, so a joined
-``autoprune worker`` shares the budget), suggests every action of each trial up front (the
-layers an episode walks and their action dimensions are fixed), has the actors play the
-episodes, then tells and records the trials in trial-number order. Rounds are synchronous,
-so the same seed and number of workers give the same history. The first episode a
-restarted actor plays (after its process died) is recorded with ``retried: 1``.
+The driver owns the sampler. It keeps every actor busy with one trial (never more trials
+than the budget left, counting COMPLETE and RUNNING trials of the study, so a joined
+``autoprune worker`` shares the budget); each trial's actions are suggested up front (the
+layers an episode walks and their action dimensions are fixed). Trials are told and
+recorded in the order they were asked, and each tell frees its actor for the next ask:
+after the first ``workers`` asks the sampler always sees *tell, ask, tell, ask, ...*,
+whatever order the actors finish in, so the same seed and number of workers give the same
+history; a worker that finished waits only for the trials asked before its own, never for
+a whole round. The first episode a restarted actor plays (after its process died) is
+recorded with ``retried: 1``.
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,26 +58,61 @@ def optimize_on_ray(
     env = ctx.make_env()  # only for the layers and dimensions; it evaluates nothing
     layers, dims = env.layer_names, tuple(env.space.dims)
     with ray_cluster(config) as ray:
-        workers = start_workers(ray, config, ctx.session, ctx.env_kwargs)
+        workers = start_workers(ray, config, ctx.session)
         try:
-            waiting_since: float | None = None
-            while True:
-                recorder.sync()
-                if ctx.exhausted:
-                    return
-                free = ctx.budget - _holding(study)
-                if free <= 0:  # trials of joined workers hold the rest of the budget
-                    waiting_since = waiting_since or time.monotonic()
-                    if time.monotonic() - waiting_since > JOINED_TRIAL_TIMEOUT:
-                        fail_running(study, storage)  # a joined worker died in its trial
-                    time.sleep(0.5)
-                    continue
-                waiting_since = None
-                trials = [study.ask() for _ in range(min(len(workers.actors), free))]
-                _play(ray, workers.actors, method, ctx, study, recorder, trials, layers, dims)
-                ctx.maybe_checkpoint()
+            _keep_busy(ray, workers.actors, method, ctx, study, recorder, storage, layers, dims)
         finally:
             workers.kill(ray)
+
+
+@dataclass
+class _InFlight:
+    """A trial an actor is playing."""
+
+    trial: Trial
+    actor: int
+    result: Any
+    """Ray's reference to ``(reward, info)``."""
+
+
+def _keep_busy(
+    ray: Any,
+    actors: list[Any],
+    method: OptunaMethod,
+    ctx: SearchContext,
+    study: optuna.Study,
+    recorder: TrialRecorder,
+    storage: BaseStorage,
+    layers: list[str],
+    dims: tuple[str, ...],
+) -> None:
+    """Ask a trial for every idle actor, then tell and record the oldest when it is done."""
+    idle = list(range(len(actors)))
+    flight: deque[_InFlight] = deque()
+    waiting_since: float | None = None
+    while True:
+        recorder.sync()
+        free = ctx.budget - _holding(study)
+        while idle and free > 0 and not ctx.exhausted:
+            trial, actor = study.ask(), idle.pop(0)
+            call = actors[actor].episode_of.remote(trial_actions(trial, layers, dims))
+            flight.append(_InFlight(trial, actor, call))
+            free -= 1
+        if not flight:
+            if ctx.exhausted:
+                return
+            # trials of joined workers hold the rest of the budget
+            waiting_since = waiting_since or time.monotonic()
+            if time.monotonic() - waiting_since > JOINED_TRIAL_TIMEOUT:
+                fail_running(study, storage)  # a joined worker died in its trial
+            time.sleep(0.5)
+            continue
+        waiting_since = None
+        oldest = flight.popleft()
+        reward, info = ray.get(oldest.result)
+        _tell(method, ctx, study, recorder, oldest, reward, info)
+        idle.append(oldest.actor)
+        ctx.maybe_checkpoint()
 
 
 def _holding(study: optuna.Study) -> int:
@@ -81,27 +121,21 @@ def _holding(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=states))
 
 
-def _play(
-    ray: Any,
-    actors: list[Any],
+def _tell(
     method: OptunaMethod,
     ctx: SearchContext,
     study: optuna.Study,
     recorder: TrialRecorder,
-    trials: list[Trial],
-    layers: list[str],
-    dims: tuple[str, ...],
+    done: _InFlight,
+    reward: float,
+    info: dict[str, Any],
 ) -> None:
-    """Evaluate ``trials`` (one per actor), then tell and record them in number order."""
-    calls = [
-        actor.episode_of.remote(trial_actions(trial, layers, dims))
-        for actor, trial in zip(actors, trials, strict=False)
-    ]
-    for rank, (trial, (reward, info)) in enumerate(zip(trials, ray.get(calls), strict=True)):
-        trial.set_user_attr(EPISODE_ATTR, episode_attr(reward, info, f"ray-{rank}"))
-        study.tell(trial, method.values(reward, info["metrics"]))
-        meta: dict[str, Any] = {"trial_number": trial.number}
-        if info.get("retried"):
-            meta["retried"] = int(info["retried"])
-        if ctx.record(info, reward, meta=meta) is not None:
-            recorder.seen.add(trial.number)
+    """Tell the study ``done``'s result and record it with the runner."""
+    trial = done.trial
+    trial.set_user_attr(EPISODE_ATTR, episode_attr(reward, info, f"ray-{done.actor}"))
+    study.tell(trial, method.values(reward, info["metrics"]))
+    meta: dict[str, Any] = {"trial_number": trial.number}
+    if info.get("retried"):
+        meta["retried"] = int(info["retried"])
+    if ctx.record(info, reward, meta=meta) is not None:
+        recorder.seen.add(trial.number)

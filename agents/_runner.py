@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from agents._base import SearchMethod
-from agents._context import SearchContext, env_kwargs
+from agents._context import SearchContext, search_env
 from agents._ray import check_scale_out
 from agents._registry import make_method, method_class
 from agents._rng import seed_everything, set_rng_state
@@ -36,9 +36,8 @@ from agents._run_store import RunExists, RunStore, existing_run_message, read_js
 from autoprune.core.budget import Budget
 from autoprune.core.errors import AutopruneError
 from autoprune.core.results import EpisodeRecord, SearchResult
-from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.config import SearchConfig, fold_legacy_env_kwargs
 from autoprune.workflow.session import SearchSession, prepare_search
-from envs.compression_env import CompressionEnv
 
 RESUME_MAY_CHANGE = (
     "episodes",
@@ -94,9 +93,8 @@ def run_search(
     """Run (or resume) the search ``config.agent`` for ``config.episodes`` evaluations.
 
     Args:
-        config: The search settings; ``agent_options`` are the method's options, except
-            ``env_kwargs`` (a mapping of extra :class:`~envs.CompressionEnv` arguments such as
-            ``max_keep`` or ``pin_first_last``).
+        config: The search settings (``agent_options`` are the method's options; the
+            environment's settings are config keys, see :meth:`SearchConfig.env_settings`).
         session: A session prepared for ``config``'s model, data, profile and evaluator
             settings (None: ``prepare_search(config)``); its budget is replaced by
             ``config.targets``.
@@ -161,8 +159,7 @@ def _start(
     """Check the settings (an infeasible budget fails here, in the environment's constructor,
     before a run directory exists), then open the run and restore its state."""
     config.check()
-    options, env_options = _split_options(config)
-    method = make_method(config.agent, options)
+    method = make_method(config.agent, _method_options(config))
     if session is not None:
         session = _session_for(config, session)
     if given is not None:
@@ -173,7 +170,7 @@ def _start(
     try:
         history = store.read_history() if store is not None else []  # damage fails early
         session = session or prepare_search(config)
-        check_budget(config, session, method, env_options)
+        check_budget(config, session, method)
         store = store or open_run(config, run_name=run_name)
         ctx = SearchContext(
             config,
@@ -182,7 +179,6 @@ def _start(
             method,
             history,
             on_record=on_record,
-            env_options=env_options,
             resumed=store.resumed,
             seconds_before=_restore(config, store.latest_checkpoint(), history, session, method),
         )
@@ -213,15 +209,10 @@ def _check_new_run(config: SearchConfig, run_name: str | None) -> None:
         raise AutopruneError(existing_run_message(config.runs_path / "searches" / run_name))
 
 
-def _split_options(config: SearchConfig) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    """The method's options (with ``config.workers`` as its parallelism) and the
-    ``env_kwargs`` entry of ``config.agent_options``."""
+def _method_options(config: SearchConfig) -> dict[str, Any]:
+    """The method's options, with ``config.workers`` as its parallelism."""
     check_scale_out(config)
-    options = dict(config.agent_options)
-    env_options = options.pop("env_kwargs", None)
-    if env_options is not None and not isinstance(env_options, dict):
-        raise AutopruneError("agent option env_kwargs must be a mapping of CompressionEnv args")
-    return _with_workers(config, options), env_options
+    return _with_workers(config, dict(config.agent_options))
 
 
 PARALLEL_OPTIONS = ("n_envs", "n_workers")
@@ -253,20 +244,18 @@ def check_search(config: SearchConfig, session: SearchSession) -> None:
     infeasible budget with the smallest reachable value.
     """
     config.check()
-    options, env_options = _split_options(config)
-    check_budget(config, session, make_method(config.agent, options), env_options)
+    check_budget(config, session, make_method(config.agent, _method_options(config)))
 
 
 def check_budget(
     config: SearchConfig,
     session: SearchSession,
     method: SearchMethod,
-    env_options: Mapping[str, Any] | None,
 ) -> None:
     """Refuse an infeasible budget with the smallest value the method's space reaches: the
     method checks its own space (one-shot methods), else the environment's constructor does."""
     if not method.check_budget(session.evaluator, session.budget):
-        CompressionEnv(session.evaluator, session.budget, **env_kwargs(config, env_options))
+        search_env(config, session)
 
 
 def open_run(
@@ -312,7 +301,8 @@ def _create_unique(root: Path, config: SearchConfig) -> RunStore:
 
 
 def _check_same_settings(saved: dict[str, Any], given: dict[str, Any]) -> None:
-    saved = {**DEFAULTS, **saved}  # a run saved before a key existed had its default
+    # a run saved before a key existed had its default
+    saved = {**DEFAULTS, **fold_legacy_env_kwargs(saved)}
     differing = sorted(
         key
         for key in set(saved) | set(given)

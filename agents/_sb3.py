@@ -247,7 +247,7 @@ class SB3Method(SearchMethod):
 
     def _vec_env(self, ctx: SearchContext, n_envs: int, ray: Any = None) -> VecEnv:
         if ray is not None:
-            return RayVecEnv(ray, start_workers(ray, ctx.config, ctx.session, ctx.env_kwargs))
+            return RayVecEnv(ray, start_workers(ray, ctx.config, ctx.session))
         if n_envs == 1:
             return DummyVecEnv([ctx.make_env])
         start = worker_processes().get_start_method()

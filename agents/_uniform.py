@@ -16,10 +16,11 @@ sparsity (and keep ratio) in every layer, bisected to the largest that meets the
 these candidates are evaluated first, and the rest of the budget sweeps each bit-width's
 value down toward -1 in turn.
 
-The prediction is the environment's own request (channel rounding, sparsity grid, pinned
-layers), so the wall lets it through unchanged; neighbours that round to the same channels,
-sparsities and bits are answered by the evaluator's cache. The schedule depends only on the
-budget, so a resumed run continues it where the history ends.
+The prediction is the environment's own request (:meth:`CompressionEnv.requested_policy`:
+channel rounding, sparsity grid, pinned layers), so the wall lets it through unchanged;
+neighbours that round to the same channels, sparsities and bits are answered by the
+evaluator's cache. The schedule depends only on the budget, so a resumed run continues it
+where the history ends.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from agents._base import SearchMethod
 from agents._context import SearchContext
 from autoprune.core.bisection import largest_fitting
 from autoprune.core.policy import Policy
+from envs.actions import bits_action
 from envs.compression_env import CompressionEnv
 
 TOLERANCE = 1e-4
@@ -59,11 +61,9 @@ class Uniform:
         ]
         return np.asarray(values, dtype=np.float32)
 
-
-def predicted_policy(ctx: SearchContext, env: CompressionEnv, choice: Uniform) -> Policy:
-    """The policy the environment would build from ``choice`` at every step (no wall)."""
-    action = env.decode(choice.action(env))
-    return Policy.for_specs(ctx.evaluator.specs, env.space.requested(action))
+    def policy(self, env: CompressionEnv) -> Policy:
+        """The policy the environment builds from this action at every step (no wall)."""
+        return env.requested_policy(self.action(env))
 
 
 def largest_feasible(ctx: SearchContext, env: CompressionEnv, bits: float | None = None) -> float:
@@ -71,8 +71,7 @@ def largest_feasible(ctx: SearchContext, env: CompressionEnv, bits: float | None
     baseline = ctx.evaluator.baseline_metrics
 
     def fits(u: float) -> bool:
-        policy = predicted_policy(ctx, env, Uniform(u, bits))
-        costs = ctx.evaluator.costs(policy, env.space.metrics)
+        costs = ctx.evaluator.costs(Uniform(u, bits).policy(env), env.space.metrics)
         return ctx.session.budget.satisfied(costs, baseline)
 
     if not fits(-1.0):
@@ -96,8 +95,7 @@ def schedule(best: float, budget: int) -> list[float]:
 def bit_levels(env: CompressionEnv) -> list[float]:
     """The action value at the middle of each bit-width's bin, largest bit-width first."""
     low, high = env.space.min_bits, env.space.max_bits
-    bins = high - low + 1
-    return [2.0 * (b - low + 0.5) / bins - 1.0 for b in range(high, low - 1, -1)]
+    return [bits_action(b, low, high) for b in range(high, low - 1, -1)]
 
 
 def plan(ctx: SearchContext, env: CompressionEnv, budget: int) -> list[Uniform]:

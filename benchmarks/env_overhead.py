@@ -28,7 +28,7 @@ from scipy.stats import spearmanr
 
 from autoprune.core.policy import Policy
 from autoprune.core.specs import discover_layers
-from autoprune.core.training import DEFAULT_TRAIN, TrainConfig, evaluate, finetune
+from autoprune.core.training import DEFAULT_TRAIN, TrainConfig, finetune, top1_accuracy
 from autoprune.cost import load_profile
 from autoprune.data import DataSplits, load_dataset
 from autoprune.latency import build_cost_model
@@ -155,7 +155,7 @@ def rank_correlation(
         started = time.perf_counter()
         model = evaluator.compress(policy)
         finetune(model, data, 1, args.finetune_lr, seed=args.seed)
-        tuned.append(evaluate(model, evaluator.x_val, evaluator.y_val))
+        tuned.append(top1_accuracy(model, evaluator.x_val, evaluator.y_val))
         seconds = time.perf_counter() - started
         print(f"{index:>6} {search[-1]:>10.4f} {tuned[-1]:>10.4f} {seconds:>8.1f}")
     if len(policies) < 3:

@@ -10,8 +10,9 @@ One search method (default ``tpe``) on one model and budget (default ``vgg_small
 Reported: wall time of each search and the ratio ``local-1 / ray-N``; the best feasible
 accuracy of each (quality); Ray's start-up (``ray.init`` and the actors' start, each
 building its evaluator from the object store) and its per-episode overhead, the wall time
-of ``ray-N`` beyond its start-up and the evaluations themselves, per episode, as a share
-of an episode's evaluation time (goal: at most 5%). Results go to
+of ``ray-N`` beyond its start-up and the evaluations themselves, per ``N`` episodes, as a
+share of an episode's evaluation time (goal: at most 5%), and the share of the workers'
+time after the start-up that they spent evaluating. Results go to
 ``<out>/ray_scaleout-<time>.json`` and ``.md``::
 
     python benchmarks/ray_scaleout.py                                 # the study (long)
@@ -69,11 +70,10 @@ def _actor_start(config: Any, session: Any) -> float:
     """Seconds until ``config.workers`` actors answer (each builds its evaluator)."""
     import ray
 
-    from agents._context import env_kwargs
     from agents._ray import start_workers
 
     started = time.perf_counter()
-    workers = start_workers(ray, config, session, env_kwargs(config))
+    workers = start_workers(ray, config, session)
     ray.get([actor.describe.remote() for actor in workers.actors])
     seconds = time.perf_counter() - started
     workers.kill(ray)
@@ -132,6 +132,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     one, many = rows[0], rows[-1]
     rounds = -(-args.evaluations // args.workers)
     overhead = (many.wall_s - actors_s) / rounds - many.episode_s
+    busy = many.episode_s * args.evaluations  # seconds the workers spent evaluating
+    utilization = busy / (args.workers * (many.wall_s - actors_s))
     summary = {
         "config": {k: v for k, v in vars(args).items()},
         "rows": [asdict(r) for r in rows],
@@ -140,6 +142,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "ray_actor_start_s": actors_s,
         "ray_overhead_per_round_s": overhead,
         "ray_overhead_share_of_episode": overhead / one.episode_s if one.episode_s else None,
+        "ray_worker_utilization": utilization,
         "ray1_history_equals_local1": rows[1].rewards == one.rewards,
         "cpu_count": __import__("os").cpu_count(),
     }
@@ -170,6 +173,8 @@ def _write(out: Path, stamp: str, summary: dict[str, Any]) -> None:
         f"- Ray overhead per round beyond the evaluation: "
         f"{summary['ray_overhead_per_round_s']:.3f} s"
         + ("" if share is None else f" ({share:.1%} of an episode)"),
+        f"- ray-N workers busy evaluating: {summary['ray_worker_utilization']:.1%} of their "
+        "time after the start-up",
         f"- ray-1 history equals local-1: {summary['ray1_history_equals_local1']}",
     ]
     (out / f"ray_scaleout-{stamp}.md").write_text("\n".join(lines) + "\n")

@@ -22,7 +22,7 @@ import torch
 from autoprune.compress import CompressionOptions, compress_model
 from autoprune.core.policy import Policy
 from autoprune.core.specs import discover_layers
-from autoprune.core.training import DEFAULT_TRAIN, TrainConfig, evaluate
+from autoprune.core.training import DEFAULT_TRAIN, TrainConfig, top1_accuracy
 from autoprune.cost import load_profile
 from autoprune.data import load_dataset
 from autoprune.latency import build_cost_model
@@ -92,7 +92,7 @@ def main() -> None:
             pruned = compress_model(
                 model, policy, evaluator.example_input, evaluator.calib, options
             )
-            row[label] = round(evaluate(pruned, evaluator.x_val, evaluator.y_val), 4)
+            row[label] = round(top1_accuracy(pruned, evaluator.x_val, evaluator.y_val), 4)
             row[f"{label} s"] = round(time.perf_counter() - started, 2)
         rows.append(row)
         print(json.dumps(row))

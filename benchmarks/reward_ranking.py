@@ -30,7 +30,7 @@ from scipy.stats import spearmanr
 
 from autoprune.compress import CompressionOptions
 from autoprune.core.policy import Policy
-from autoprune.core.training import evaluate, finetune
+from autoprune.core.training import finetune, top1_accuracy
 from autoprune.workflow.config import SearchConfig
 from autoprune.workflow.evaluation import PolicyEvaluator
 from autoprune.workflow.session import evaluator_config, prepare_search
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         started = time.perf_counter()
         model = session.evaluator.compress(policy)
         finetune(model, session.data, args.finetune_epochs, args.finetune_lr, teacher=session.model)
-        tuned = evaluate(model.eval(), session.data.x_test, session.data.y_test)
+        tuned = top1_accuracy(model.eval(), session.data.x_test, session.data.y_test)
         rows.append({"policy": policy.to_dict(), "tuned_test_accuracy": tuned, "accuracy": {}})
         print(
             f"policy {index}: fine-tuned test {tuned:.4f} ({time.perf_counter() - started:.0f} s)"

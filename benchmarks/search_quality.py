@@ -122,7 +122,7 @@ def prepare_only(spec: RunSpec) -> None:
 def run_one(spec: RunSpec) -> dict[str, Any]:
     """One search and its test accuracies (runs in a fresh process)."""
     from agents import run_search
-    from autoprune.core.training import evaluate, finetune
+    from autoprune.core.training import finetune, top1_accuracy
     from autoprune.workflow.session import prepare_search
 
     row: dict[str, Any] = asdict(spec)
@@ -135,11 +135,11 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
         row["seconds_per_episode"] = row["search_seconds"] / len(result.history)
         data, best = session.data, result.best
         row["baseline_val_accuracy"] = session.evaluator.baseline_metrics["accuracy"]
-        row["baseline_test_accuracy"] = evaluate(session.model, data.x_test, data.y_test)
+        row["baseline_test_accuracy"] = top1_accuracy(session.model, data.x_test, data.y_test)
         row.update(_phases(result.history))
         for key, record in _unbiased(result.history).items():
             model = session.evaluator.compress(record.policy)
-            row[key] = evaluate(model, data.x_test, data.y_test)
+            row[key] = top1_accuracy(model, data.x_test, data.y_test)
         if best is not None:
             row["best_index"] = best.index
             row["best_val_accuracy"] = best.metrics["accuracy"]
@@ -148,10 +148,12 @@ def run_one(spec: RunSpec) -> dict[str, Any]:
             )
             row["best_policy"] = {n: lp.keep_ratio for n, lp in best.policy.layers.items()}
             model = session.evaluator.compress(best.policy)
-            row["test_accuracy"] = evaluate(model, data.x_test, data.y_test)
+            row["test_accuracy"] = top1_accuracy(model, data.x_test, data.y_test)
             if spec.finetune_epochs:
                 finetune(model, data, spec.finetune_epochs, teacher=session.model, seed=spec.seed)
-                row["test_accuracy_finetuned"] = evaluate(model.eval(), data.x_test, data.y_test)
+                row["test_accuracy_finetuned"] = top1_accuracy(
+                    model.eval(), data.x_test, data.y_test
+                )
     except Exception as exc:  # a failed search is a row of the report, not the end of it
         row["error"] = f"{type(exc).__name__}: {exc}"
         row["traceback"] = traceback.format_exc()

@@ -40,7 +40,7 @@ import torch
 from agents import method_class, run_search
 from autoprune.coding import inspect_apz, state_dict_from_apz
 from autoprune.core.errors import AutopruneError
-from autoprune.core.training import evaluate
+from autoprune.core.training import top1_accuracy
 from autoprune.deploy.apply import apply_policy
 from autoprune.workflow.baseline import build_for
 from autoprune.workflow.config import SearchConfig
@@ -86,7 +86,7 @@ def own_model(session: SearchSession, run_dir: Path) -> dict[str, Any]:
     model.load_state_dict(state_dict_from_apz(path))
     data = session.data
     return {
-        "own_test_acc": _pct(evaluate(model.eval(), data.x_test, data.y_test)),
+        "own_test_acc": _pct(top1_accuracy(model.eval(), data.x_test, data.y_test)),
         "own_apz_bytes": inspect_apz(path).file_bytes,
     }
 
@@ -139,7 +139,7 @@ def run_model(model: str, args: argparse.Namespace) -> list[dict[str, Any]]:
     data = session.data
     base = {
         "model": model,
-        "base_test_acc": _pct(evaluate(session.model, data.x_test, data.y_test)),
+        "base_test_acc": _pct(top1_accuracy(session.model, data.x_test, data.y_test)),
         "base_val_acc": _pct(session.evaluator.baseline_metrics["accuracy"]),
         "base_apz_bytes": round(session.evaluator.baseline_metrics["size"]),
         "weights": str(session.weights_path),

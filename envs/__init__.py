@@ -18,6 +18,7 @@ from envs.actions import ACTION_DIMS, DIMENSIONS, MODES, LayerAction, decode_act
 from envs.compression_env import CompressionEnv
 from envs.observation import FEATURES, OBS_SIZE
 from envs.rewards import RewardFn, make_reward, reward_names
+from envs.scoring import PolicyScorer
 from envs.search_space import EvaluatorLike, LayerRole, SearchSpace
 
 ENV_ID = "autoprune/Compression-v1"
@@ -37,6 +38,7 @@ __all__ = [
     "EvaluatorLike",
     "LayerAction",
     "LayerRole",
+    "PolicyScorer",
     "RewardFn",
     "SearchSpace",
     "check_reachable",

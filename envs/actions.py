@@ -83,6 +83,17 @@ def bits_from_unit(u: float, min_bits: int, max_bits: int) -> int:
     return int(min(max_bits, max(min_bits, bits)))
 
 
+def bits_action(bits: int, min_bits: int, max_bits: int) -> float:
+    """The action value at the middle of ``bits``'s bin (the inverse of HAQ's bins).
+
+    Example:
+        >>> [bits_from_unit(unit_interval(bits_action(b, 2, 8)), 2, 8) for b in (2, 5, 8)]
+        [2, 5, 8]
+    """
+    bins = max_bits - min_bits + 1
+    return 2.0 * (bits - min_bits + 0.5) / bins - 1.0
+
+
 def round_sparsity(sparsity: float, max_sparsity: float) -> float:
     """``sparsity`` on the grid of :data:`SPARSITY_STEP`, clipped to ``[0, max_sparsity]``.
 

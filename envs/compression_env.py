@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -10,7 +10,6 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from autoprune.core.budget import Budget
 from autoprune.core.errors import AutopruneError
 from autoprune.core.policy import LayerPolicy, Policy
 from envs.actions import (
@@ -30,10 +29,9 @@ from envs.observation import (
     observation,
     rest_macs,
 )
-from envs.rewards import RewardFn, make_reward
+from envs.rewards import RewardFn
+from envs.scoring import BudgetLike, PolicyScorer
 from envs.search_space import EvaluatorLike, SearchSpace
-
-BudgetLike = Budget | str | Iterable[str] | Mapping[str, str | float] | None
 
 
 class CompressionEnv(gym.Env[np.ndarray, np.ndarray]):
@@ -200,11 +198,11 @@ class CompressionEnv(gym.Env[np.ndarray, np.ndarray]):
         _check_settings(mode, min_keep, max_keep, min_bits, max_bits)
         _check_sparsity(max_sparsity)
         self.evaluator = evaluator
-        if isinstance(budget, str):
-            budget = [budget]
-        self.budget = budget if isinstance(budget, Budget) else Budget.parse(budget)
+        self.scorer = PolicyScorer(evaluator, budget, reward, reward_kwargs)
+        """Scores the finished policy of an episode (:meth:`score_policy`)."""
+        self.budget = self.scorer.budget
         self.mode: Mode = mode
-        self.reward_fn, self.reward_name = _resolve_reward(reward, reward_kwargs)
+        self.reward_fn, self.reward_name = self.scorer.reward_fn, self.scorer.reward_name
         self.space = SearchSpace(
             evaluator,
             self.budget,
@@ -243,6 +241,43 @@ class CompressionEnv(gym.Env[np.ndarray, np.ndarray]):
     def decode(self, action: np.ndarray) -> LayerAction:
         """What ``action`` asks for, before rounding to channels and the budget wall."""
         return self._decode(action)
+
+    def requested_policy(self, actions: np.ndarray | Sequence[np.ndarray]) -> Policy:
+        """The policy an episode playing ``actions`` asks for, before the budget wall.
+
+        Each action is decoded and rounded as :meth:`step` does (whole channels, the sparsity
+        grid; pinned layers and dimensions a layer does not search at their fixed values),
+        but neither the wall nor the repair is applied: the policy may miss the budget.
+
+        Args:
+            actions: One action per step (in :attr:`layer_names` order), or one action
+                played at every step.
+
+        Raises:
+            AutopruneError: When the number of actions is not the number of steps.
+        """
+        steps = self.space.steps
+        played = np.asarray(actions, dtype=np.float64)
+        if played.ndim == 1:
+            played = np.broadcast_to(played, (len(steps), played.size))
+        if len(played) != len(steps):
+            raise AutopruneError(
+                f"{len(played)} actions for {len(steps)} steps; pass one action per layer of "
+                "env.layer_names, or a single action for every layer"
+            )
+        requests = zip(steps, played, strict=True)
+        wanted = {role.name: self.space.request(role, self._decode(a)) for role, a in requests}
+        return Policy.for_specs(self.space.specs, {**self.space.fixed, **wanted})
+
+    def score_policy(self, policy: Policy) -> tuple[float, dict[str, Any]]:
+        """Evaluate a finished ``policy`` and pay the reward, as the last step does.
+
+        The policy's ``meta`` records this environment (``search``, ``mode``); see
+        :meth:`PolicyScorer.score` for the rest of the record and the returned ``info``.
+        The policy is scored as it is: an episode repairs it first (Episode End).
+        """
+        policy.meta = {"search": "CompressionEnv-v1", "mode": self.mode, **policy.meta}
+        return self.scorer.score(policy)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -305,33 +340,8 @@ class CompressionEnv(gym.Env[np.ndarray, np.ndarray]):
         """Repair, evaluate and score the finished policy."""
         space = self.space
         layers, repaired = space.repair({**space.fixed, **self._decided})
-        policy = Policy.for_specs(space.specs, layers)
-        evaluation = self.evaluator.evaluate(policy)
-        measured = evaluation.metrics
-        reward = float(self.reward_fn(measured, space.baseline, space.limits))
-        usage = self.budget.usage(measured, space.baseline)
-        metrics = {
-            **measured,
-            "accuracy_drop": space.baseline["accuracy"] - measured["accuracy"],
-            **{f"budget_use_{metric}": use for metric, use in usage.items()},
-        }
-        policy.metrics = dict(metrics)
-        policy.budget = self.budget.to_dict()
-        policy.meta = {
-            "search": "CompressionEnv-v1",
-            "mode": self.mode,
-            "reward": self.reward_name,
-            "evaluation": self.evaluator.record(),
-        }
-        return reward, {
-            "policy": policy,
-            "metrics": metrics,
-            "feasible": self.budget.satisfied(measured, space.baseline),
-            "repaired": repaired,
-            "cached": evaluation.cached,
-            "eval_seconds": evaluation.eval_seconds,
-            "seconds": evaluation.seconds,
-        }
+        reward, info = self.score_policy(Policy.for_specs(space.specs, layers))
+        return reward, {**info, "repaired": repaired}
 
 
 def _check_settings(
@@ -354,16 +364,3 @@ def _check_sparsity(max_sparsity: float) -> None:
         raise AutopruneError(
             f"max_sparsity {max_sparsity} is invalid; use 0 <= max_sparsity < 1 (e.g. 0.995)"
         )
-
-
-def _resolve_reward(
-    reward: str | RewardFn, kwargs: Mapping[str, float] | None
-) -> tuple[RewardFn, str]:
-    if isinstance(reward, str):
-        return make_reward(reward, **dict(kwargs or {})), reward
-    if not callable(reward):
-        raise AutopruneError(
-            f"reward {reward!r} is neither a name nor a callable; pass e.g. reward='accuracy'"
-        )
-    name = getattr(reward, "__name__", type(reward).__name__)
-    return (partial(reward, **kwargs) if kwargs else reward), name

@@ -230,10 +230,6 @@ class SearchSpace:
         """The (rounded, unclipped) layer policy a decoded action asks for."""
         return self.setting(role, action.keep_ratio, action.w_bits, action.a_bits, action.sparsity)
 
-    def requested(self, action: LayerAction) -> Layers:
-        """Pinned layers and every step at the request of ``action`` (no wall)."""
-        return {**self.fixed, **{r.name: self.request(r, action) for r in self.steps}}
-
     def extreme(self, role: LayerRole, level: Level) -> LayerPolicy:
         """``role`` at its smallest (``min``) or largest (``max``) setting."""
         if level == "min":

@@ -52,3 +52,40 @@ def test_malformed_or_missing_yaml(tmp_path):
     listing.write_text("- a\n- b\n")
     with pytest.raises(AutopruneError, match="mapping"):
         load_config_file(listing)
+
+
+def test_environment_settings_are_config_keys():
+    config = SearchConfig.from_mapping(
+        {"mode": "quantize", "pin_first_last": False, "max_keep": 0.9, "layers": ["conv1"]}
+    )
+    settings = config.env_settings()
+    assert settings["pin_first_last"] is False and settings["max_keep"] == 0.9
+    assert settings["layers"] == ("conv1",) and settings["mode"] == "quantize"
+    assert SearchConfig.from_mapping(config.to_dict()) == config  # round trip through JSON
+
+
+def test_the_old_env_kwargs_spelling_is_read_as_config_keys():
+    old = {"agent_options": {"noise": 0.3, "env_kwargs": {"pin_first_last": False}}}
+    config = SearchConfig.from_mapping(old)
+    assert config.pin_first_last is False and config.agent_options == {"noise": 0.3}
+    with pytest.raises(AutopruneError, match="unknown environment setting"):
+        SearchConfig.from_mapping({"agent_options": {"env_kwargs": {"pin_first": False}}})
+    with pytest.raises(AutopruneError, match="both as config keys"):
+        SearchConfig.from_mapping(
+            {"max_keep": 0.8, "agent_options": {"env_kwargs": {"max_keep": 0.9}}}
+        )
+    with pytest.raises(AutopruneError, match="write them as config keys"):
+        SearchConfig(agent_options={"env_kwargs": {"max_keep": 0.9}}).check()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"min_keep": 0.6, "max_keep": 0.5}, "keep range 0.6..0.5"),
+        ({"layers": "conv1", "pin_first_last": "no"}, "pin_first_last' must be true or false"),
+        ({"layers": [1, 2]}, "layers' must be a list of strings"),
+    ],
+)
+def test_bad_environment_settings(data, message):
+    with pytest.raises(AutopruneError, match=message):
+        SearchConfig.from_mapping(data)

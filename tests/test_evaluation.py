@@ -12,7 +12,7 @@ from autoprune.compress import CompressionOptions, compress_model
 from autoprune.core.errors import AutopruneError
 from autoprune.core.policy import LayerPolicy, Policy
 from autoprune.core.specs import discover_layers
-from autoprune.core.training import TrainConfig, evaluate, train
+from autoprune.core.training import TrainConfig, top1_accuracy, train
 from autoprune.cost import load_profile
 from autoprune.deploy.apply import RECORD_EXTRAS
 from autoprune.latency import build_cost_model
@@ -113,7 +113,7 @@ def test_fast_accuracy_counts_what_the_plain_path_counts(evaluator, kind):
         evaluator.calib,
         evaluator.config.compression,
     )
-    assert fast == evaluate(plain_model, evaluator.x_val, evaluator.y_val)
+    assert fast == top1_accuracy(plain_model, evaluator.x_val, evaluator.y_val)
     # scoring leaves the model it is given usable: compress() returns BatchNorm intact
     model = evaluator.compress(policy)
     assert evaluator.accuracy(model, copy_model=True) == fast

@@ -1,4 +1,4 @@
-"""Fitting the measured latency model to one network (epilogues + calibration line)."""
+"""Fitting the measured latency model to one network (epilogues + layer-sum line)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from autoprune.latency import MeasuredCostModel, build_cost_model
 from autoprune.latency import _fit as latency_model
 from autoprune.latency import _lut as lut
 from autoprune.latency._fit import (
-    CALIBRATION_VERSIONS,
+    LINE_VERSIONS,
     fit_latency_model,
     random_prune_policies,
 )
@@ -31,10 +31,12 @@ def quick(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(latency_model, "WHOLE_MODEL_ROUNDS", 1)
     monkeypatch.setattr(latency_model, "MAX_ATTEMPTS", 1)
     monkeypatch.setattr(lut, "MAX_ATTEMPTS", 1)
-    return replace(load_profile("cpu"), warmup=1, repeats=2, rounds=1, model_seconds=0.0)
+    cpu = load_profile("cpu")
+    timing = replace(cpu.measurement, warmup=1, repeats=2, rounds=1, model_seconds=0.0)
+    return replace(cpu, measurement=timing)
 
 
-def test_fit_measures_the_network_once_then_reuses_its_calibration(
+def test_fit_measures_the_network_once_then_reuses_its_layer_sum_line(
     tmp_path: Path, quick, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model = build_model("vgg_small").eval()
@@ -42,19 +44,19 @@ def test_fit_measures_the_network_once_then_reuses_its_calibration(
     first = fit_latency_model(
         build_cost_model(quick, lut_cache_dir=tmp_path), model, EXAMPLE, specs
     )
-    assert isinstance(first, MeasuredCostModel) and first.calibration is not None
-    assert first.calibration.points == 1 + CALIBRATION_VERSIONS and first.calibration.scale > 0
+    assert isinstance(first, MeasuredCostModel) and first.line is not None
+    assert first.line.points == 1 + LINE_VERSIONS and first.line.scale > 0
     assert first.epilogues["conv1"].ops == ("Relu", "MaxPool")
 
     def refuse(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the calibration was measured again")
+        raise AssertionError("the layer-sum line was measured again")
 
     monkeypatch.setattr(latency_model, "measure_whole_models", refuse)
     again = fit_latency_model(
         build_cost_model(quick, lut_cache_dir=tmp_path), model, EXAMPLE, specs
     )
     assert isinstance(again, MeasuredCostModel)
-    assert again.calibration == first.calibration and again.table.measurements == 0
+    assert again.line == first.line and again.table.measurements == 0
 
     plan = ChannelPlan.build(model, EXAMPLE)
     small = pruned_specs(specs, plan, {name: 0.3 for name in plan.prunable})
@@ -83,7 +85,7 @@ def test_a_network_that_cannot_be_exported_keeps_single_layer_timings(quick) -> 
     cost = build_cost_model(quick)
     with pytest.warns(UserWarning, match="not calibrated"):
         fitted = fit_latency_model(cost, model, torch.zeros(1, 4), specs)
-    assert fitted is cost and cost.calibration is None and cost.epilogues == {}
+    assert fitted is cost and cost.line is None and cost.epilogues == {}
 
 
 def test_random_policies_span_small_to_large_and_respect_the_floor() -> None:

@@ -9,13 +9,13 @@ import torch
 from torch.nn.utils import parametrize
 
 from autoprune.core.errors import AutopruneError
-from autoprune.core.training import TrainConfig, evaluate, finetune, train
+from autoprune.core.training import TrainConfig, finetune, top1_accuracy, train
 from autoprune.workflow.baseline import build_for
 
 
 def test_training_learns_digits(digits):
     model = build_for("demo", digits)
-    before = evaluate(model, digits.x_val, digits.y_val)
+    before = top1_accuracy(model, digits.x_val, digits.y_val)
     result = train(model, digits, TrainConfig(epochs=3, lr=0.05, batch_size=64))
     assert len(result.history) == 3
     assert result.val_accuracy > 0.8 > before + 0.3

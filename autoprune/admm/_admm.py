@@ -38,7 +38,7 @@ from autoprune.compress.sparsity import SparsityMask
 from autoprune.core.errors import AutopruneError, unknown_name
 from autoprune.core.policy import LayerPolicy, Policy
 from autoprune.core.specs import discover_layers
-from autoprune.core.training import evaluate, finetune
+from autoprune.core.training import finetune, top1_accuracy
 from autoprune.data import DataSplits
 from autoprune.deep_compression import CodedModel
 
@@ -159,14 +159,14 @@ def _run_admm(
         for n, p in params.items():
             duals[n] += p.detach() - projection.values[n]
         with _swapped(params, projection.values):
-            projected = evaluate(model, data.x_val, data.y_val)
+            projected = top1_accuracy(model, data.x_val, data.y_val)
         record = AdmmEpoch(
             epoch=epoch + 1,
             rho=rho,
             loss=loss,
             penalty=penalty,
             residual=_residual(params, projection.values),
-            val_accuracy=evaluate(model, data.x_val, data.y_val),
+            val_accuracy=top1_accuracy(model, data.x_val, data.y_val),
             projected_accuracy=projected,
             yang_bits=projection.yang_bits,
             cost_bits=projection.cost_bits,
@@ -272,7 +272,7 @@ def admm_compress(
     if config.finetune_epochs:
         finetune(work, data, config.finetune_epochs, config.finetune_lr, seed=config.seed)
     work.eval()
-    val_accuracy = evaluate(work, data.x_val, data.y_val)
+    val_accuracy = top1_accuracy(work, data.x_val, data.y_val)
     coded = CodedModel.freeze(work, names)
     cost = coded_cost(coded, config.overhead)
     assert coded.yang_bits <= cost <= budget_bits, "hard projection left the budget"

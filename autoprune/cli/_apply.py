@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -12,11 +13,26 @@ from autoprune import api
 from autoprune.cli._apply_report import print_apply_report, report_json, warn_latency_disagreement
 from autoprune.cli._common import dataset_for, resolve_data_dir
 from autoprune.cli._console import console, err_console, progress_bar
+from autoprune.cli._options import (
+    DATA_DIR,
+    DATASET,
+    JSON_OUT,
+    LR,
+    MODEL,
+    PROFILE,
+    RUNS_DIR,
+    TRACKING_URI,
+    WEIGHTS,
+)
 from autoprune.cli._runs import resolve_run
 from autoprune.core.errors import AutopruneError
 from autoprune.cost import load_profile
 from autoprune.searches.finished_search import find_search
 from autoprune.tracking import read_best_policy
+from autoprune.workflow.config import SearchConfig
+
+FINETUNE_LR_OPTION = LR.but(default=inspect.signature(api.apply).parameters["lr"].default).option
+"""``apply --lr``: :func:`autoprune.apply`'s own fine-tuning learning rate by default."""
 
 
 def apply_command(
@@ -25,27 +41,16 @@ def apply_command(
         metavar="POLICY|RUN",
         help="Policy JSON, or a finished search's run name or MLflow run id.",
     ),
-    model: str | None = typer.Option(
-        None, "--model", "-m", help="Model the policy was made for [default: the run's, demo]."
-    ),
-    weights: Path | None = typer.Option(
-        None, "--weights", "-w", help="Trained state dict [default: the run's]."
-    ),
-    dataset: str | None = typer.Option(
-        None, "--dataset", "-d", help="Dataset [default: the run's, else the model's own]."
-    ),
+    model: str | None = MODEL.from_run,
+    weights: Path | None = WEIGHTS.from_run,
+    dataset: str | None = DATASET.from_run,
     finetune_epochs: int = typer.Option(0, "--finetune-epochs", help="Fine-tuning epochs."),
-    lr: float = typer.Option(0.01, "--lr", help="Fine-tuning learning rate."),
+    lr: float = FINETUNE_LR_OPTION,
     export: Path | None = typer.Option(None, "--export", help="Output folder."),
-    profile: str | None = typer.Option(
-        None,
-        "--profile",
-        "-p",
-        help="Profile of the predicted latency and energy [default: the run's, bitfusion].",
-    ),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Dataset folder."),
-    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Root of runs."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    profile: str | None = PROFILE.from_run,
+    data_dir: Path | None = DATA_DIR.option,
+    runs_dir: Path = RUNS_DIR.option,
+    as_json: bool = JSON_OUT.option,
 ) -> None:
     """Apply a policy to a trained model: compress, fine-tune, export .pt/.onnx/.apz, report.
 
@@ -63,8 +68,8 @@ def apply_command(
             f"is named '{policy_path}')"
         )
     if run is None:
-        dataset = dataset_for(model or "demo", dataset)
-    profile = profile or (run.config.profile if run is not None else "bitfusion")
+        dataset = dataset_for(model or SearchConfig.model, dataset)
+    profile = profile or (run.config.profile if run is not None else SearchConfig.profile)
     hardware = load_profile(profile)
     with progress_bar("fine-tune") as progress:
         task = progress.add_task("fine-tune", total=None, info="", visible=finetune_epochs > 0)
@@ -99,7 +104,7 @@ def apply_command(
     if run is not None:
         title = f"{run.config.model} under the best policy of search '{run.name}'"
     else:
-        title = f"{model or 'demo'} under {policy_path.name}"
+        title = f"{model or SearchConfig.model} under {policy_path.name}"
     print_apply_report(result, title, hardware)
     _print_provenance(result.evaluation)
     if result.trimmed:
@@ -140,8 +145,8 @@ def export_command(
     ),
     fmt: str = typer.Option("json", "--format", "-f", help="json or yaml."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write to a file."),
-    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Root of runs."),
-    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow URI."),
+    runs_dir: Path = RUNS_DIR.option,
+    tracking_uri: str | None = TRACKING_URI.from_run,
 ) -> None:
     """Print (or write) the best policy of a recorded search, by run id or run name."""
     if fmt not in ("json", "yaml"):

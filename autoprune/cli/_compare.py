@@ -10,29 +10,9 @@ import typer
 from rich.table import Table
 
 from autoprune.cli._common import with_data_dir_env
-from autoprune.cli._config_args import resolve_config
 from autoprune.cli._console import console, print_table
+from autoprune.cli._options import JSON_OUT
 from autoprune.cli._search import (
-    BACKEND,
-    CONFIG,
-    DATA_DIR,
-    DATASET,
-    EPISODES,
-    JSON_OUT,
-    MODE,
-    MODEL,
-    PROFILE,
-    RAY_ADDRESS,
-    REWARD,
-    RUNS_DIR,
-    SEED,
-    STORAGE,
-    TARGET,
-    TRACKING,
-    WEIGHTS,
-    WORKER_CPUS,
-    WORKER_GPUS,
-    WORKERS,
     check_agent,
     execute,
     one_shot_budget,
@@ -41,6 +21,7 @@ from autoprune.cli._search import (
     run_tags,
     warn_random_only,
 )
+from autoprune.cli._search_flags import SearchFlags, with_search_flags
 from autoprune.cli._units import metric_label
 from autoprune.core.errors import AutopruneError
 from autoprune.core.results import SearchResult
@@ -52,30 +33,14 @@ from autoprune.workflow.config import SearchConfig
 from autoprune.workflow.session import SearchSession
 
 
+@with_search_flags
 def compare_command(
     agents: str = typer.Option(
         "ddpg,tpe,random,uniform", "--agents", help="Comma-separated search methods."
     ),
-    config_file: Path | None = CONFIG,
-    model: str | None = MODEL,
-    weights: str | None = WEIGHTS,
-    dataset: str | None = DATASET,
-    mode: str | None = MODE,
-    target: list[str] | None = TARGET,
-    reward: str | None = REWARD,
-    episodes: int | None = EPISODES,
-    profile: str | None = PROFILE,
-    seed: int | None = SEED,
-    data_dir: Path | None = DATA_DIR,
-    runs_dir: str | None = RUNS_DIR,
-    tracking_uri: str | None = TRACKING,
-    storage: str | None = STORAGE,
-    workers: int | None = WORKERS,
-    backend: str | None = BACKEND,
-    ray_address: str | None = RAY_ADDRESS,
-    worker_cpus: float | None = WORKER_CPUS,
-    worker_gpus: float | None = WORKER_GPUS,
-    as_json: bool = JSON_OUT,
+    *,
+    flags: SearchFlags,
+    as_json: bool = JSON_OUT.option,
 ) -> None:
     """Run several search methods on the same evaluation path and budget; compare them."""
     names = [a.strip() for a in agents.split(",") if a.strip()]
@@ -85,40 +50,20 @@ def compare_command(
         )
     for name in names:
         check_agent(name)
-    base = resolve_config(
-        config_file,
-        model=model,
-        weights=weights,
-        dataset=dataset,
-        mode=mode,
-        targets=target,
-        reward=reward,
-        episodes=episodes,
-        profile=profile,
-        seed=seed,
-        runs_dir=runs_dir,
-        tracking_uri=tracking_uri,
-        storage=storage,
-        workers=workers,
-        backend=backend,
-        ray_address=ray_address,
-        worker_cpus=worker_cpus,
-        worker_gpus=worker_gpus,
-        data_dir=str(data_dir) if data_dir else None,
-    )
+    base = flags.config()
     base = with_data_dir_env(base)
     from agents import check_scale_out
 
     check_scale_out(base)  # before any slow work or write
     configs = [one_shot_budget(base.replace(agent=name), None) for name in names]
-    data = preflight(configs, data_dir)  # before any training, run folder or MLflow run
+    data = preflight(configs, flags.data_dir)  # before any training, run folder or MLflow run
     for config in configs:
         warn_random_only(config)
     from agents import run_name_for
 
     parent_name = run_name_for(base.replace(agent="compare"))
     tracker = open_tracker(base, parent_name)
-    session = prepare(base, data_dir, data)
+    session = prepare(base, flags.data_dir, data)
     from agents import check_search
 
     for name in names:

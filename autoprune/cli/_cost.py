@@ -10,6 +10,17 @@ from rich.table import Table
 
 from autoprune.cli._common import dataset_for, open_dataset, shape_text
 from autoprune.cli._console import console, err_console, print_table
+from autoprune.cli._options import (
+    DATA_DIR,
+    DATASET,
+    JSON_OUT,
+    MODEL,
+    PROFILE,
+    RUNS_DIR,
+    SEED,
+    TRACKING_URI,
+    WEIGHTS,
+)
 from autoprune.cli._units import metric_label
 from autoprune.compress import ChannelPlan, pruned_specs
 from autoprune.core.errors import AutopruneError
@@ -31,13 +42,9 @@ cost_app = typer.Typer(
     no_args_is_help=False,
 )
 
-MODEL = typer.Option("demo", "--model", "-m", help="Zoo name, file.py:fn or module:fn.")
-DATASET = typer.Option(
-    None, "--dataset", "-d", help="Dataset: sets the input shape (default: the model's own)."
-)
-PROFILE = typer.Option("bitfusion", "--profile", "-p", help="Profile name or YAML path.")
-DATA_DIR = typer.Option(None, "--data-dir", help="Where the dataset files are.")
-RUNS_DIR = typer.Option(Path("runs"), "--runs-dir", help="Root of caches and the MLflow store.")
+WEIGHTS_OPTION = WEIGHTS.but(shown="none; costs need only the shapes").option
+MEASURED_PROFILE_OPTION = PROFILE.but(default="cpu").option
+"""``cost validate``'s profile: it compares the latency model with measurement."""
 
 
 def _print_report(report: CostReport, title: str, hardware: HardwareProfile) -> None:
@@ -58,14 +65,14 @@ def _print_report(report: CostReport, title: str, hardware: HardwareProfile) -> 
 @cost_app.callback()
 def cost_command(
     ctx: typer.Context,
-    model: str = MODEL,
-    dataset: str = DATASET,
-    profile: str = PROFILE,
+    model: str = MODEL.option,
+    dataset: str | None = DATASET.option,
+    profile: str = PROFILE.option,
     policy: Path | None = typer.Option(None, "--policy", help="Policy JSON to price."),
-    weights: Path | None = typer.Option(None, "--weights", help="Weights (not needed)."),
-    data_dir: Path | None = DATA_DIR,
-    runs_dir: Path = RUNS_DIR,
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    weights: Path | None = WEIGHTS_OPTION,
+    data_dir: Path | None = DATA_DIR.option,
+    runs_dir: Path = RUNS_DIR.option,
+    as_json: bool = JSON_OUT.option,
 ) -> None:
     """Print the per-layer cost table of a model, or of a model under a policy."""
     if ctx.invoked_subcommand is not None:
@@ -97,16 +104,16 @@ def cost_command(
 
 @cost_app.command("validate")
 def validate_command(
-    model: str = MODEL,
-    dataset: str = DATASET,
-    profile: str = typer.Option("cpu", "--profile", "-p", help="A measured profile."),
+    model: str = MODEL.option,
+    dataset: str | None = DATASET.option,
+    profile: str = MEASURED_PROFILE_OPTION,
     samples: int = typer.Option(50, "--samples", help="Random policies to measure."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the random policies."),
-    data_dir: Path | None = DATA_DIR,
-    runs_dir: Path = RUNS_DIR,
-    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="MLflow URI."),
+    seed: int = SEED.option,
+    data_dir: Path | None = DATA_DIR.option,
+    runs_dir: Path = RUNS_DIR.option,
+    tracking_uri: str | None = TRACKING_URI.option,
     no_mlflow: bool = typer.Option(False, "--no-mlflow", help="Do not log to MLflow."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    as_json: bool = JSON_OUT.option,
 ) -> None:
     """Predicted vs measured latency over random pruning policies (Spearman, MAPE)."""
     if samples < 2:

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from autoprune.cli._common import dataset_for, open_dataset, shape_text
 from autoprune.cli._console import print_table
+from autoprune.cli._options import DATA_DIR, DATASET, JSON_OUT, MODEL
 from autoprune.core.specs import discover_layers
 from autoprune.data import dataset_names
 from autoprune.models import model_names
@@ -17,12 +18,10 @@ from autoprune.workflow.baseline import build_for
 
 
 def layers_command(
-    model: str = typer.Option("demo", "--model", "-m", help="Zoo name, file.py:fn or module:fn."),
-    dataset: str | None = typer.Option(
-        None, "--dataset", "-d", help="Dataset: sets the input shape (default: the model's own)."
-    ),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the dataset files are."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    model: str = MODEL.option,
+    dataset: str | None = DATASET.option,
+    data_dir: Path | None = DATA_DIR.option,
+    as_json: bool = JSON_OUT.option,
 ) -> None:
     """List the compressible layers of a model (shapes, MACs, params)."""
     data = open_dataset(dataset_for(model, dataset), data_dir)

@@ -4,11 +4,6 @@ and the episodes it lacks are :mod:`autoprune.searches.search_run`'s)."""
 from __future__ import annotations
 
 import shlex
-from types import TracebackType
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    pass
 
 
 def resume_command(run_name: str, runs_dir: str | None) -> str:
@@ -42,12 +37,7 @@ class ContinueNote:
     def __enter__(self) -> ContinueNote:
         return self
 
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, kind: object, exc: object, tb: object) -> None:
         if not isinstance(exc, KeyboardInterrupt):
             return
         if self.run_name is None:

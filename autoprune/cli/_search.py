@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import typer
 
 from autoprune.cli._common import with_data_dir_env
-from autoprune.cli._config_args import resolve_config
 from autoprune.cli._console import err_console, progress_bar
+from autoprune.cli._options import JSON_OUT
 from autoprune.cli._resume import ContinueNote
+from autoprune.cli._search_flags import SearchFlags, with_search_flags
 from autoprune.cli._search_report import print_result
 from autoprune.cli._signals import hide_interrupted
 from autoprune.core.errors import AutopruneError
@@ -37,33 +39,6 @@ from autoprune.workflow.config import SearchConfig
 from autoprune.workflow.session import SearchSession
 
 __all__ = ["check_agent", "execute", "one_shot_budget", "open_tracker", "prepare", "run_tags"]
-
-CONFIG = typer.Option(None, "--config", "-c", help="YAML config; flags override it.")
-MODEL = typer.Option(None, "--model", "-m", help="Model (zoo name, file.py:fn, module:fn).")
-WEIGHTS = typer.Option(None, "--weights", "-w", help="Trained state dict (default: baseline).")
-DATASET = typer.Option(None, "--dataset", "-d", help="Dataset name, npz:PATH or file.py:fn.")
-MODE = typer.Option(None, "--mode", help="prune | quantize | sparse | joint.")
-TARGET = typer.Option(None, "--target", "-t", help="Budget KEY=VALUE (repeatable).")
-REWARD = typer.Option(None, "--reward", help="accuracy | amc | mnas | weighted.")
-EPISODES = typer.Option(None, "--episodes", "-n", help="Evaluations (episodes / trials).")
-PROFILE = typer.Option(None, "--profile", "-p", help="Hardware profile name or YAML path.")
-SEED = typer.Option(None, "--seed", help="Search seed.")
-DATA_DIR = typer.Option(None, "--data-dir", help="Where the dataset files are.")
-RUNS_DIR = typer.Option(None, "--runs-dir", help="Root of runs (default: runs).")
-TRACKING = typer.Option(None, "--tracking-uri", help="MLflow URI (default: runs/mlflow).")
-JSON_OUT = typer.Option(False, "--json", help="Print a machine-readable summary.")
-WORKERS = typer.Option(
-    None, "--workers", help="Episodes evaluated at once (environments / trials in flight)."
-)
-BACKEND = typer.Option(None, "--backend", help="Where workers run: local | ray.")
-RAY_ADDRESS = typer.Option(
-    None, "--ray-address", help="Ray cluster to join (HOST:PORT, ray://HOST:PORT, auto)."
-)
-WORKER_CPUS = typer.Option(None, "--worker-cpus", help="CPUs Ray reserves per worker.")
-WORKER_GPUS = typer.Option(None, "--worker-gpus", help="GPUs Ray reserves per worker.")
-STORAGE = typer.Option(
-    None, "--storage", help="Optuna storage URL (default: sqlite under --runs-dir)."
-)
 
 
 class BarHooks(SearchHooks):
@@ -139,7 +114,7 @@ def execute(
 
 def _saved_config(runs_dir: str | None, run_name: str) -> Path:
     """The config a run was started with, so ``--resume RUN`` needs no other flag."""
-    path = Path(runs_dir or "runs") / "searches" / run_name / "config.json"
+    path = Path(runs_dir or SearchConfig.runs_dir) / "searches" / run_name / "config.json"
     if not path.is_file():
         raise AutopruneError(
             f"no search named '{run_name}' under {path.parent.parent}; pass a run name "
@@ -148,65 +123,29 @@ def _saved_config(runs_dir: str | None, run_name: str) -> Path:
     return path
 
 
+@with_search_flags
 def search_command(
-    config_file: Path | None = CONFIG,
-    model: str | None = MODEL,
-    weights: str | None = WEIGHTS,
-    dataset: str | None = DATASET,
     agent: str | None = typer.Option(None, "--agent", "-a", help="Search method."),
-    mode: str | None = MODE,
-    target: list[str] | None = TARGET,
-    reward: str | None = REWARD,
-    episodes: int | None = EPISODES,
-    profile: str | None = PROFILE,
-    seed: int | None = SEED,
+    *,
+    flags: SearchFlags,
     resume: str | None = typer.Option(None, "--resume", help="Run name to continue."),
-    data_dir: Path | None = DATA_DIR,
-    runs_dir: str | None = RUNS_DIR,
-    tracking_uri: str | None = TRACKING,
-    storage: str | None = STORAGE,
-    workers: int | None = WORKERS,
-    backend: str | None = BACKEND,
-    ray_address: str | None = RAY_ADDRESS,
-    worker_cpus: float | None = WORKER_CPUS,
-    worker_gpus: float | None = WORKER_GPUS,
-    as_json: bool = JSON_OUT,
+    as_json: bool = JSON_OUT.option,
 ) -> None:
     """Search per-layer pruning ratios / bit-widths under a budget (default: a demo search)."""
-    if resume is not None and config_file is None:
-        config_file = _saved_config(runs_dir, resume)
-    config = resolve_config(
-        config_file,
-        model=model,
-        weights=weights,
-        dataset=dataset,
-        agent=agent,
-        mode=mode,
-        targets=target,
-        reward=reward,
-        episodes=episodes,
-        profile=profile,
-        seed=seed,
-        runs_dir=runs_dir,
-        tracking_uri=tracking_uri,
-        storage=storage,
-        workers=workers,
-        backend=backend,
-        ray_address=ray_address,
-        worker_cpus=worker_cpus,
-        worker_gpus=worker_gpus,
-        data_dir=str(data_dir) if data_dir else None,
-    )
+    if resume is not None and flags.config_file is None:
+        flags = replace(flags, config_file=_saved_config(flags.runs_dir, resume))
+    config = flags.config(agent=agent)
     from agents import check_scale_out
 
     check_scale_out(config)  # before any slow work or write
     config = with_data_dir_env(config)
     hide_interrupted("optuna.study._optimize")  # a trial stopped by Ctrl-C is no failure
-    with ContinueNote(None if config.runs_dir == "runs" else config.runs_dir) as note:
+    default_runs = config.runs_dir == SearchConfig.runs_dir
+    with ContinueNote(None if default_runs else config.runs_dir) as note:
         done = tracked_search(
             config,
-            episodes_given=episodes is not None,
-            data_dir=data_dir,
+            episodes_given=flags.episodes is not None,
+            data_dir=flags.data_dir,
             resume=resume,
             hooks=BarHooks(note),
         )

@@ -10,10 +10,12 @@ import typer
 
 from autoprune.cli._common import dataset_for, open_dataset
 from autoprune.cli._console import QUIET, console, progress_bar
+from autoprune.cli._options import DATA_DIR, DATASET, JSON_OUT, LR, MODEL, RUNS_DIR, SEED
 from autoprune.core.training import DEFAULT_TRAIN, EpochStats, TrainConfig
 from autoprune.workflow.baseline import BaselineRequest, build_for, train_baseline
 
-DEFAULT_RUNS = Path("runs")
+SEED_OPTION = SEED.but(default=TrainConfig.seed).option
+LR_OPTION = LR.but(shown="per model").option
 
 
 def default_config(model: str, epochs: int | None, seed: int, lr: float | None) -> TrainConfig:
@@ -28,17 +30,15 @@ def default_config(model: str, epochs: int | None, seed: int, lr: float | None) 
 
 
 def train_command(
-    model: str = typer.Option("demo", "--model", "-m", help="Zoo name, file.py:fn or module:fn."),
-    dataset: str | None = typer.Option(
-        None, "--dataset", "-d", help="Dataset name or npz:PATH [default: the zoo model's own]."
-    ),
+    model: str = MODEL.option,
+    dataset: str | None = DATASET.option,
     epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default per model)."),
-    seed: int = typer.Option(0, "--seed", help="Initialisation and data-order seed."),
-    lr: float | None = typer.Option(None, "--lr", help="Peak learning rate (default per model)."),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the dataset files are."),
-    runs_dir: Path = typer.Option(DEFAULT_RUNS, "--runs-dir", help="Checkpoint/MLflow root."),
+    seed: int = SEED_OPTION,
+    lr: float | None = LR_OPTION,
+    data_dir: Path | None = DATA_DIR.option,
+    runs_dir: Path = RUNS_DIR.option,
     force: bool = typer.Option(False, "--force", help="Retrain even if a checkpoint exists."),
-    as_json: bool = typer.Option(False, "--json", help="Print a machine-readable summary."),
+    as_json: bool = JSON_OUT.option,
 ) -> None:
     """Train a baseline (SGD + cosine) and cache it; the same request reuses the checkpoint."""
     data = open_dataset(dataset_for(model, dataset), data_dir)

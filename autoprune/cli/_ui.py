@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from autoprune.cli._console import err_console
+from autoprune.cli._options import RUNS_DIR, TRACKING_URI
 from autoprune.cli._tracking import tracking_location
 from autoprune.tracking import TrackingStore, ui_command
 
@@ -19,8 +20,8 @@ from autoprune.tracking import TrackingStore, ui_command
 def ui_cmd(
     port: int = typer.Option(5000, "--port", help="Port on 127.0.0.1."),
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind."),
-    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Root of runs."),
-    tracking_uri: str | None = typer.Option(None, "--tracking-uri", help="Store to show."),
+    runs_dir: Path = RUNS_DIR.option,
+    tracking_uri: str | None = TRACKING_URI.option,
 ) -> None:
     """Start the MLflow UI on the local store (Ctrl-C stops it)."""
     location = tracking_location(tracking_uri, runs_dir)

@@ -8,22 +8,17 @@ import typer
 
 from autoprune.cli._common import resolve_data_dir
 from autoprune.cli._console import err_console
+from autoprune.cli._options import DATA_DIR, RUNS_DIR, STORAGE, WEIGHTS
 
 RUN = typer.Argument(..., help="Run name of the search to join (its Optuna study).")
-STORAGE = typer.Option(
-    None, "--storage", help="The search's Optuna storage URL (default: sqlite under runs)."
-)
-RUNS_DIR = typer.Option(None, "--runs-dir", help="Root of runs (default: runs).")
-WEIGHTS = typer.Option(None, "--weights", "-w", help="The model's weights on this machine.")
-DATA_DIR = typer.Option(None, "--data-dir", help="Where the dataset files are on this machine.")
 
 
 def worker_command(
     run: str = RUN,
-    storage: str | None = STORAGE,
-    runs_dir: str | None = RUNS_DIR,
-    weights: str | None = WEIGHTS,
-    data_dir: Path | None = DATA_DIR,
+    storage: str | None = STORAGE.option,
+    runs_dir: str | None = RUNS_DIR.unset,
+    weights: str | None = WEIGHTS.from_run,
+    data_dir: Path | None = DATA_DIR.option,
 ) -> None:
     """Join the running Optuna search RUN: evaluate its trials until its budget is spent."""
     from agents import join_search

@@ -117,7 +117,9 @@ ProgressFn = Callable[[int, int, float], None]
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 512) -> float:
+def top1_accuracy(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 512
+) -> float:
     """Top-1 accuracy of ``model`` (in eval mode) on the tensors ``x``, ``y``."""
     if len(x) == 0:
         raise AutopruneError("cannot evaluate on an empty split; use a larger dataset or split")
@@ -213,14 +215,14 @@ def train(
             epoch=epoch + 1,
             loss=loss_sum / max(seen, 1),
             train_accuracy=correct / max(seen, 1),
-            val_accuracy=evaluate(model, data.x_val, data.y_val),
+            val_accuracy=top1_accuracy(model, data.x_val, data.y_val),
             seconds=time.perf_counter() - epoch_start,
         )
         result.history.append(stats)
         if on_epoch is not None:
             on_epoch(stats)
     model.eval()
-    result.val_accuracy = evaluate(model, data.x_val, data.y_val)
+    result.val_accuracy = top1_accuracy(model, data.x_val, data.y_val)
     result.seconds = time.perf_counter() - started
     return result
 

@@ -27,7 +27,13 @@ Example:
 from autoprune.cost._apz_size import ApzSizeModel, ApzSizeReport
 from autoprune.cost._assemble import LatencyFn, assemble_report, resolve_policies
 from autoprune.cost._energy import EnergyTable, MemoryLevel
-from autoprune.cost._profile import HardwareProfile, Runtime, load_profile, profile_names
+from autoprune.cost._profile import (
+    HardwareProfile,
+    MeasurementSettings,
+    Runtime,
+    load_profile,
+    profile_names,
+)
 from autoprune.cost._report import METRICS, Bound, CostModel, CostReport, LayerCost
 from autoprune.cost._roofline import RooflineCostModel
 from autoprune.cost._size import LayerSizes
@@ -44,6 +50,7 @@ __all__ = [
     "LatencyFn",
     "LayerCost",
     "LayerSizes",
+    "MeasurementSettings",
     "MemoryLevel",
     "RooflineCostModel",
     "Runtime",

@@ -1,7 +1,9 @@
 """Hardware profiles: declared (roofline) or measured targets, read from YAML files.
 
 Packaged profiles live in ``autoprune/profiles/<name>.yaml``; users may pass the path of
-their own YAML file with the same fields.
+their own YAML file with the same fields. A measured profile's timing settings
+(:class:`MeasurementSettings`) are defined here once: :mod:`autoprune.latency` times layers
+with that object as it is.
 """
 
 from __future__ import annotations
@@ -45,6 +47,38 @@ _MAY_BE_ZERO = ("warmup", "overhead_ms", "min_seconds", "model_seconds")
 
 
 @dataclass(frozen=True)
+class MeasurementSettings:
+    """How a measured profile times layers and whole models on this machine.
+
+    Attributes:
+        runtime: ``onnxruntime`` (fp32 or int8 QDQ graphs) or ``torch`` (fp32 eager).
+        threads: Intra-op threads.
+        warmup: Untimed calls before timing.
+        repeats: Timed calls per round.
+        rounds: Interleaved passes over all graphs measured together, so a slowdown of the
+            machine meanwhile touches them alike.
+        quantile: Which quantile of the timed calls is kept: 0.5 is the median; a low one
+            (0.1) is steadier on a machine shared with other work.
+        min_seconds: Keep adding rounds until a measurement window lasts this long.
+        model_seconds: The same for windows that time whole models (calibration, validation).
+
+    Example:
+        >>> settings = MeasurementSettings(repeats=3)
+        >>> settings.runtime, settings.repeats, settings.quantile
+        ('onnxruntime', 3, 0.5)
+    """
+
+    runtime: Runtime = "onnxruntime"
+    threads: int = 1
+    warmup: int = 3
+    repeats: int = 10
+    rounds: int = 1
+    quantile: float = 0.5
+    min_seconds: float = 0.0
+    model_seconds: float = 10.0
+
+
+@dataclass(frozen=True)
 class HardwareProfile:
     """A target the cost model prices latency and energy for.
 
@@ -66,20 +100,16 @@ class HardwareProfile:
         float_slowdown: How many times slower a float MAC is than an int8 one (``int8``).
         dram_bandwidth_gbps: Off-chip bandwidth in GB/s.
         sram_bandwidth_gbps: On-chip bandwidth in GB/s.
-        runtime: Measured profiles: ``onnxruntime`` or ``torch``.
-        threads: Measured profiles: intra-op threads.
-        warmup: Measured profiles: untimed runs before timing.
-        repeats: Measured profiles: timed runs per round.
-        rounds: Measured profiles: interleaved rounds over the graphs measured together.
-        quantile: Measured profiles: the quantile of the timed runs kept (0.5: median).
-        min_seconds: Measured profiles: rounds continue until a window lasts this long.
-        model_seconds: Measured profiles: the same for windows timing whole models.
+        measurement: Measured profiles: how layers and models are timed. In the YAML its
+            fields (``runtime``, ``threads``, ``warmup``, ...) sit at the top level.
         energy: Per-operation energies (Horowitz 45 nm unless overridden).
 
     Example:
         >>> profile = load_profile("bitfusion")
         >>> profile.kind, profile.bit_scaling
         ('roofline', 'brick')
+        >>> load_profile("cpu").measurement.runtime
+        'onnxruntime'
     """
 
     name: str
@@ -95,14 +125,7 @@ class HardwareProfile:
     float_slowdown: float = 1.0
     dram_bandwidth_gbps: float | None = None
     sram_bandwidth_gbps: float | None = None
-    runtime: Runtime = "onnxruntime"
-    threads: int = 1
-    warmup: int = 3
-    repeats: int = 10
-    rounds: int = 1
-    quantile: float = 0.5
-    min_seconds: float = 0.0
-    model_seconds: float = 10.0
+    measurement: MeasurementSettings = field(default_factory=MeasurementSettings)
     energy: EnergyTable = field(default_factory=EnergyTable)
 
     @classmethod
@@ -113,7 +136,10 @@ class HardwareProfile:
                 f"hardware profile {where} must be a YAML mapping of fields, "
                 f"got {type(data).__name__}; see autoprune/profiles/*.yaml for examples"
             )
-        allowed = [f.name for f in fields(cls)]
+        timing = [f.name for f in fields(MeasurementSettings)]
+        allowed = [
+            n for f in fields(cls) for n in (timing if f.name == "measurement" else [f.name])
+        ]
         for key in data:
             if key not in allowed:
                 raise AutopruneError(
@@ -130,7 +156,8 @@ class HardwareProfile:
                 )
         if "energy" in values:
             values["energy"] = _energy_table(values["energy"], where)
-        return cls(**values)
+        measurement = MeasurementSettings(**{k: values.pop(k) for k in timing if k in values})
+        return cls(**values, measurement=measurement)
 
 
 def _check_field(key: str, value: Any, where: str) -> Any:

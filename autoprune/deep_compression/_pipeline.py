@@ -31,7 +31,7 @@ from autoprune.compress import export_quantized, quantize_weights
 from autoprune.core.errors import AutopruneError, unknown_name
 from autoprune.core.policy import LayerPolicy, Policy
 from autoprune.core.specs import LayerSpec, discover_layers
-from autoprune.core.training import evaluate, finetune
+from autoprune.core.training import finetune, top1_accuracy
 from autoprune.data import DataSplits
 from autoprune.deep_compression._coded import CodedModel
 from autoprune.deep_compression._prune import PruneSchedule, PruneStep, gradual_prune
@@ -180,8 +180,8 @@ def _stage(
     stage: str, model: nn.Module, data: DataSplits, size: tuple[int, int, float]
 ) -> StageReport:
     model.eval()
-    val = evaluate(model, data.x_val, data.y_val)
-    test = evaluate(model, data.x_test, data.y_test)
+    val = top1_accuracy(model, data.x_val, data.y_val)
+    test = top1_accuracy(model, data.x_test, data.y_test)
     return StageReport(stage, val, test, *size)
 
 

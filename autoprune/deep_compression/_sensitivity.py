@@ -17,7 +17,7 @@ from torch import nn
 
 from autoprune.compress.sparsity import magnitude_mask, tensor_attr
 from autoprune.core.errors import AutopruneError
-from autoprune.core.training import evaluate
+from autoprune.core.training import top1_accuracy
 
 DEFAULT_GRID = (0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98)
 """Sparsities scanned per layer."""
@@ -100,13 +100,13 @@ def sensitivity_scan(
     if not ordered or any(not 0.0 <= s < 1.0 for s in ordered):
         raise AutopruneError(f"sensitivity grid {list(grid)} must hold sparsities in [0, 1)")
     model.eval()
-    baseline = evaluate(model, x, y)
+    baseline = top1_accuracy(model, x, y)
     accuracy = {}
     for name in layer_names:
         weight = tensor_attr(model.get_submodule(name), "weight")
         row = []
         for sparsity in ordered:
             with _pruned(weight, sparsity):
-                row.append(evaluate(model, x, y))
+                row.append(top1_accuracy(model, x, y))
         accuracy[name] = tuple(row)
     return SensitivityScan(baseline, ordered, accuracy)

@@ -25,7 +25,7 @@ from autoprune.compress import independent_copy, quantize_weights
 from autoprune.core.budget import Budget
 from autoprune.core.policy import FLOAT_BITS, Policy
 from autoprune.core.specs import discover_layers
-from autoprune.core.training import ProgressFn, evaluate, finetune
+from autoprune.core.training import ProgressFn, finetune, top1_accuracy
 from autoprune.cost import CostModel
 from autoprune.data import DataSplits
 from autoprune.deep_compression import PruneSchedule, gradual_prune
@@ -212,8 +212,8 @@ def apply_policy(
     metadata = {"policy": policy.to_dict()}
     trimmed = trim_to_fit(compressed, names, limits, metadata)
     result.trimmed = trimmed
-    result.original["test_accuracy"] = evaluate(model, data.x_test, data.y_test)
-    result.compressed["test_accuracy"] = evaluate(compressed, data.x_test, data.y_test)
+    result.original["test_accuracy"] = top1_accuracy(model, data.x_test, data.y_test)
+    result.compressed["test_accuracy"] = top1_accuracy(compressed, data.x_test, data.y_test)
     out_dir.mkdir(parents=True, exist_ok=True)
     apz = finalize_and_code(
         compressed, names, out_dir / "model.apz", with_trimmed(metadata, trimmed)

@@ -6,11 +6,12 @@ the profile's for the cost model and the median for deployed models. On it:
 
 - single-layer graphs (:class:`LayerKey`, with the :class:`Epilogue` of operators that follow
   each layer in its model) timed by ONNX Runtime's profiler (:func:`measure_together`) and
-  cached in a :class:`LatencyTable` per machine and :class:`RuntimeSettings`;
+  cached in a :class:`LatencyTable` per machine and
+  :class:`~autoprune.cost.MeasurementSettings` (a measured profile's ``measurement``);
 - :class:`MeasuredCostModel`, the cost model of ``measured`` profiles, which sums those
-  timings through a :class:`LatencyCalibration` line; :func:`build_cost_model` gives the cost
+  timings through a :class:`LayerSumLine` line; :func:`build_cost_model` gives the cost
   model of any profile (roofline ones come from :mod:`autoprune.cost`);
-- :func:`fit_latency_model`: a network's epilogues and calibration line, fitted on randomly
+- :func:`fit_latency_model`: a network's epilogues and layer-sum line, fitted on randomly
   pruned versions timed whole; :func:`validate_latency` checks predictions on others;
 - :func:`measure_latency` and :func:`compare_latency`: deployed (exported) models, for
   ``apply``, the CLI and the benchmarks.
@@ -26,11 +27,10 @@ Example:
     True
 """
 
-from autoprune.latency._calibration import LatencyCalibration, fit_calibration
 from autoprune.latency._epilogues import Epilogue, graph_epilogues, model_epilogues
 from autoprune.latency._fit import (
     CALIBRATION_SEED,
-    CALIBRATION_VERSIONS,
+    LINE_VERSIONS,
     WholeModelTimes,
     fit_latency_model,
     measure_whole_models,
@@ -40,7 +40,8 @@ from autoprune.latency._fit import (
 from autoprune.latency._from_profile import build_cost_model
 from autoprune.latency._kernels import KernelTiming, measure_together
 from autoprune.latency._layer_graphs import LayerKey, derive_pads, layer_onnx, layer_torch
-from autoprune.latency._lut import LatencyTable, RuntimeSettings
+from autoprune.latency._layer_sum_line import LayerSumLine, fit_layer_sum_line
+from autoprune.latency._lut import LatencyTable
 from autoprune.latency._measure import (
     measure_onnx_latency,
     measure_torch_latency,
@@ -61,22 +62,21 @@ from autoprune.latency._validation import (
 
 __all__ = [
     "CALIBRATION_SEED",
-    "CALIBRATION_VERSIONS",
+    "LINE_VERSIONS",
     "Epilogue",
     "KernelTiming",
-    "LatencyCalibration",
+    "LayerSumLine",
     "LatencyStats",
     "LatencyTable",
     "LatencyValidation",
     "LayerKey",
     "MeasuredCostModel",
-    "RuntimeSettings",
     "WholeModelTimes",
     "build_cost_model",
     "chained_times",
     "compare_latency",
     "derive_pads",
-    "fit_calibration",
+    "fit_layer_sum_line",
     "fit_latency_model",
     "graph_epilogues",
     "layer_onnx",

@@ -1,10 +1,10 @@
-"""Fit the measured latency model to one network: its epilogues and its calibration line.
+"""Fit the measured latency model to one network: its epilogues and its layer-sum line.
 
 A measured cost model times single layers. Two things about the network make those timings
 add up to its real latency: the operators that follow each layer (found once from the
 exported graph, see :mod:`autoprune.latency._epilogues`), and a line from summed layer times to
 whole-model latency, fitted on the network and a few randomly pruned versions of it measured
-whole (see :mod:`autoprune.latency._calibration`). Both are cached with the lookup table, so a
+whole (see :mod:`autoprune.latency._layer_sum_line`). Both are cached with the lookup table, so a
 search measures the whole network only the first time it meets it on a machine.
 """
 
@@ -29,14 +29,14 @@ from autoprune.core.policy import LayerPolicy, Policy, architecture_fingerprint
 from autoprune.core.specs import LayerSpec
 from autoprune.cost import CostModel
 from autoprune.export import export_onnx
-from autoprune.latency._calibration import fit_calibration
 from autoprune.latency._epilogues import model_epilogues
 from autoprune.latency._kernels import measure_together
 from autoprune.latency._layer_graphs import layer_onnx
-from autoprune.latency._lut import MAX_ATTEMPTS, RETRY_PAUSE_S, probe_key
+from autoprune.latency._layer_sum_line import fit_layer_sum_line
+from autoprune.latency._lut import MAX_ATTEMPTS, RETRY_PAUSE_S, probe_key, window_args
 from autoprune.latency._measured import MeasuredCostModel
 
-CALIBRATION_VERSIONS = 7
+LINE_VERSIONS = 7
 """Randomly pruned versions measured whole, beside the unpruned network, to fit the line."""
 
 CALIBRATION_SEED = 20261127
@@ -48,7 +48,7 @@ WHOLE_MODEL_ROUNDS = 10
 WHOLE_MODEL_WINDOWS = 2
 """Windows whole models are timed in; each model keeps its fastest. A busy stretch of the
 machine slows small models more than large ones (we saw +57% against +14%), which tilts a
-calibration line fitted on one window; a second window seconds later rarely shares it."""
+layer-sum line fitted on one window; a second window seconds later rarely shares it."""
 
 
 def random_prune_policies(
@@ -79,7 +79,7 @@ def random_prune_policies(
 
 
 def model_id(specs: Sequence[LayerSpec], cost_model: MeasuredCostModel) -> str:
-    """Key of a network's calibration: its layers and the operators after them."""
+    """Key of a network's layer-sum line: its layers and the operators after them."""
     signatures = [
         cost_model.epilogues[s.name].signature for s in specs if s.name in cost_model.epilogues
     ]
@@ -116,7 +116,7 @@ def measure_whole_models(
     """
     table = cost_model.table
     settings = table.settings
-    window = settings.window()
+    window = window_args(settings, table.batch_size)
     window["rounds"] = max(settings.rounds, WHOLE_MODEL_ROUNDS)
     window["min_seconds"] = max(settings.min_seconds, settings.model_seconds)
     with tempfile.TemporaryDirectory(prefix="autoprune-whole-") as tmp:
@@ -124,7 +124,7 @@ def measure_whole_models(
             export_onnx(m, example_input[:1], Path(tmp) / f"m{i}.onnx")
             for i, m in enumerate(models)
         ]
-        probe = layer_onnx(probe_key(settings))
+        probe = layer_onnx(probe_key(table.batch_size))
         fastest: list[float] | None = None
         probes: list[float] = []
         while len(probes) < MAX_ATTEMPTS:
@@ -151,7 +151,7 @@ def fit_latency_model(
     example_input: torch.Tensor,
     specs: Sequence[LayerSpec],
 ) -> CostModel:
-    """Give a measured cost model ``model``'s epilogues and calibration (cached); others pass.
+    """Give a measured cost model ``model``'s epilogues and layer-sum line (cached); others pass.
 
     ``specs`` are the unpruned layers of ``model``. A network that cannot be exported to
     ONNX keeps single-layer timings plus the per-call overhead, with a warning.
@@ -166,11 +166,11 @@ def fit_latency_model(
         warnings.warn(f"latency is not calibrated to the model: {exc}", stacklevel=2)
         return cost_model
     key = model_id(specs, cost_model)
-    stored = cost_model.table.calibration(key)
+    stored = cost_model.table.line(key)
     if stored is None:
         plan = ChannelPlan.build(model, example_input[:1])
         shaped, versions = [list(specs)], [model]
-        count = CALIBRATION_VERSIONS if plan.prunable else 0
+        count = LINE_VERSIONS if plan.prunable else 0
         for policy in random_prune_policies(specs, plan, count, seed=CALIBRATION_SEED):
             keep = policy.keep_ratios()
             pruned = copy.deepcopy(model).eval()
@@ -180,15 +180,15 @@ def fit_latency_model(
         cost_model.table.ensure(keys)  # the layers of every version in one window
         summed = [cost_model.summed_ms(s, {}) for s in shaped]
         measured = measure_whole_models(versions, example_input, cost_model)
-        stored = fit_calibration(summed, measured.measured_ms)
-        cost_model.table.set_calibration(key, stored)
-    cost_model.calibration = stored
+        stored = fit_layer_sum_line(summed, measured.measured_ms)
+        cost_model.table.set_line(key, stored)
+    cost_model.line = stored
     return cost_model
 
 
 __all__ = [
     "CALIBRATION_SEED",
-    "CALIBRATION_VERSIONS",
+    "LINE_VERSIONS",
     "WholeModelTimes",
     "fit_latency_model",
     "measure_whole_models",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from autoprune.cost import CostModel, HardwareProfile, RooflineCostModel
-from autoprune.latency._lut import LatencyTable, RuntimeSettings
+from autoprune.latency._lut import LatencyTable
 from autoprune.latency._measured import MeasuredCostModel
 
 
@@ -24,5 +24,5 @@ def build_cost_model(profile: HardwareProfile, *, lut_cache_dir: Path | None = N
     """
     if profile.kind == "roofline":
         return RooflineCostModel(profile)
-    table = LatencyTable(RuntimeSettings.from_profile(profile), lut_cache_dir)
+    table = LatencyTable(profile.measurement, lut_cache_dir, batch_size=profile.batch_size)
     return MeasuredCostModel(profile, table)

@@ -3,7 +3,7 @@
 One cache file per hardware/runtime fingerprint (CPU model, machine, runtime and its
 version, threads, batch size, statistic) lives under the cache folder as
 ``latency-<hash>.json``, so tables are reused across searches on the same machine and never
-mixed between machines. It holds the layer timings and, per model, the calibration fitted
+mixed between machines. It holds the layer timings and, per model, the layer-sum line fitted
 against whole-model measurements. Writes are atomic (temporary file renamed into place) and
 merge entries written meanwhile by another process.
 """
@@ -17,7 +17,7 @@ import platform
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +26,10 @@ import torch
 from torch import nn
 
 from autoprune.core.errors import AutopruneError
-from autoprune.cost import HardwareProfile, Runtime
-from autoprune.latency._calibration import LatencyCalibration
+from autoprune.cost import MeasurementSettings
 from autoprune.latency._kernels import KernelTiming, measure_together
 from autoprune.latency._layer_graphs import LayerKey, layer_onnx, layer_torch, overhead_onnx
+from autoprune.latency._layer_sum_line import LayerSumLine
 from autoprune.latency._measure import measure_onnx_latency, measure_torch_latency
 
 LUT_FORMAT = 5
@@ -45,64 +45,8 @@ RETRY_PAUSE_S = 1.0
 """Pause before measuring a window again."""
 
 
-@dataclass(frozen=True)
-class RuntimeSettings:
-    """How layers are timed.
-
-    Attributes:
-        runtime: ``onnxruntime`` (fp32 or int8 QDQ graphs) or ``torch`` (fp32 eager).
-        threads: Intra-op threads.
-        batch_size: Samples per timed call.
-        warmup: Untimed calls before timing.
-        repeats: Timed calls per round.
-        rounds: Interleaved passes over all graphs measured together, so a slowdown of the
-            machine meanwhile touches them alike.
-        quantile: Which quantile of the timed calls is kept: 0.5 is the median; a low one
-            (0.1) is steadier on a machine shared with other work.
-        min_seconds: Keep adding rounds until a measurement window lasts this long.
-        model_seconds: The same for windows that time whole models (calibration, validation).
-    """
-
-    runtime: Runtime = "onnxruntime"
-    threads: int = 1
-    batch_size: int = 1
-    warmup: int = 3
-    repeats: int = 10
-    rounds: int = 1
-    quantile: float = 0.5
-    min_seconds: float = 0.0
-    model_seconds: float = 10.0
-
-    @classmethod
-    def from_profile(cls, profile: HardwareProfile) -> RuntimeSettings:
-        """The settings a measured profile declares."""
-        return cls(
-            runtime=profile.runtime,
-            threads=profile.threads,
-            batch_size=profile.batch_size,
-            warmup=profile.warmup,
-            repeats=profile.repeats,
-            rounds=profile.rounds,
-            quantile=profile.quantile,
-            min_seconds=profile.min_seconds,
-            model_seconds=profile.model_seconds,
-        )
-
-    def window(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`~autoprune.latency._kernels.measure_together`."""
-        return {
-            "threads": self.threads,
-            "warmup": self.warmup,
-            "repeats": self.repeats,
-            "rounds": self.rounds,
-            "min_seconds": self.min_seconds,
-            "q": self.quantile,
-            "batch_size": self.batch_size,
-        }
-
-
-MeasureFn = Callable[[Sequence[LayerKey], RuntimeSettings], list[KernelTiming]]
-OverheadFn = Callable[[RuntimeSettings], float]
+MeasureFn = Callable[[Sequence[LayerKey], MeasurementSettings], list[KernelTiming]]
+OverheadFn = Callable[[MeasurementSettings, int], float]
 
 
 def cpu_model() -> str:
@@ -115,7 +59,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def runtime_fingerprint(settings: RuntimeSettings) -> dict[str, Any]:
+def runtime_fingerprint(settings: MeasurementSettings, batch_size: int = 1) -> dict[str, Any]:
     """What a measurement depends on besides the layer itself."""
     version = ort.__version__ if settings.runtime == "onnxruntime" else torch.__version__
     return {
@@ -125,31 +69,42 @@ def runtime_fingerprint(settings: RuntimeSettings) -> dict[str, Any]:
         "runtime": settings.runtime,
         "runtime_version": version,
         "threads": settings.threads,
-        "batch_size": settings.batch_size,
+        "batch_size": batch_size,
         "quantile": settings.quantile,
     }
 
 
-def probe_key(settings: RuntimeSettings) -> LayerKey:
+def probe_key(batch_size: int = 1) -> LayerKey:
     """A fixed layer timed with every batch: how fast the machine is during the batch."""
-    return LayerKey(
-        "conv", 64, 64, (3, 3), (1, 1), 1, (14, 14), (1, 1, 1, 1), "fp32", settings.batch_size
-    )
+    return LayerKey("conv", 64, 64, (3, 3), (1, 1), 1, (14, 14), (1, 1, 1, 1), "fp32", batch_size)
 
 
-def _timing_args(settings: RuntimeSettings) -> dict[str, Any]:
+def _timing_args(settings: MeasurementSettings) -> dict[str, Any]:
+    """Keyword arguments of the single-graph timers (:func:`measure_onnx_latency`, ...)."""
     return {"threads": settings.threads, "warmup": settings.warmup, "repeats": settings.repeats}
 
 
-def measure_layers(keys: Sequence[LayerKey], settings: RuntimeSettings) -> list[KernelTiming]:
+def window_args(settings: MeasurementSettings, batch_size: int = 1) -> dict[str, Any]:
+    """Keyword arguments of :func:`~autoprune.latency._kernels.measure_together`."""
+    return {
+        **_timing_args(settings),
+        "rounds": settings.rounds,
+        "min_seconds": settings.min_seconds,
+        "q": settings.quantile,
+        "batch_size": batch_size,
+    }
+
+
+def measure_layers(keys: Sequence[LayerKey], settings: MeasurementSettings) -> list[KernelTiming]:
     """Time the single-layer graphs of ``keys`` together (one window of interleaved rounds).
 
     ONNX Runtime graphs are timed with its profiler: the layer, its epilogue and the layout
     conversions at the graph's edges, without the per-call cost. PyTorch modules are timed by
-    wall clock, less the cost of calling an empty module.
+    wall clock, less the cost of calling an empty module. The batch size is the keys' own.
     """
+    batch_size = keys[0].batch_size if keys else 1
     if settings.runtime == "torch":
-        empty = measure_overhead(settings)
+        empty = measure_overhead(settings, batch_size)
         return [
             KernelTiming(
                 max(
@@ -160,32 +115,35 @@ def measure_layers(keys: Sequence[LayerKey], settings: RuntimeSettings) -> list[
             )
             for k in keys
         ]
-    kernels, _ = measure_together([layer_onnx(k) for k in keys], **settings.window())
+    graphs = [layer_onnx(k) for k in keys]
+    kernels, _ = measure_together(graphs, **window_args(settings, batch_size))
     return kernels
 
 
-def measure_overhead(settings: RuntimeSettings) -> float:
+def measure_overhead(settings: MeasurementSettings, batch_size: int = 1) -> float:
     """Ms of one call of a near-empty graph: the fixed cost of a forward pass."""
-    shape = (settings.batch_size, 1)
+    shape = (batch_size, 1)
     if settings.runtime == "torch":
         return measure_torch_latency(nn.Identity(), shape, **_timing_args(settings))
-    return measure_onnx_latency(overhead_onnx(settings.batch_size), shape, **_timing_args(settings))
+    return measure_onnx_latency(overhead_onnx(batch_size), shape, **_timing_args(settings))
 
 
 class LatencyTable:
     """Measured single-layer timings, filled on demand and cached per fingerprint.
 
     Args:
-        settings: How to time layers.
+        settings: How to time layers (a measured profile's ``measurement``).
         cache_dir: Folder of the JSON cache; ``None`` keeps the table in memory only.
+        batch_size: Samples per timed call (the profile's ``batch_size``).
         measure: Times a batch of layers (injectable for tests).
-        measure_fixed: Times the fixed per-call overhead (injectable for tests).
+        measure_fixed: Times the fixed per-call overhead at ``batch_size`` (injectable for
+            tests).
         pause: Waits between tries of a batch measured on a busy machine.
 
     Example:
         >>> fake = lambda keys, s: [KernelTiming(1.5) for _ in keys]
-        >>> table = LatencyTable(RuntimeSettings(repeats=3), measure=fake,
-        ...                      measure_fixed=lambda s: 0.5)
+        >>> table = LatencyTable(MeasurementSettings(repeats=3), measure=fake,
+        ...                      measure_fixed=lambda s, batch_size: 0.5)
         >>> key = LayerKey("linear", 8, 4, (1, 1), (1, 1), 1, (1, 1), (0, 0, 0, 0), "fp32", 1)
         >>> table.latency_ms(key), table.overhead_ms, table.measurements
         (1.5, 0.5, 2)
@@ -193,15 +151,17 @@ class LatencyTable:
 
     def __init__(
         self,
-        settings: RuntimeSettings,
+        settings: MeasurementSettings,
         cache_dir: Path | None = None,
         *,
+        batch_size: int = 1,
         measure: MeasureFn = measure_layers,
         measure_fixed: OverheadFn = measure_overhead,
         pause: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
-        self.fingerprint = runtime_fingerprint(settings)
+        self.batch_size = batch_size
+        self.fingerprint = runtime_fingerprint(settings, batch_size)
         digest = hashlib.sha256(json.dumps(self.fingerprint, sort_keys=True).encode())
         self.fingerprint_id = digest.hexdigest()[:16]
         self.path = None if cache_dir is None else Path(cache_dir) / self.file_name
@@ -211,7 +171,7 @@ class LatencyTable:
         self._measure_fixed = measure_fixed
         self._entries: dict[str, KernelTiming] = {}
         self._overhead: float | None = None
-        self._calibrations: dict[str, LatencyCalibration] = {}
+        self._lines: dict[str, LayerSumLine] = {}
         self.reference_ms: float | None = None
         """The fastest time of the probe layer seen: how fast the idle machine is."""
         self._pause = pause
@@ -240,7 +200,7 @@ class LatencyTable:
         """
         missing = {str(key): key for key in keys if str(key) not in self._entries}
         if missing:
-            probe = probe_key(self.settings)
+            probe = probe_key(self.batch_size)
             best: list[KernelTiming] | None = None
             for attempt in range(MAX_ATTEMPTS):
                 if attempt:
@@ -261,7 +221,7 @@ class LatencyTable:
             self.measurements += len(missing)
         need_overhead = self._overhead is None
         if need_overhead:
-            self._overhead = float(self._measure_fixed(self.settings))
+            self._overhead = float(self._measure_fixed(self.settings, self.batch_size))
             self.measurements += 1
         if missing or need_overhead:
             self.save()
@@ -296,20 +256,21 @@ class LatencyTable:
         assert self._overhead is not None
         return self._overhead
 
-    def calibration(self, model_id: str) -> LatencyCalibration | None:
-        """The calibration stored for the model with this id, if any."""
-        return self._calibrations.get(model_id)
+    def line(self, model_id: str) -> LayerSumLine | None:
+        """The layer-sum line stored for the model with this id, if any."""
+        return self._lines.get(model_id)
 
-    def set_calibration(self, model_id: str, calibration: LatencyCalibration) -> None:
-        """Store (and save) the calibration of one model."""
-        self._calibrations[model_id] = calibration
+    def set_line(self, model_id: str, line: LayerSumLine) -> None:
+        """Store (and save) the layer-sum line of one model (saved under the key ``calibrations``,
+        the name of earlier versions, so that their tables still load)."""
+        self._lines[model_id] = line
         self.save()
 
     def _load(self, path: Path) -> None:
         data = self._read(path)
         self._entries = data["entries"]
         self._overhead = data["overhead_ms"]
-        self._calibrations = data["calibrations"]
+        self._lines = data["calibrations"]
         self.reference_ms = data["reference_ms"]
 
     def _read(self, path: Path) -> dict[str, Any]:
@@ -318,7 +279,7 @@ class LatencyTable:
             parsed = {
                 "entries": {str(k): KernelTiming(**v) for k, v in data["entries"].items()},
                 "calibrations": {
-                    str(k): LatencyCalibration(**v) for k, v in data.get("calibrations", {}).items()
+                    str(k): LayerSumLine(**v) for k, v in data.get("calibrations", {}).items()
                 },
                 "overhead_ms": None
                 if data.get("overhead_ms") is None
@@ -349,14 +310,14 @@ class LatencyTable:
             if disk["reference_ms"] is not None:
                 self.note_probe(disk["reference_ms"])
             self._entries = {**disk["entries"], **self._entries}
-            self._calibrations = {**disk["calibrations"], **self._calibrations}
+            self._lines = {**disk["calibrations"], **self._lines}
             if self._overhead is None:
                 self._overhead = disk["overhead_ms"]
         document = {
             "fingerprint": self.fingerprint,
             "reference_ms": self.reference_ms,
             "overhead_ms": self._overhead,
-            "calibrations": {k: asdict(v) for k, v in sorted(self._calibrations.items())},
+            "calibrations": {k: asdict(v) for k, v in sorted(self._lines.items())},
             "entries": {k: asdict(v) for k, v in sorted(self._entries.items())},
         }
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".latency-", suffix=".tmp")

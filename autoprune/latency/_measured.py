@@ -15,10 +15,10 @@ from autoprune.cost import (
     assemble_report,
     resolve_policies,
 )
-from autoprune.latency._calibration import LatencyCalibration
 from autoprune.latency._epilogues import Epilogue
 from autoprune.latency._kernels import KernelTiming
 from autoprune.latency._layer_graphs import LayerKey
+from autoprune.latency._layer_sum_line import LayerSumLine
 from autoprune.latency._lut import LatencyTable
 
 
@@ -59,17 +59,17 @@ class MeasuredCostModel:
     whose weights and activations are both <= 8 bits is timed as an int8 QDQ graph (its
     epilogue too), else as fp32; the torch runtime times fp32 layers alone.
 
-    The summed layer times become a latency through a :class:`LatencyCalibration` fitted to
+    The summed layer times become a latency through a :class:`LayerSumLine` fitted to
     whole-model measurements of this model (:func:`autoprune.latency._fit.fit_latency_model`);
     without one, the measured per-call overhead is added once.
 
     Example:
-        >>> from autoprune.latency._lut import RuntimeSettings
         >>> from autoprune.cost import load_profile
-        >>> table = LatencyTable(RuntimeSettings(),
+        >>> profile = load_profile("cpu")
+        >>> table = LatencyTable(profile.measurement,
         ...                      measure=lambda keys, s: [KernelTiming(0.2) for _ in keys],
-        ...                      measure_fixed=lambda s: 0.1)
-        >>> model = MeasuredCostModel(load_profile("cpu"), table)
+        ...                      measure_fixed=lambda s, batch_size: 0.1)
+        >>> model = MeasuredCostModel(profile, table)
         >>> spec = LayerSpec("fc", "linear", 64, 10, (1, 1), (1, 1), 1, (1, 1), (1, 1),
         ...                  640, 650, False)
         >>> round(model.estimate([spec], {}).latency_ms, 3)
@@ -81,14 +81,14 @@ class MeasuredCostModel:
         profile: HardwareProfile,
         table: LatencyTable,
         epilogues: Mapping[str, Epilogue] | None = None,
-        calibration: LatencyCalibration | None = None,
+        line: LayerSumLine | None = None,
     ) -> None:
         assert profile.kind == "measured", "MeasuredCostModel needs a measured profile"
         self.profile = profile
         self.table = table
         self._keys: dict[tuple[LayerSpec, bool], LayerKey] = {}
         self._epilogues: dict[str, Epilogue] = dict(epilogues or {})
-        self.calibration = calibration
+        self.line = line
         """Line from summed layer times to model latency; ``None``: add the call overhead."""
 
     @property
@@ -120,7 +120,7 @@ class MeasuredCostModel:
             key = LayerKey.from_spec(
                 spec,
                 LayerPolicy(w_bits=8, a_bits=8) if low_bits else LayerPolicy(),
-                batch_size=self.table.settings.batch_size,
+                batch_size=self.table.batch_size,
                 int8=int8,
                 epilogue=self._epilogues.get(spec.name) if int8 else None,
             )
@@ -128,7 +128,7 @@ class MeasuredCostModel:
         return key
 
     def summed_ms(self, specs: Sequence[LayerSpec], layers: Mapping[str, LayerPolicy]) -> float:
-        """Sum of the layers' chained times before calibration (what a calibration fits)."""
+        """Sum of the layers' chained times (what the layer-sum line is fitted on)."""
         return sum(chained_times(self.table.timings(list(self.keys(specs, layers).values()))))
 
     def estimate(self, specs: Sequence[LayerSpec], layers: Mapping[str, LayerPolicy]) -> CostReport:
@@ -136,11 +136,11 @@ class MeasuredCostModel:
         keys = self.keys(specs, layers)
         chained = chained_times(self.table.timings(list(keys.values())))
         times = dict(zip(keys, chained, strict=True))
-        calibration = self.calibration or LatencyCalibration(offset_ms=self.table.overhead_ms)
+        line = self.line or LayerSumLine(offset_ms=self.table.overhead_ms)
 
         def latency(
             spec: LayerSpec, policy: LayerPolicy, sizes: LayerSizes, level: MemoryLevel
         ) -> tuple[float, Bound]:
-            return calibration.scale * times[spec.name], "measured"
+            return line.scale * times[spec.name], "measured"
 
-        return assemble_report(specs, layers, self.profile, latency, calibration.offset_ms)
+        return assemble_report(specs, layers, self.profile, latency, line.offset_ms)

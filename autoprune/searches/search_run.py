@@ -172,8 +172,7 @@ def random_warmup(config: SearchConfig) -> tuple[int, int] | None:
     first learns, so that every action it takes is random; else None."""
     from agents import make_method
 
-    options = {k: v for k, v in config.agent_options.items() if k != "env_kwargs"}
-    method = make_method(config.agent, options)
+    method = make_method(config.agent, dict(config.agent_options))
     before = method.episodes_before_learning(config.episodes)
     if before is None or not 0 < config.episodes <= before:
         return None

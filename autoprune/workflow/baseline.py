@@ -36,8 +36,8 @@ from autoprune.core.training import (
     TrainConfig,
     TrainResult,
     chance_accuracy,
-    evaluate,
     majority_accuracy,
+    top1_accuracy,
     train,
 )
 from autoprune.core.user_code import user_errors
@@ -206,7 +206,7 @@ def train_baseline(
         "input_shape": list(data.input_shape),
         "num_classes": data.num_classes,
         "val_accuracy": result.val_accuracy,
-        "test_accuracy": evaluate(model, data.x_test, data.y_test),
+        "test_accuracy": top1_accuracy(model, data.x_test, data.y_test),
         "train_seconds": round(result.seconds, 2),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "torch": torch.__version__,

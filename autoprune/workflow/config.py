@@ -24,6 +24,20 @@ Deep Compression's 91-97% on the large fully connected layers, so that a ``size`
 1/100 of LeNet-300-100's float file is reachable (at 0.98 the smallest file is 1/73)."""
 MODES = ("prune", "quantize", "sparse", "joint")
 """Search modes (the same as ``envs.MODES``; the core does not import the environments)."""
+ENV_SETTINGS = (
+    "reward",
+    "mode",
+    "min_keep",
+    "max_keep",
+    "max_sparsity",
+    "min_bits",
+    "max_bits",
+    "pin_first_last",
+    "reward_kwargs",
+    "layers",
+)
+"""The config keys that are :class:`~envs.CompressionEnv` arguments (see
+:meth:`SearchConfig.env_settings`)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,15 @@ class SearchConfig:
     """Smallest bit-width an action can choose."""
     max_bits: int = 8
     """Largest bit-width an action can choose."""
+    max_keep: float = 1.0
+    """Largest keep ratio an action can choose."""
+    pin_first_last: bool | None = None
+    """Keep the first and last layer at 8 bits (None: the mode's default, on in ``quantize``
+    and ``joint`` as in HAQ)."""
+    reward_kwargs: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the reward function (e.g. ``{beta: -0.5}`` for ``amc``)."""
+    layers: tuple[str, ...] | None = None
+    """The only layers the search changes (None: every compressible layer)."""
     runs_dir: str = "runs"
     """Root of checkpoints, the default MLflow store and search state."""
     tracking_uri: str | None = None
@@ -116,7 +139,10 @@ class SearchConfig:
             raise AutopruneError(
                 f"unknown config key(s) {unknown}; valid keys: {', '.join(sorted(names))}"
             )
-        values = dict(data)
+        values = fold_legacy_env_kwargs(dict(data))
+        if isinstance(values.get("layers"), (list, str)):
+            layers = values["layers"]
+            values["layers"] = (layers,) if isinstance(layers, str) else tuple(layers)
         targets = values.get("targets")
         if isinstance(targets, str):
             values["targets"] = (targets,)
@@ -143,8 +169,11 @@ class SearchConfig:
             raise AutopruneError(
                 f"episodes {self.episodes!r} must be a positive integer; pass --episodes 20"
             )
-        if not 0.0 < self.min_keep <= 1.0:
-            raise AutopruneError(f"min_keep {self.min_keep} must be in (0, 1]")
+        if not 0.0 < self.min_keep <= self.max_keep <= 1.0:
+            raise AutopruneError(
+                f"keep range {self.min_keep}..{self.max_keep} must satisfy 0 < min_keep <= "
+                "max_keep <= 1"
+            )
         if not 0.0 <= self.max_sparsity < 1.0:
             raise AutopruneError(f"max_sparsity {self.max_sparsity} must be in [0, 1), e.g. 0.995")
         if not 2 <= self.min_bits <= self.max_bits <= 8:
@@ -153,12 +182,28 @@ class SearchConfig:
             )
         if not isinstance(self.agent_options, dict):
             raise AutopruneError("agent_options must be a mapping of option names to values")
+        if "env_kwargs" in self.agent_options:
+            raise AutopruneError(
+                "agent_options.env_kwargs holds environment settings, which are config keys; "
+                f"write them as config keys ({', '.join(ENV_SETTINGS)})"
+            )
         _check_importance(self.importance)
+
+    def env_settings(self) -> dict[str, Any]:
+        """The keyword arguments of :class:`~envs.CompressionEnv` for this search.
+
+        Example:
+            >>> SearchConfig(mode="quantize").env_settings()["mode"]
+            'quantize'
+        """
+        return {name: getattr(self, name) for name in ENV_SETTINGS}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain form (for logging and YAML)."""
         out = dataclasses.asdict(self)
         out["targets"] = list(self.targets)
+        if self.layers is not None:
+            out["layers"] = list(self.layers)
         return out
 
     @property
@@ -167,16 +212,44 @@ class SearchConfig:
         return Path(self.runs_dir)
 
 
+def fold_legacy_env_kwargs(values: dict[str, Any]) -> dict[str, Any]:
+    """Read the old spelling ``agent_options: {env_kwargs: {...}}`` (configs and run folders
+    written before environment settings became config keys) as config keys."""
+    options = values.get("agent_options")
+    if not isinstance(options, Mapping) or "env_kwargs" not in options:
+        return values
+    legacy = options["env_kwargs"]
+    if not isinstance(legacy, Mapping):
+        raise AutopruneError(
+            "agent_options.env_kwargs must be a mapping; better, write its keys as config keys"
+        )
+    unknown = sorted(set(legacy) - set(ENV_SETTINGS))
+    if unknown:
+        raise AutopruneError(
+            f"unknown environment setting(s) {unknown}; valid: {', '.join(ENV_SETTINGS)}"
+        )
+    clashes = sorted(k for k in legacy if k in values and values[k] != legacy[k])
+    if clashes:
+        raise AutopruneError(
+            f"{clashes} given both as config keys and in agent_options.env_kwargs; keep the "
+            "config keys only"
+        )
+    rest = {k: v for k, v in options.items() if k != "env_kwargs"}
+    return {**values, **legacy, "agent_options": rest}
+
+
 _KINDS: dict[type, str] = {
     int: "an integer",
     float: "a number",
     str: "a string",
     bool: "true or false",
-    tuple: "a list of KEY=VALUE targets",
+    tuple: "a list of strings",
     dict: "a mapping",
 }
 _EXAMPLES = {
     "targets": "[flops=0.5]",
+    "layers": "[conv1, conv2]",
+    "reward_kwargs": "{beta: -0.5}",
     "agent_options": "{noise: 0.3}",
     "weights": "model.pt",
     "data_dir": "data",

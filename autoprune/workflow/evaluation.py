@@ -9,7 +9,7 @@ policy, so a repeated policy costs nothing.
 
 Accuracy is measured for speed: in inference mode, with BatchNorm folded into the
 convolutions and channels-last tensors, on batches of 256. It counts the same correct
-predictions as :func:`autoprune.core.training.evaluate` of :meth:`PolicyEvaluator.compress`
+predictions as :func:`autoprune.core.training.top1_accuracy` of :meth:`PolicyEvaluator.compress`
 (a test holds this); only the float rounding differs.
 """
 

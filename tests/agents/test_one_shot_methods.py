@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import pytest
 
 from agents import check_search, make_method, method_class, run_search
-from agents._admm_method import calibrate_yang_budget
-from agents._deep_compression_method import fit_to_budget, kmeans_policy
+from agents._admm_method import AdmmOptions, yang_budget_for_file
+from agents._deep_compression_method import (
+    DeepCompressionOptions,
+    fit_to_budget,
+    kmeans_policy,
+)
+from autoprune.admm import AdmmConfig
 from autoprune.coding import inspect_apz
 from autoprune.core.budget import Budget
 from autoprune.core.errors import AutopruneError
+from autoprune.deep_compression import DeepCompressionConfig, PruneSchedule
 
 FAST = {
     "admm": {"epochs": 1, "finetune_epochs": 1},
@@ -37,6 +43,11 @@ def test_one_shot_method_records_one_feasible_retrained_policy(agent, run_config
     layers = record.policy.layers.values()
     assert all(lp.quantizer == "kmeans" and lp.w_bits <= 8 for lp in layers)
     assert any(lp.sparsity > 0 for lp in layers)
+    # scored as an episode: the search's reward of the retrained accuracy, the same record
+    assert record.reward == record.metrics["accuracy"]  # the default reward, "accuracy"
+    assert record.policy.meta["reward"] == "accuracy" and record.policy.meta["method"] == agent
+    assert record.policy.meta["evaluation"] == session.evaluator.record()
+    assert record.policy.metrics == record.metrics
 
 
 def test_one_shot_method_refuses_a_larger_budget(run_config, session):
@@ -92,7 +103,7 @@ def test_the_smallest_size_a_one_shot_method_reports_is_really_reached(run_confi
     with pytest.raises(AutopruneError) as refused:
         _checked(run_config, session, "admm", "size=100B")
     limit = float(_smallest_bytes(refused.value))
-    assert calibrate_yang_budget(evaluator, limit) > 0
+    assert yang_budget_for_file(evaluator, limit) > 0
 
 
 def test_admm_without_a_size_target_is_refused_before_anything_is_written(
@@ -110,3 +121,44 @@ def test_admm_meets_a_bits_target_as_its_own_budget(run_config, session):
     (record,) = result.history
     assert record.feasible
     assert record.metrics["bits"] <= 0.05 * result.baseline_metrics["bits"]
+
+
+@pytest.mark.parametrize(
+    ("agent", "library", "only_agent"),
+    [("admm", AdmmConfig, "yang_budget"), ("deep-compression", DeepCompressionConfig, "fit_size")],
+)
+def test_method_options_are_the_library_config_with_its_defaults(
+    agent: str, library: type, only_agent: str
+) -> None:
+    options = make_method(agent).options
+    assert isinstance(options, library)
+    assert [f.name for f in fields(options)] == [f.name for f in fields(library)] + [only_agent]
+    defaults = library()
+    assert all(getattr(options, f.name) == getattr(defaults, f.name) for f in fields(library))
+    assert make_method("admm", {"rho": 0.05, "batch_size": 32}).options == AdmmOptions(
+        rho=0.05, batch_size=32
+    )
+    given = {"schedule": {"steps": 3}, "tolerance": 0.01, "fit_size": False}
+    assert make_method("deep-compression", given).options == DeepCompressionOptions(
+        schedule=PruneSchedule(steps=3), tolerance=0.01, fit_size=False
+    )
+
+
+@pytest.mark.parametrize(
+    ("agent", "options", "message"),
+    [
+        ("admm", {"rhoo": 0.1}, r"\['rhoo'\] do not apply to method 'admm'.*rho_growth"),
+        ("admm", {"seed": 3}, r"\['seed'\] of method 'admm' are set by the search.*--seed"),
+        ("admm", {"codebook_bits": 32}, "set by the search.*yang_budget: true"),
+        ("admm", {"rho": 0.0}, "rho 0.0 must be > 0"),
+        ("admm", {"yang_budget": "yes"}, "'yang_budget' of method 'admm' must be true or false"),
+        ("deep-compression", {"scan_samples": 10}, "set by the search.*val_samples"),
+        ("deep-compression", {"fc_bits": 9}, "fc_bits 9 must be 1..8"),
+        ("deep-compression", {"schedule": {"stepz": 2}}, r"\['stepz'\].*valid options: steps"),
+    ],
+)
+def test_method_options_are_checked_when_the_method_is_made(
+    agent: str, options: dict, message: str
+) -> None:
+    with pytest.raises(AutopruneError, match=message):
+        make_method(agent, options)

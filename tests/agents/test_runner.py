@@ -120,6 +120,23 @@ def test_resume_refuses_other_settings_and_missing_runs(
     assert not (Path(config.runs_dir) / "searches" / "infeasible").exists()
 
 
+def test_a_run_saved_with_env_kwargs_resumes_with_the_same_config_keys(
+    run_config: RunConfig, session: SearchSession
+) -> None:
+    config = run_config("uniform", episodes=1).replace(max_keep=0.9)
+    run_search(config, session=session, run_name="old")
+    path = Path(config.runs_dir) / "searches" / "old" / "config.json"
+    saved = json.loads(path.read_text())  # as an older version wrote it
+    for key in ("max_keep", "pin_first_last", "reward_kwargs", "layers"):
+        del saved[key]
+    saved["agent_options"] = {"env_kwargs": {"max_keep": 0.9}}
+    path.write_text(json.dumps(saved))
+    result = run_search(config.replace(episodes=2), session=session, resume="old")
+    assert len(result.history) == 2
+    with pytest.raises(AutopruneError, match="max_keep: saved 0.9, given 1.0"):
+        run_search(config.replace(episodes=3, max_keep=1.0), session=session, resume="old")
+
+
 KILL_SCRIPT = """
 import json, sys
 from agents import run_search

@@ -11,7 +11,7 @@ import pytest
 from agents import make_method, run_search
 from agents._context import SearchContext
 from agents._run_store import RunStore
-from agents._uniform import TOLERANCE, Uniform, largest_feasible, predicted_policy, schedule
+from agents._uniform import TOLERANCE, Uniform, largest_feasible, schedule
 from autoprune.core.budget import Budget
 from autoprune.workflow.config import SearchConfig
 from autoprune.workflow.session import SearchSession
@@ -66,13 +66,10 @@ def test_sparse_bisection_lands_on_the_size_budget(
     u = largest_feasible(ctx, env)
 
     limit = 0.05 * session.evaluator.baseline_metrics["size"]
-    chosen = predicted_policy(ctx, env, Uniform(u))
+    chosen = Uniform(u).policy(env)
     assert session.evaluator.costs(chosen)["size"] <= limit
     assert session.evaluator.costs(chosen)["size"] > 0.9 * limit  # sparsity grid is fine
-    assert (
-        session.evaluator.costs(predicted_policy(ctx, env, Uniform(u + 2 * TOLERANCE)))["size"]
-        > limit
-    )
+    assert session.evaluator.costs(Uniform(u + 2 * TOLERANCE).policy(env))["size"] > limit
 
 
 def test_bisection_stops_at_the_budget_boundary(
@@ -87,6 +84,6 @@ def test_bisection_stops_at_the_budget_boundary(
 
     limit = 0.5 * session.evaluator.baseline_metrics["macs"]
     assert -1.0 < u < 1.0
-    assert session.evaluator.costs(predicted_policy(ctx, env, Uniform(u)))["macs"] <= limit
-    just_above = predicted_policy(ctx, env, Uniform(u + 2 * TOLERANCE))
+    assert session.evaluator.costs(Uniform(u).policy(env))["macs"] <= limit
+    just_above = Uniform(u + 2 * TOLERANCE).policy(env)
     assert session.evaluator.costs(just_above)["macs"] > limit

@@ -9,7 +9,7 @@ from autoprune.compress import CompressionOptions, compress_model
 from autoprune.compress.act_quant import ActivationFakeQuant
 from autoprune.core.policy import LayerPolicy, Policy
 from autoprune.core.specs import discover_layers
-from autoprune.core.training import TrainConfig, evaluate, train
+from autoprune.core.training import TrainConfig, top1_accuracy, train
 from autoprune.workflow.baseline import build_for
 
 
@@ -54,8 +54,8 @@ def test_bn_recalibration_raises_accuracy_of_a_pruned_model(digits):
         model, policy, example, calib, CompressionOptions(reconstruct=False, bn_recalibration=False)
     )
     fresh = compress_model(model, policy, example, calib, CompressionOptions(reconstruct=False))
-    acc_stale = evaluate(stale, digits.x_val, digits.y_val)
-    acc_fresh = evaluate(fresh, digits.x_val, digits.y_val)
+    acc_stale = top1_accuracy(stale, digits.x_val, digits.y_val)
+    acc_fresh = top1_accuracy(fresh, digits.x_val, digits.y_val)
     assert acc_fresh > acc_stale
 
 

@@ -6,22 +6,28 @@ from pathlib import Path
 import pytest
 
 from autoprune.core.errors import AutopruneError
-from autoprune.cost import load_profile
+from autoprune.cost import MeasurementSettings, load_profile
 from autoprune.latency import (
     KernelTiming,
-    LatencyCalibration,
     LatencyTable,
     LayerKey,
-    RuntimeSettings,
+    LayerSumLine,
+    build_cost_model,
 )
-from autoprune.latency._lut import MAX_ATTEMPTS, cpu_model, probe_key, runtime_fingerprint
+from autoprune.latency._lut import (
+    MAX_ATTEMPTS,
+    cpu_model,
+    probe_key,
+    runtime_fingerprint,
+    window_args,
+)
 
 
 def _key(cin: int = 4, precision: str = "fp32", batch: int = 1) -> LayerKey:
     return LayerKey("conv", cin, 8, (3, 3), (1, 1), 1, (6, 6), (1, 1, 1, 1), precision, batch)
 
 
-PROBE = str(probe_key(RuntimeSettings()))
+PROBE = str(probe_key())
 
 
 class Counter:
@@ -32,19 +38,22 @@ class Counter:
         self.fixed = 0
         self.slowdown = slowdown
 
-    def measure(self, keys: list[LayerKey], settings: RuntimeSettings) -> list[KernelTiming]:
+    def measure(self, keys: list[LayerKey], settings: MeasurementSettings) -> list[KernelTiming]:
         self.layers += [str(k) for k in keys if str(k) != PROBE]
         return [KernelTiming(0.1 * k.in_channels * self.slowdown) for k in keys]
 
-    def overhead(self, settings: RuntimeSettings) -> float:
+    def overhead(self, settings: MeasurementSettings, batch_size: int) -> float:
         self.fixed += 1
-        return 0.05
+        return 0.05 * batch_size
 
 
-def _table(cache: Path | None, counter: Counter, **settings: int) -> LatencyTable:
+def _table(
+    cache: Path | None, counter: Counter, batch_size: int = 1, **settings: object
+) -> LatencyTable:
     return LatencyTable(
-        RuntimeSettings(**settings),  # type: ignore[arg-type]
+        MeasurementSettings(**settings),  # type: ignore[arg-type]
         cache,
+        batch_size=batch_size,
         measure=counter.measure,
         measure_fixed=counter.overhead,
     )
@@ -71,7 +80,7 @@ def test_cache_file_is_named_by_the_runtime_fingerprint(tmp_path: Path) -> None:
     table.ensure([_key()])
     assert table.path == tmp_path / f"latency-{table.fingerprint_id}.json"
     data = json.loads(table.path.read_text())
-    assert data["fingerprint"] == runtime_fingerprint(RuntimeSettings(threads=1))
+    assert data["fingerprint"] == runtime_fingerprint(MeasurementSettings(threads=1))
     assert data["fingerprint"]["cpu"] == cpu_model() != ""
     assert {"runtime_version", "threads", "batch_size"} <= set(data["fingerprint"])
     assert data["entries"] == {
@@ -120,7 +129,7 @@ def test_corrupt_or_foreign_cache_is_reported(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("runtime", ["onnxruntime", "torch"])
 def test_real_measurements_are_positive_and_cached(tmp_path: Path, runtime: str) -> None:
-    settings = RuntimeSettings(runtime=runtime, warmup=1, repeats=3)  # type: ignore[arg-type]
+    settings = MeasurementSettings(runtime=runtime, warmup=1, repeats=3)  # type: ignore[arg-type]
     table = LatencyTable(settings, tmp_path)
     keys = [_key(2), _key(2, "int8" if runtime == "onnxruntime" else "fp32")]
     table.ensure(keys)
@@ -130,20 +139,44 @@ def test_real_measurements_are_positive_and_cached(tmp_path: Path, runtime: str)
     assert reloaded.measurements == 0
 
 
-def test_settings_come_from_a_measured_profile() -> None:
+def test_the_table_times_with_the_profiles_own_settings(tmp_path: Path) -> None:
     profile = load_profile("cpu")
-    settings = RuntimeSettings.from_profile(profile)
-    assert settings == RuntimeSettings(
-        "onnxruntime",
-        threads=1,
-        batch_size=1,
-        warmup=profile.warmup,
-        repeats=profile.repeats,
-        rounds=profile.rounds,
-        quantile=profile.quantile,
-    )
+    table = build_cost_model(profile, lut_cache_dir=tmp_path).table  # type: ignore[attr-defined]
+    assert table.settings is profile.measurement and table.batch_size == profile.batch_size
+    settings = profile.measurement
     assert 0 < settings.quantile < 0.5 and settings.rounds > 1
-    assert settings.window()["q"] == settings.quantile
+    assert window_args(settings, 4) == {
+        "threads": settings.threads,
+        "warmup": settings.warmup,
+        "repeats": settings.repeats,
+        "rounds": settings.rounds,
+        "min_seconds": settings.min_seconds,
+        "q": settings.quantile,
+        "batch_size": 4,
+    }
+
+
+def test_the_cache_key_of_a_profile_keeps_its_format() -> None:
+    profile = load_profile("cpu")
+    fingerprint = runtime_fingerprint(profile.measurement, profile.batch_size)
+    assert list(fingerprint) == [
+        "format",
+        "cpu",
+        "machine",
+        "runtime",
+        "runtime_version",
+        "threads",
+        "batch_size",
+        "quantile",
+    ]
+    assert (fingerprint["runtime"], fingerprint["threads"]) == ("onnxruntime", 1)
+    assert (fingerprint["batch_size"], fingerprint["quantile"]) == (1, 0.02)
+
+
+def test_the_overhead_is_timed_at_the_tables_batch_size() -> None:
+    table = _table(None, Counter(), batch_size=4)
+    assert table.overhead_ms == pytest.approx(0.2)
+    assert table.fingerprint["batch_size"] == 4
 
 
 class Busy(Counter):
@@ -154,7 +187,7 @@ class Busy(Counter):
         self.busy = busy
         self.tries = 0
 
-    def measure(self, keys: list[LayerKey], settings: RuntimeSettings) -> list[KernelTiming]:
+    def measure(self, keys: list[LayerKey], settings: MeasurementSettings) -> list[KernelTiming]:
         self.tries += 1
         self.slowdown = 1.5 if self.tries <= self.busy else 1.0
         return super().measure(keys, settings)
@@ -164,7 +197,7 @@ def test_a_batch_measured_while_the_machine_is_busy_is_measured_again(tmp_path: 
     _table(tmp_path, Counter()).ensure([_key(4)])  # the idle machine's probe: 6.4 ms
     pauses: list[float] = []
     busy = Busy(busy=1)
-    table = LatencyTable(RuntimeSettings(), tmp_path, measure=busy.measure, pause=pauses.append)
+    table = LatencyTable(MeasurementSettings(), tmp_path, measure=busy.measure, pause=pauses.append)
     table.ensure([_key(8)])
     assert busy.tries == 2 and len(pauses) == 1
     assert table.latency_ms(_key(8)) == pytest.approx(0.8)  # the idle try was kept
@@ -173,7 +206,9 @@ def test_a_batch_measured_while_the_machine_is_busy_is_measured_again(tmp_path: 
 def test_a_machine_busy_for_every_try_keeps_the_fastest_and_stops(tmp_path: Path) -> None:
     _table(tmp_path, Counter()).ensure([_key(4)])
     busy = Busy(busy=99)
-    table = LatencyTable(RuntimeSettings(), tmp_path, measure=busy.measure, pause=lambda s: None)
+    table = LatencyTable(
+        MeasurementSettings(), tmp_path, measure=busy.measure, pause=lambda s: None
+    )
     table.ensure([_key(8)])
     assert busy.tries == MAX_ATTEMPTS
     assert table.latency_ms(_key(8)) == pytest.approx(1.2)
@@ -189,17 +224,17 @@ def test_the_fastest_probe_seen_is_the_reference(tmp_path: Path) -> None:
     assert table.reference_ms == pytest.approx(6.4)
 
 
-def test_calibrations_are_stored_per_model_and_survive_a_reload(tmp_path: Path) -> None:
+def test_layer_sum_lines_are_stored_per_model_and_survive_a_reload(tmp_path: Path) -> None:
     table = _table(tmp_path, Counter())
-    assert table.calibration("net") is None
-    table.set_calibration("net", LatencyCalibration(0.9, -0.05, 4))
+    assert table.line("net") is None
+    table.set_line("net", LayerSumLine(0.9, -0.05, 4))
     table.ensure([_key()])
     again = _table(tmp_path, Counter())
-    assert again.calibration("net") == LatencyCalibration(0.9, -0.05, 4)
-    assert again.calibration("other") is None
+    assert again.line("net") == LayerSumLine(0.9, -0.05, 4)
+    assert again.line("other") is None
 
 
 def test_a_timer_returning_the_wrong_count_is_an_error() -> None:
-    table = LatencyTable(RuntimeSettings(), measure=lambda keys, s: [KernelTiming(1.0)])
+    table = LatencyTable(MeasurementSettings(), measure=lambda keys, s: [KernelTiming(1.0)])
     with pytest.raises(AutopruneError, match="one per key"):
         table.ensure([_key(4), _key(8)])

@@ -6,14 +6,13 @@ from pathlib import Path
 import pytest
 
 from autoprune.core.policy import LayerPolicy
-from autoprune.cost import load_profile
+from autoprune.cost import MeasurementSettings, load_profile
 from autoprune.latency import (
     KernelTiming,
-    LatencyCalibration,
     LatencyTable,
     LayerKey,
+    LayerSumLine,
     MeasuredCostModel,
-    RuntimeSettings,
     build_cost_model,
     chained_times,
 )
@@ -23,7 +22,7 @@ from ._specs import small_net
 INT8 = LayerPolicy(w_bits=8, a_bits=8)
 
 
-def _fake_macs(key: LayerKey, settings: RuntimeSettings) -> float:
+def _fake_macs(key: LayerKey) -> float:
     """A deterministic 'measurement': 0.01 ms + 1 ns per MAC, int8 twice as fast."""
     _, cout, *out_hw = key.output_shape
     k = key.kernel[0] * key.kernel[1]
@@ -32,13 +31,13 @@ def _fake_macs(key: LayerKey, settings: RuntimeSettings) -> float:
     return 0.01 + macs * 1e-6 / (2 if key.precision == "int8" else 1)
 
 
-def _fake_batch(keys: list[LayerKey], settings: RuntimeSettings) -> list[KernelTiming]:
-    return [KernelTiming(_fake_macs(k, settings)) for k in keys]
+def _fake_batch(keys: list[LayerKey], settings: MeasurementSettings) -> list[KernelTiming]:
+    return [KernelTiming(_fake_macs(k)) for k in keys]
 
 
 def _model(cache: Path | None) -> MeasuredCostModel:
-    settings = RuntimeSettings()
-    table = LatencyTable(settings, cache, measure=_fake_batch, measure_fixed=lambda s: 0.01)
+    settings = MeasurementSettings()
+    table = LatencyTable(settings, cache, measure=_fake_batch, measure_fixed=lambda s, b: 0.01)
     return MeasuredCostModel(load_profile("cpu"), table)
 
 
@@ -48,15 +47,15 @@ def test_layer_latency_is_its_timing_and_the_call_overhead_is_added_once() -> No
     keys = model.keys(small_net(), {})
     for cost, spec in zip(report.layers, small_net(), strict=True):
         assert cost.bound == "measured"
-        assert cost.latency_ms == pytest.approx(_fake_macs(keys[spec.name], RuntimeSettings()))
+        assert cost.latency_ms == pytest.approx(_fake_macs(keys[spec.name]))
     assert report.overhead_ms == 0.01
     assert report.latency_ms == pytest.approx(0.04 + sum(s.macs for s in small_net()) * 1e-6)
 
 
-def test_a_calibration_scales_the_layers_and_replaces_the_overhead() -> None:
+def test_a_layer_sum_line_scales_the_layers_and_replaces_the_overhead() -> None:
     model = _model(None)
     plain = model.estimate(small_net(), {})
-    model.calibration = LatencyCalibration(scale=0.5, offset_ms=0.2, points=3)
+    model.line = LayerSumLine(scale=0.5, offset_ms=0.2, points=3)
     calibrated = model.estimate(small_net(), {})
     for before, after in zip(plain.layers, calibrated.layers, strict=True):
         assert after.latency_ms == pytest.approx(0.5 * before.latency_ms)
@@ -97,7 +96,8 @@ def test_a_second_model_over_the_same_cache_measures_nothing(tmp_path: Path) -> 
 
 
 def test_cpu_profile_measures_real_layers_end_to_end(tmp_path: Path) -> None:
-    profile = replace(load_profile("cpu"), warmup=1, repeats=3)
+    cpu = load_profile("cpu")
+    profile = replace(cpu, measurement=replace(cpu.measurement, warmup=1, repeats=3))
     specs = small_net(4)
     layers = {"conv2": INT8}
     model = build_cost_model(profile, lut_cache_dir=tmp_path)

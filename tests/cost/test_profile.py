@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from autoprune.core.errors import AutopruneError
-from autoprune.cost import HardwareProfile, load_profile, profile_names
+from autoprune.cost import HardwareProfile, MeasurementSettings, load_profile, profile_names
 
 USER_PROFILE = {
     "name": "my-npu",
@@ -39,7 +39,8 @@ def test_packaged_profiles_are_listed_and_load() -> None:
 def test_packaged_profiles_label_measured_and_modelled_numbers() -> None:
     cpu, bitfusion, mobile = (load_profile(n) for n in ("cpu", "bitfusion", "mobile-cpu"))
     assert cpu.kind == "measured" and "MEASURED" in cpu.source
-    assert (cpu.runtime, cpu.threads, cpu.batch_size) == ("onnxruntime", 1, 1)
+    timing = cpu.measurement
+    assert (timing.runtime, timing.threads, cpu.batch_size) == ("onnxruntime", 1, 1)
     for profile in (bitfusion, mobile):
         assert profile.kind == "roofline" and "MODELLED" in profile.source
         assert profile.peak_macs_per_s and profile.dram_bandwidth_gbps
@@ -69,6 +70,23 @@ def test_missing_field_is_named(tmp_path: Path, missing: str) -> None:
 def test_measured_profile_needs_a_runtime(tmp_path: Path) -> None:
     data = {**USER_PROFILE, "kind": "measured"}
     with pytest.raises(AutopruneError, match="missing field 'runtime' .*kind 'measured'"):
+        load_profile(str(_write(tmp_path, data)))
+
+
+def test_flat_timing_fields_of_the_yaml_fill_the_measurement_settings(tmp_path: Path) -> None:
+    timing = {"runtime": "torch", "threads": 2, "quantile": 0.1, "model_seconds": 0}
+    data = {**USER_PROFILE, "kind": "measured", "batch_size": 4, **timing}
+    profile = load_profile(str(_write(tmp_path, data)))
+    assert profile.measurement == MeasurementSettings(
+        runtime="torch", threads=2, quantile=0.1, model_seconds=0.0
+    )
+    assert profile.batch_size == 4
+    assert load_profile(str(_write(tmp_path, USER_PROFILE))).measurement == MeasurementSettings()
+
+
+def test_the_measurement_is_not_a_yaml_field(tmp_path: Path) -> None:
+    data = {**USER_PROFILE, "measurement": {"threads": 2}}
+    with pytest.raises(AutopruneError, match="unknown field 'measurement'.*threads, warmup"):
         load_profile(str(_write(tmp_path, data)))
 
 

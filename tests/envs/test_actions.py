@@ -7,7 +7,13 @@ import pytest
 
 from autoprune.core.errors import AutopruneError
 from envs import ACTION_DIMS, DIMENSIONS, MODES, decode_action
-from envs.actions import SPARSITY_STEP, LayerAction, round_sparsity, sparsity_from_unit
+from envs.actions import (
+    SPARSITY_STEP,
+    LayerAction,
+    bits_action,
+    round_sparsity,
+    sparsity_from_unit,
+)
 
 BOUNDS = {"min_keep": 0.2, "max_keep": 1.0, "min_bits": 2, "max_bits": 8, "max_sparsity": 0.9}
 
@@ -73,3 +79,13 @@ def test_sparsity_lies_on_the_grid_within_range() -> None:
 def test_wrong_length_is_refused(mode: str) -> None:
     with pytest.raises(AutopruneError, match=f"takes {ACTION_DIMS[mode]}"):
         _decode([0.0] * (ACTION_DIMS[mode] + 1), mode)
+
+
+@pytest.mark.parametrize(("low", "high"), [(2, 8), (4, 4), (3, 6)])
+def test_bits_action_decodes_back_to_its_bit_width(low: int, high: int) -> None:
+    bounds = {**BOUNDS, "min_bits": low, "max_bits": high}
+    for bits in range(low, high + 1):
+        value = bits_action(bits, low, high)
+        assert -1.0 < value < 1.0
+        decoded = decode_action(np.array([value, value]), "quantize", **bounds)
+        assert (decoded.w_bits, decoded.a_bits) == (bits, bits)

@@ -12,7 +12,6 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from agents._context import env_kwargs
 from autoprune.core.budget import Budget
 from autoprune.core.errors import AutopruneError
 from autoprune.workflow.config import SearchConfig
@@ -280,10 +279,38 @@ def test_decode_action() -> None:
 
 def test_max_sparsity_of_the_config_reaches_the_environment(make_fake_evaluator: Callable) -> None:
     config = SearchConfig(mode="sparse", max_sparsity=0.9)
-    env = CompressionEnv(make_fake_evaluator(), ["size=0.5"], **env_kwargs(config))
+    env = CompressionEnv(make_fake_evaluator(), ["size=0.5"], **config.env_settings())
     _, _ = env.reset()
     cheapest = -np.ones(env.action_space.shape, dtype=np.float32)
     done, info = False, {}
     while not done:
         _, _, done, _, info = env.step(cheapest)
     assert max(lp.sparsity for lp in info["policy"].layers.values()) == pytest.approx(0.9)
+
+
+def test_requested_policy_is_what_an_unclipped_episode_builds(
+    make_fake_evaluator: Callable,
+) -> None:
+    evaluator = make_fake_evaluator()
+    env = CompressionEnv(evaluator, mode="joint")
+    action = np.array([0.3, 0.0, -0.4, 0.9], np.float32)
+    played = _rollout(env, [action] * len(env.layer_names))["info"]["policy"]
+    assert env.requested_policy(action).layers == played.layers  # no budget: no clipping
+    assert env.requested_policy([action] * len(env.layer_names)).layers == played.layers
+    steps = len(env.layer_names)
+    per_step = [np.full(4, -1.0, np.float32)] + [action] * (steps - 1)
+    layers = env.requested_policy(per_step).layers
+    first, second = env.layer_names[:2]
+    assert layers[first].sparsity == 0.995 and layers[second] == played.layers[second]
+    assert (layers["conv1"].w_bits, layers["fc"].w_bits) == (8, 8)  # pinned stay pinned
+    with pytest.raises(AutopruneError, match=f"2 actions for {steps} steps"):
+        env.requested_policy([action, action])
+
+
+def test_requested_policy_ignores_the_budget_wall(make_fake_evaluator: Callable) -> None:
+    env = CompressionEnv(make_fake_evaluator(), ["flops=0.5"], mode="prune")
+    largest = np.ones(1, np.float32)
+    asked = env.requested_policy(largest)
+    assert all(lp.keep_ratio == 1.0 for lp in asked.layers.values())
+    played = _rollout(env, [largest] * len(env.layer_names))["info"]["policy"]
+    assert played.layers != asked.layers  # the wall clipped the episode

@@ -15,7 +15,7 @@ from autoprune.core.errors import AutopruneError
 
 
 @dataclass(frozen=True)
-class LatencyCalibration:
+class LayerSumLine:
     """How summed layer timings map to a whole model's latency.
 
     Attributes:
@@ -33,25 +33,25 @@ class LatencyCalibration:
         """Whole-model latency predicted from summed layer timings.
 
         Example:
-            >>> LatencyCalibration(0.8, 0.1, 3).apply(2.0)
+            >>> LayerSumLine(0.8, 0.1, 3).apply(2.0)
             1.7000000000000002
         """
         return self.scale * summed_ms + self.offset_ms
 
 
-def fit_calibration(summed_ms: Sequence[float], measured_ms: Sequence[float]) -> LatencyCalibration:
+def fit_layer_sum_line(summed_ms: Sequence[float], measured_ms: Sequence[float]) -> LayerSumLine:
     """Least-squares line through ``(summed, measured)``; one point gives an offset only.
 
     A fitted scale that is not positive (measurements too noisy to tell the models apart)
     falls back to an offset only.
 
     Example:
-        >>> fit_calibration([1.0, 2.0, 3.0], [1.0, 1.8, 2.6])
-        LatencyCalibration(scale=0.8, offset_ms=0.2, points=3)
+        >>> fit_layer_sum_line([1.0, 2.0, 3.0], [1.0, 1.8, 2.6])
+        LayerSumLine(scale=0.8, offset_ms=0.2, points=3)
     """
     if len(summed_ms) != len(measured_ms) or not summed_ms:
         raise AutopruneError(
-            f"calibration needs one measurement per prediction (got {len(summed_ms)} and "
+            f"the layer-sum line needs one measurement per prediction (got {len(summed_ms)} and "
             f"{len(measured_ms)}), at least one"
         )
     n = len(summed_ms)
@@ -67,4 +67,4 @@ def fit_calibration(summed_ms: Sequence[float], measured_ms: Sequence[float]) ->
         if slope > 0:
             scale = slope
     offset = mean_y - scale * mean_x
-    return LatencyCalibration(round(scale, 12), round(offset, 12), n)
+    return LayerSumLine(round(scale, 12), round(offset, 12), n)
