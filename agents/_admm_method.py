@@ -39,7 +39,7 @@ from autoprune.core.errors import AutopruneError
 from autoprune.core.policy import LayerPolicy, Policy
 from autoprune.core.training import top1_accuracy
 from autoprune.deep_compression import CodedModel
-from autoprune.deploy.coded_file import write_coded_within
+from autoprune.workflow.coded_file import write_coded_within
 from autoprune.workflow.evaluation import PolicyEvaluator
 from envs import check_reachable
 from envs.scoring import PolicyScorer
@@ -111,7 +111,8 @@ def record_policy(
     folder (:data:`TRAINED_MODEL`; its bytes are ``meta["trained_apz_bytes"]``).
 
     The file is held to the budget's ``size``/``bits`` limits as the search's best model is
-    (:func:`autoprune.deploy.coded_file.write_coded_within`; pruned weights in ``meta["trimmed"]``).
+    (:func:`autoprune.workflow.coded_file.write_coded_within`; pruned weights in
+    ``meta["trimmed"]``).
     The policy is scored as the environment scores an episode's
     (:class:`envs.scoring.PolicyScorer`, with the search's reward): ``accuracy`` is the
     method's own retrained model, as written, on the evaluator's validation images (these

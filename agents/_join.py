@@ -63,4 +63,4 @@ def join_search(
         runs_dir=runs_dir,
     )
     seed = sampler_seed(config.seed, os.getpid(), len(study.trials))
-    return join_study(config, run, url, seed)
+    return join_study(config, run, url, seed, joined=True)

@@ -5,8 +5,10 @@ order, atomically in the storage. Before evaluating, a trial counts the COMPLETE
 trials with a smaller number (:func:`slot`); only trials whose slot is below the budget
 evaluate, the others are marked PRUNED and stop their worker. So COMPLETE trials never
 exceed the budget, whatever the number of workers. A worker that dies leaves a RUNNING trial
-that holds a slot; between rounds (when no worker is alive) the runner marks such trials
-FAIL (:func:`fail_running`) and starts another round for the slots still free.
+that holds a slot; between rounds (when none of its own workers is alive) the runner marks
+such trials FAIL (:func:`fail_running`) and starts another round for the slots still free.
+Trials of workers that joined with ``autoprune worker`` carry :data:`JOINED_ATTR` and are
+left to run.
 """
 
 from __future__ import annotations
@@ -112,14 +114,35 @@ def slot(trial: Trial) -> int:
     return sum(1 for t in earlier if t.number < trial.number)
 
 
-def fail_running(study: optuna.Study, storage: BaseStorage) -> int:
-    """Mark the RUNNING trials of ``study`` FAIL (call only while no worker is alive)."""
+JOINED_ATTR = "joined_worker"
+"""Trial attribute: process id of the joined worker (``autoprune worker``) playing the trial;
+absent on the trials of the runner's own processes and Ray actors."""
+
+
+def fail_running(study: optuna.Study, storage: BaseStorage, *, joined: bool = False) -> int:
+    """Mark FAIL the RUNNING trials of ``study`` but those of joined workers (call only while
+    none of the runner's own workers is alive), and with ``joined`` those too.
+
+    A trial that finishes meanwhile is left as it is.
+
+    Returns:
+        The trials marked FAIL.
+    """
     study_id = storage.get_study_id_from_name(study.study_name)
-    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    stale = [
+        trial
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if joined or JOINED_ATTR not in trial.user_attrs
+    ]
+    failed = 0
     for trial in stale:
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-        storage.set_trial_state_values(trial_id, TrialState.FAIL)
-    return len(stale)
+        try:
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # its worker finished it since the list was read
+        failed += 1
+    return failed
 
 
 def run_episode(env: CompressionEnv, trial: Trial) -> tuple[float, dict[str, Any]]:
@@ -143,14 +166,20 @@ class EpisodeObjective:
         env: The worker's environment.
         budget: Total evaluations of the study.
         values: Trial value(s) from ``(reward, metrics)``.
+        joined: Whether this is a joined worker (its trials are marked :data:`JOINED_ATTR`).
     """
 
-    def __init__(self, env: CompressionEnv, budget: int, values: ValuesFn) -> None:
+    def __init__(
+        self, env: CompressionEnv, budget: int, values: ValuesFn, *, joined: bool = False
+    ) -> None:
         self.env = env
         self.budget = budget
         self.values = values
+        self.joined = joined
 
     def __call__(self, trial: Trial) -> float | Sequence[float]:
+        if self.joined:
+            trial.set_user_attr(JOINED_ATTR, os.getpid())
         if slot(trial) >= self.budget:
             trial.study.stop()
             raise optuna.TrialPruned("the evaluation budget is spent")
@@ -222,10 +251,13 @@ def worker_main(
     join_study(config, study_name, url, seed)
 
 
-def join_study(config: SearchConfig, study_name: str, url: str, seed: int) -> int:
+def join_study(
+    config: SearchConfig, study_name: str, url: str, seed: int, *, joined: bool = False
+) -> int:
     """Optimise the study ``study_name`` next to its runner until the budget is spent.
 
-    Used by worker processes and by ``autoprune worker`` on another machine.
+    Used by the runner's worker processes and, with ``joined``, by ``autoprune worker`` on
+    another machine.
 
     Returns:
         The trials this worker completed.
@@ -238,7 +270,8 @@ def join_study(config: SearchConfig, study_name: str, url: str, seed: int) -> in
     method = make_method(config.agent, dict(config.agent_options))
     sampler = method.make_sampler(seed, config.episodes)  # type: ignore[attr-defined]
     study = optuna.load_study(study_name=study_name, storage=make_storage(url), sampler=sampler)
-    objective = EpisodeObjective(env, config.episodes, method.values)  # type: ignore[attr-defined]
+    values = method.values  # type: ignore[attr-defined]
+    objective = EpisodeObjective(env, config.episodes, values, joined=joined)
     mine = os.getpid()
     study.optimize(objective)
     done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))

@@ -86,32 +86,39 @@ def _keep_busy(
     layers: list[str],
     dims: tuple[str, ...],
 ) -> None:
-    """Ask a trial for every idle actor, then tell and record the oldest when it is done."""
+    """Ask a trial for every idle actor, then tell the oldest when it is done, give its actor
+    the next trial, and only then record it (so the actor does not wait for the disk)."""
     idle = list(range(len(actors)))
     flight: deque[_InFlight] = deque()
     waiting_since: float | None = None
-    while True:
-        recorder.sync()
+
+    def top_up() -> None:
         free = ctx.budget - _holding(study)
         while idle and free > 0 and not ctx.exhausted:
             trial, actor = study.ask(), idle.pop(0)
             call = actors[actor].episode_of.remote(trial_actions(trial, layers, dims))
             flight.append(_InFlight(trial, actor, call))
             free -= 1
+
+    while True:
+        recorder.sync()
+        top_up()
         if not flight:
             if ctx.exhausted:
                 return
             # trials of joined workers hold the rest of the budget
             waiting_since = waiting_since or time.monotonic()
             if time.monotonic() - waiting_since > JOINED_TRIAL_TIMEOUT:
-                fail_running(study, storage)  # a joined worker died in its trial
+                fail_running(study, storage, joined=True)  # a joined worker died in its trial
             time.sleep(0.5)
             continue
         waiting_since = None
         oldest = flight.popleft()
         reward, info = ray.get(oldest.result)
-        _tell(method, ctx, study, recorder, oldest, reward, info)
+        _tell(method, study, oldest, reward, info)
         idle.append(oldest.actor)
+        top_up()
+        _record(ctx, recorder, oldest.trial, reward, info)
         ctx.maybe_checkpoint()
 
 
@@ -122,18 +129,18 @@ def _holding(study: optuna.Study) -> int:
 
 
 def _tell(
-    method: OptunaMethod,
-    ctx: SearchContext,
-    study: optuna.Study,
-    recorder: TrialRecorder,
-    done: _InFlight,
-    reward: float,
-    info: dict[str, Any],
+    method: OptunaMethod, study: optuna.Study, done: _InFlight, reward: float, info: dict[str, Any]
 ) -> None:
-    """Tell the study ``done``'s result and record it with the runner."""
+    """Tell the study ``done``'s result."""
     trial = done.trial
     trial.set_user_attr(EPISODE_ATTR, episode_attr(reward, info, f"ray-{done.actor}"))
     study.tell(trial, method.values(reward, info["metrics"]))
+
+
+def _record(
+    ctx: SearchContext, recorder: TrialRecorder, trial: Trial, reward: float, info: dict[str, Any]
+) -> None:
+    """Record a told trial with the runner."""
     meta: dict[str, Any] = {"trial_number": trial.number}
     if info.get("retried"):
         meta["retried"] = int(info["retried"])

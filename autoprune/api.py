@@ -27,6 +27,7 @@ from torch import nn
 
 from autoprune.core.errors import AutopruneError
 from autoprune.core.policy import Policy
+from autoprune.core.training import FINETUNE_LR
 from autoprune.searches.finished_search import FinishedSearch, find_search
 from autoprune.searches.search_run import SearchHooks, SearchRun, tracked_search
 from autoprune.workflow.config import SearchConfig
@@ -117,7 +118,7 @@ def apply(
     finetune_epochs: int = 0,
     export_dir: str | Path | None = None,
     *,
-    lr: float = 0.01,
+    lr: float = FINETUNE_LR,
     profile: str | None = None,
     runs_dir: str | Path = "runs",
     data_dir: str | Path | None = None,

@@ -11,8 +11,10 @@ Reported: wall time of each search and the ratio ``local-1 / ray-N``; the best f
 accuracy of each (quality); Ray's start-up (``ray.init`` and the actors' start, each
 building its evaluator from the object store) and its per-episode overhead, the wall time
 of ``ray-N`` beyond its start-up and the evaluations themselves, per ``N`` episodes, as a
-share of an episode's evaluation time (goal: at most 5%), and the share of the workers'
-time after the start-up that they spent evaluating. Results go to
+share of an episode's evaluation time, the share of the workers' time after the start-up
+that they spent evaluating, and Ray's own overhead: ``ray-N``'s wall time after the
+start-up times ``N`` per episode, minus ``local-1``'s wall time per episode, as a share of
+the latter (goal: at most 5%). Results go to
 ``<out>/ray_scaleout-<time>.json`` and ``.md``::
 
     python benchmarks/ray_scaleout.py                                 # the study (long)
@@ -134,6 +136,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     overhead = (many.wall_s - actors_s) / rounds - many.episode_s
     busy = many.episode_s * args.evaluations  # seconds the workers spent evaluating
     utilization = busy / (args.workers * (many.wall_s - actors_s))
+    # per episode, what N Ray workers spend beyond N times the single process's pace
+    local_episode = one.wall_s / args.evaluations
+    over_local = (many.wall_s - actors_s) * args.workers / args.evaluations - local_episode
     summary = {
         "config": {k: v for k, v in vars(args).items()},
         "rows": [asdict(r) for r in rows],
@@ -143,6 +148,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "ray_overhead_per_round_s": overhead,
         "ray_overhead_share_of_episode": overhead / one.episode_s if one.episode_s else None,
         "ray_worker_utilization": utilization,
+        "ray_overhead_over_local_s": over_local,
+        "ray_overhead_over_local_share": over_local / local_episode,
         "ray1_history_equals_local1": rows[1].rewards == one.rewards,
         "cpu_count": __import__("os").cpu_count(),
     }
@@ -175,6 +182,9 @@ def _write(out: Path, stamp: str, summary: dict[str, Any]) -> None:
         + ("" if share is None else f" ({share:.1%} of an episode)"),
         f"- ray-N workers busy evaluating: {summary['ray_worker_utilization']:.1%} of their "
         "time after the start-up",
+        f"- Ray's overhead over the single process, per episode after the start-up: "
+        f"{summary['ray_overhead_over_local_s']:.3f} s "
+        f"({summary['ray_overhead_over_local_share']:.1%} of local-1's episode)",
         f"- ray-1 history equals local-1: {summary['ray1_history_equals_local1']}",
     ]
     (out / f"ray_scaleout-{stamp}.md").write_text("\n".join(lines) + "\n")

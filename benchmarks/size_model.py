@@ -39,9 +39,9 @@ from autoprune.core.specs import LayerSpec, discover_layers
 from autoprune.core.training import DEFAULT_TRAIN, TrainConfig
 from autoprune.cost import load_profile
 from autoprune.data import DataSplits, load_dataset
-from autoprune.deploy.coded_file import finalize_and_code
 from autoprune.latency import build_cost_model
 from autoprune.workflow.baseline import BaselineRequest, train_baseline
+from autoprune.workflow.coded_file import finalize_and_code
 from autoprune.workflow.config import SearchConfig
 from autoprune.workflow.evaluation import PolicyEvaluator
 from autoprune.workflow.session import evaluator_config

@@ -9,13 +9,13 @@ from autoprune.compress import apply_weight_compression, independent_copy
 from autoprune.core.policy import LayerPolicy
 from autoprune.core.specs import discover_layers
 from autoprune.deep_compression import CodedModel
-from autoprune.deploy.coded_file import (
+from autoprune.workflow.baseline import build_for
+from autoprune.workflow.coded_file import (
     code_within,
     finalize_and_code,
     trim_to_fit,
     write_coded_within,
 )
-from autoprune.workflow.baseline import build_for
 
 
 def _sparse_kmeans(digits) -> tuple[torch.nn.Module, list[str]]:

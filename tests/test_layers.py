@@ -72,6 +72,34 @@ def test_no_import_cycle_between_packages() -> None:
     assert len(edges) > 10  # the scan found the packages (a broken scan would pass vacuously)
 
 
+ROWS = (
+    ("autoprune.core", "autoprune.system"),
+    (
+        "autoprune.data",
+        "autoprune.models",
+        "autoprune.compress",
+        "autoprune.coding",
+        "autoprune.cost",
+        "autoprune.export",
+        "autoprune.latency",
+        "autoprune.tracking",
+    ),
+    ("autoprune.workflow", "autoprune.deep_compression", "autoprune.admm", "envs", "agents"),
+    ("autoprune.deploy",),
+    ("autoprune.searches", "autoprune.cli"),
+)
+"""README's "Layout" table, from the bottom up."""
+
+
+def test_no_package_imports_a_later_row_of_the_layout() -> None:
+    row = {package: level for level, packages in enumerate(ROWS) for package in packages}
+    assert set(_graph()) <= set(row)  # a new package must be given its row
+    upward = sorted(
+        f"{a} -> {b}" for a, targets in _graph().items() for b in targets if row[b] > row[a]
+    )
+    assert upward == []
+
+
 def test_the_core_imports_no_other_part_of_autoprune() -> None:
     edges = _graph()
     assert edges.get("autoprune.core", set()) == set()

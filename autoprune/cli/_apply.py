@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 
@@ -26,13 +25,14 @@ from autoprune.cli._options import (
 )
 from autoprune.cli._runs import resolve_run
 from autoprune.core.errors import AutopruneError
+from autoprune.core.training import FINETUNE_LR
 from autoprune.cost import load_profile
 from autoprune.searches.finished_search import find_search
 from autoprune.tracking import read_best_policy
 from autoprune.workflow.config import SearchConfig
 
-FINETUNE_LR_OPTION = LR.but(default=inspect.signature(api.apply).parameters["lr"].default).option
-"""``apply --lr``: :func:`autoprune.apply`'s own fine-tuning learning rate by default."""
+FINETUNE_LR_OPTION = LR.but(default=FINETUNE_LR).option
+"""``apply --lr``: the library's fine-tuning learning rate by default."""
 
 
 def apply_command(

@@ -26,7 +26,7 @@ from autoprune.compress import ChannelPlan, pruned_specs
 from autoprune.core.errors import AutopruneError
 from autoprune.core.policy import Policy
 from autoprune.core.specs import discover_layers
-from autoprune.cost import CostReport, HardwareProfile, load_profile
+from autoprune.cost import MEASURED_PROFILE, CostReport, HardwareProfile, load_profile
 from autoprune.latency import (
     build_cost_model,
     fit_latency_model,
@@ -43,7 +43,7 @@ cost_app = typer.Typer(
 )
 
 WEIGHTS_OPTION = WEIGHTS.but(shown="none; costs need only the shapes").option
-MEASURED_PROFILE_OPTION = PROFILE.but(default="cpu").option
+MEASURED_PROFILE_OPTION = PROFILE.but(default=MEASURED_PROFILE).option
 """``cost validate``'s profile: it compares the latency model with measurement."""
 
 

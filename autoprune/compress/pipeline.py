@@ -78,7 +78,8 @@ class Compressor:
         >>> net = nn.Sequential(nn.Conv2d(1, 8, 3), nn.BatchNorm2d(8), nn.ReLU(),
         ...                     nn.Conv2d(8, 4, 3)).eval()
         >>> compressor = Compressor(net, torch.zeros(1, 1, 8, 8), [torch.randn(16, 1, 8, 8)])
-        >>> specs = __import__("autoprune.core.specs").specs.discover_layers(net, (1, 8, 8))
+        >>> from autoprune.core.specs import discover_layers
+        >>> specs = discover_layers(net, (1, 8, 8))
         >>> small = compressor.compress(Policy.uniform(specs, keep_ratio=0.5))
         >>> small[0].out_channels, net[0].out_channels
         (4, 8)

@@ -63,6 +63,8 @@ DEFAULT_TRAIN: dict[str, TrainConfig] = {
     "mobilenetv2_small": TrainConfig(epochs=10, lr=0.1, weight_decay=4e-5),
 }
 """Defaults per zoo model; other models use :class:`TrainConfig`'s defaults."""
+FINETUNE_LR = 0.01
+"""Learning rate of fine-tuning a compressed model (``apply``, the evaluator's fine-tune)."""
 CHANCE_MARGIN = 0.05
 """Points a model must beat the most frequent class by (at most; ``0.5 / K`` when smaller)."""
 
@@ -231,7 +233,7 @@ def finetune(
     model: nn.Module,
     data: DataSplits,
     epochs: int,
-    lr: float = 0.01,
+    lr: float = FINETUNE_LR,
     teacher: nn.Module | None = None,
     *,
     seed: int = 0,

@@ -28,6 +28,7 @@ from autoprune.cost._apz_size import ApzSizeModel, ApzSizeReport
 from autoprune.cost._assemble import LatencyFn, assemble_report, resolve_policies
 from autoprune.cost._energy import EnergyTable, MemoryLevel
 from autoprune.cost._profile import (
+    MEASURED_PROFILE,
     HardwareProfile,
     MeasurementSettings,
     Runtime,
@@ -55,6 +56,7 @@ __all__ = [
     "RooflineCostModel",
     "Runtime",
     "assemble_report",
+    "MEASURED_PROFILE",
     "load_profile",
     "profile_names",
     "resolve_policies",

@@ -228,6 +228,11 @@ def _energy_table(data: Any, where: str) -> EnergyTable:
     return EnergyTable(**values)
 
 
+MEASURED_PROFILE = "cpu"
+"""The packaged profile measured on this machine (ONNX Runtime), the one to validate the
+latency model with."""
+
+
 def _profile_dir() -> Any:
     return files("autoprune") / "profiles"
 

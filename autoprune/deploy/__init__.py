@@ -1,3 +1,3 @@
-"""Deployment: apply a policy to a trained model (the search's evaluation path, fine-tuning,
-export) and code a compressed model into its ``.apz`` file within the budget.
+"""Deployment: apply a policy to a trained model by the search's evaluation path, fine-tune
+it and export it (``.pt``, ONNX, the ``.apz`` file within the budget, a report).
 """

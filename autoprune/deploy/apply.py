@@ -25,13 +25,13 @@ from autoprune.compress import independent_copy, quantize_weights
 from autoprune.core.budget import Budget
 from autoprune.core.policy import FLOAT_BITS, Policy
 from autoprune.core.specs import discover_layers
-from autoprune.core.training import ProgressFn, finetune, top1_accuracy
+from autoprune.core.training import FINETUNE_LR, ProgressFn, finetune, top1_accuracy
 from autoprune.cost import CostModel
 from autoprune.data import DataSplits
 from autoprune.deep_compression import PruneSchedule, gradual_prune
-from autoprune.deploy.coded_file import finalize_and_code, trim_to_fit, with_trimmed
 from autoprune.export import export_bundle, export_onnx, onnx_node_names_for
 from autoprune.latency import measure_latency
+from autoprune.workflow.coded_file import finalize_and_code, trim_to_fit, with_trimmed
 from autoprune.workflow.config import SearchConfig
 from autoprune.workflow.evaluation import EvaluatorConfig, PolicyEvaluator
 from autoprune.workflow.session import evaluator_config
@@ -178,7 +178,7 @@ def apply_policy(
     out_dir: Path,
     *,
     finetune_epochs: int = 0,
-    lr: float = 0.01,
+    lr: float = FINETUNE_LR,
     evaluation: EvaluatorConfig | None = None,
     latency_repeats: int = 30,
     on_batch: ProgressFn | None = None,

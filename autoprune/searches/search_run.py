@@ -358,7 +358,7 @@ def _save_best_model(
 ) -> dict[str, Path]:
     """The best policy's compressed (not fine-tuned) model as ``.apz``, logged to MLflow;
     pruned a little further if its coded file would miss the search's size budget."""
-    from autoprune.deploy.coded_file import code_within
+    from autoprune.workflow.coded_file import code_within
 
     assert result.best is not None
     model = session.evaluator.compress(result.best.policy)

@@ -1,3 +1,3 @@
-"""The search pipeline: config, the checks before work, wiring a session, the one
-evaluation path, cached baselines, a tracked search and a finished search's run folder.
+"""The search pipeline: config, wiring a session, the one evaluation path, cached
+baselines, and coding a compressed model into its ``.apz`` file within the search's budget.
 """

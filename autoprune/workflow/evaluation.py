@@ -32,7 +32,7 @@ from autoprune.compress.fold import batchnorm_pairs, fold_batchnorm
 from autoprune.core.errors import AutopruneError
 from autoprune.core.policy import Policy
 from autoprune.core.specs import LayerSpec
-from autoprune.core.training import finetune
+from autoprune.core.training import FINETUNE_LR, finetune
 from autoprune.cost import ApzSizeModel, CostModel, CostReport
 from autoprune.data import DataSplits
 
@@ -58,7 +58,7 @@ class EvaluatorConfig:
     """Size of each calibration batch."""
     finetune_epochs: int = 0
     """Short fine-tune inside the search (HAQ used one epoch); 0 disables it."""
-    finetune_lr: float = 0.01
+    finetune_lr: float = FINETUNE_LR
     """Learning rate of that fine-tune."""
     compression: CompressionOptions = field(default_factory=CompressionOptions)
     """Pruning criterion, rounding and recovery."""

@@ -19,9 +19,9 @@ from autoprune.core.specs import discover_layers
 from autoprune.core.training import TrainConfig, train
 from autoprune.cost import ApzSizeModel, load_profile
 from autoprune.cost._apz_layer import LayerSample, predict_layer
-from autoprune.deploy.coded_file import finalize_and_code
 from autoprune.latency import build_cost_model
 from autoprune.workflow.baseline import build_for
+from autoprune.workflow.coded_file import finalize_and_code
 from autoprune.workflow.evaluation import EvaluatorConfig, PolicyEvaluator
 
 
