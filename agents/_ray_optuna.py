@@ -93,6 +93,8 @@ def _keep_busy(
     waiting_since: float | None = None
 
     def top_up() -> None:
+        if not idle:  # every actor busy: no need to read the study
+            return
         free = ctx.budget - _holding(study)
         while idle and free > 0 and not ctx.exhausted:
             trial, actor = study.ask(), idle.pop(0)

@@ -30,7 +30,7 @@ class RayVecEnv(VecEnv):
         workers: The actors (one :class:`~agents._ray.EnvWorker` per environment).
 
     Example:
-        >>> # env = RayVecEnv(ray, start_workers(ray, config, session, kwargs))
+        >>> # env = RayVecEnv(ray, start_workers(ray, config, session))
     """
 
     def __init__(self, ray: Any, workers: RayWorkers) -> None:
