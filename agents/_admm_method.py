@@ -37,7 +37,6 @@ from autoprune.core.bisection import largest_fitting
 from autoprune.core.budget import Budget
 from autoprune.core.errors import AutopruneError
 from autoprune.core.policy import LayerPolicy, Policy
-from autoprune.core.training import top1_accuracy
 from autoprune.deep_compression import CodedModel
 from autoprune.workflow.coded_file import write_coded_within
 from autoprune.workflow.evaluation import PolicyEvaluator
@@ -118,18 +117,23 @@ def record_policy(
     method's own retrained model, as written, on the evaluator's validation images (these
     methods train, so that is their result); ``accuracy_without_retraining`` is the shared
     evaluator's score of the policy applied to the original weights, comparable with the RL
-    and Optuna searches; costs come from the shared evaluator.
+    and Optuna searches; ``size`` and ``bits`` are the written file's (what ``apply RUN``
+    ships), the other costs come from the shared evaluator.
     """
     evaluator, budget = ctx.evaluator, ctx.session.budget
     limits = budget.limits(evaluator.baseline_metrics)
     path = ctx.run_dir / TRAINED_MODEL
+    # The file records how it is scored (dataset, images, model source), as apply's files do,
+    # so that apply ships it with the same header and load_compressed rebuilds it alone.
+    policy.meta = {**policy.meta, "evaluation": evaluator.record()}
     report, trimmed = write_coded_within(trained, path, {"policy": policy.to_dict()}, limits)
     policy.meta = {**policy.meta, **meta, "trained_apz_bytes": report.file_bytes}
     if trimmed:
         policy.meta["trimmed"] = trimmed
-    accuracy = top1_accuracy(trained.model, evaluator.x_val, evaluator.y_val)
+    accuracy = evaluator.accuracy(trained.model, copy_model=True)
     scorer = PolicyScorer(evaluator, budget, ctx.config.reward, ctx.config.reward_kwargs)
-    reward, info = scorer.score(policy, retrained_accuracy=accuracy)
+    shipped = {"size": float(report.file_bytes), "bits": float(trained.yang_bits)}
+    reward, info = scorer.score(policy, retrained_accuracy=accuracy, shipped=shipped)
     ctx.record(info, reward)
 
 

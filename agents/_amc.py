@@ -24,6 +24,9 @@ memory of 100 x layers transitions, and rewards shifted by a moving-average base
   one baseline, so the critic's targets stay consistent with each other; baking a
   per-episode baseline into the stored rewards (which AMC does not do) gives every episode
   its own offset and the critic fits that noise.
+* :class:`Demonstrations` — not AMC: plays the actions of given episodes first (the seed
+  policies of :mod:`agents._seeds`), so that the warm-up's replay memory starts with what
+  the shipped heuristics know (:class:`SeededDDPG`, :class:`SeededTD3`, :class:`SeededSAC`).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from typing import Any
 
 import numpy as np
 from scipy.stats import truncnorm
-from stable_baselines3 import DDPG
+from stable_baselines3 import DDPG, SAC, TD3
 from stable_baselines3.common.buffers import ReplayBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.noise import ActionNoise, VectorizedActionNoise
@@ -177,6 +180,40 @@ class AmcDDPG(DDPG):
         return self.policy.unscale_action(scaled), scaled
 
 
+class Demonstrations(OffPolicyAlgorithm):
+    """Mixin of an SB3 off-policy algorithm: plays given episodes' actions first.
+
+    Put it first among the bases (``class Seeded(Demonstrations, TD3)``). While fewer than
+    ``len(demonstrations)`` episodes were played, the action of environment ``i`` at step
+    ``t`` of round ``r`` is ``demonstrations[r * n_envs + i][t]`` (environments move in
+    lock-step: every episode has ``demonstration_steps`` steps); the transitions enter the
+    replay buffer as any warm-up episode's. Demonstrations are not saved with the model.
+    """
+
+    demonstrations: Sequence[Sequence[np.ndarray]] = ()
+    """Episodes of environment actions (one per step); set on the instance."""
+
+    def _sample_action(
+        self, learning_starts: int, action_noise: ActionNoise | None = None, n_envs: int = 1
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The algorithm's own action, replaced by a demonstration's where one is due."""
+        action, buffer_action = super()._sample_action(learning_starts, action_noise, n_envs)
+        episodes = self.demonstrations
+        if not episodes:
+            return action, buffer_action
+        steps = len(episodes[0])
+        round_, step = divmod(self.num_timesteps // n_envs, steps)
+        for env_index in range(n_envs):
+            episode = round_ * n_envs + env_index
+            if episode < len(episodes):
+                action[env_index] = episodes[episode][step]
+                buffer_action[env_index] = self.policy.scale_action(action[env_index])
+        return action, buffer_action
+
+    def _excluded_save_params(self) -> list[str]:
+        return [*super()._excluded_save_params(), "demonstrations"]
+
+
 class FinalRewardCallback(BaseCallback):
     """Credit every transition of a finished episode with the episode's final reward.
 
@@ -248,3 +285,15 @@ class CenteredReplayBuffer(ReplayBuffer):
         else:
             self.baseline += self.alpha * (mean - self.baseline)
         return batch._replace(rewards=batch.rewards - self.baseline)
+
+
+class SeededDDPG(Demonstrations, AmcDDPG):
+    """:class:`AmcDDPG` that plays :attr:`demonstrations` first (``ddpg``'s algorithm)."""
+
+
+class SeededTD3(Demonstrations, TD3):
+    """SB3's TD3 that plays :attr:`demonstrations` first (``td3``'s algorithm)."""
+
+
+class SeededSAC(Demonstrations, SAC):
+    """SB3's SAC that plays :attr:`demonstrations` first (``sac``'s algorithm)."""

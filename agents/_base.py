@@ -127,6 +127,17 @@ class SearchMethod(ABC):
         holds the records already counted.
         """
 
+    def plant_seeds(self, ctx: SearchContext) -> None:
+        """Take the seed policies of ``ctx.config.seed_policies`` (:mod:`agents._seeds`);
+        called once by the runner before :meth:`run` of a fresh search.
+
+        The default evaluates and records them as the first episodes; methods that learn
+        from episodes override it to learn from them too, heuristics to ignore them.
+        """
+        from agents._seeds import record_seeds, seeds_for
+
+        record_seeds(ctx, seeds_for(ctx))
+
     def check_budget(self, evaluator: PolicyEvaluator, budget: Budget) -> bool:
         """Refuse (one-line :class:`AutopruneError`) a budget the method's own space cannot
         reach, naming the smallest value it reaches; called before anything is written.

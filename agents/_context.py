@@ -10,7 +10,7 @@ from dataclasses import replace
 from functools import partial
 from multiprocessing.context import ForkServerContext, SpawnContext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import gymnasium as gym
 import torch
@@ -23,10 +23,26 @@ from autoprune.workflow.evaluation import COST_METRICS, PolicyEvaluator
 from autoprune.workflow.session import SearchSession, prepare_search
 from envs.compression_env import CompressionEnv
 
-if TYPE_CHECKING:
-    from agents._base import SearchMethod
-
 RecordFn = Callable[[EpisodeRecord], None]
+
+
+class MethodState(Protocol):
+    """What the runner and the context use of a search method (:class:`~agents.SearchMethod`
+    provides it); a protocol, so that ``_context`` and ``_base`` do not import each other."""
+
+    @property
+    def name(self) -> str:
+        """Registry name."""
+
+    @property
+    def objectives(self) -> tuple[str, ...]:
+        """Objectives of the Pareto front."""
+
+    def run(self, ctx: SearchContext) -> None:
+        """Search until ``ctx.exhausted``."""
+
+    def save_state(self, folder: Path) -> None:
+        """Write the method's state into ``folder``."""
 
 
 def search_env(config: SearchConfig, session: SearchSession) -> CompressionEnv:
@@ -82,7 +98,7 @@ class SearchContext:
         config: SearchConfig,
         session: SearchSession,
         store: RunStore,
-        method: SearchMethod,
+        method: MethodState,
         history: list[EpisodeRecord],
         *,
         on_record: RecordFn | None = None,

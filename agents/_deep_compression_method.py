@@ -10,11 +10,12 @@ retrained model's validation ``accuracy`` and the shared evaluator's
 coded into the run folder as ``trained_model.apz``.
 
 Deep Compression has no budget of its own. When the search has a ``size`` or ``bits``
-target (or any other) and ``fit_size`` is on, every layer's density is scaled down by one
-common factor (keeping the scan's allocation) until the cost model predicts that the policy
-meets every target. The method's space is therefore its fixed bit-widths with any sparsity
-down to one weight per layer: :meth:`DeepCompressionMethod.check_budget` refuses, before
-anything is written, a budget that even that policy misses.
+target (or any other) and ``fit_size`` is on, every layer's density is scaled by one common
+factor (keeping the scan's allocation), down or up, to the largest that the cost model
+predicts meets every target: the budget is used, not only respected. The method's space
+is therefore its fixed bit-widths with any sparsity down to one weight per layer:
+:meth:`DeepCompressionMethod.check_budget` refuses, before anything is written, a budget
+that even that policy misses.
 
 Its options (:class:`DeepCompressionOptions`) are
 :class:`~autoprune.deep_compression.DeepCompressionConfig` itself, less the settings the
@@ -60,7 +61,8 @@ class DeepCompressionOptions(DeepCompressionConfig):
     """
 
     fit_size: bool = True
-    """Scale the densities down until the search's targets (``size``, ``bits``) are met."""
+    """Scale the densities to the largest that meets the search's targets (``size``,
+    ``bits``)."""
 
 
 DC_SET_BY_SEARCH = {
@@ -103,17 +105,17 @@ def fit_to_budget(
     bits: dict[str, int],
     limits: dict[str, float],
 ) -> dict[str, float]:
-    """``base`` with every density scaled down until the predicted costs meet ``limits``.
+    """``base`` with every density scaled by one common factor, the largest whose predicted
+    costs meet ``limits``: down when ``base`` misses them, up (less pruning, densities
+    capped at 1) when it leaves part of the budget unused.
 
     Raises:
         AutopruneError: When one weight per layer does not fit either (checked before the
             search by :meth:`DeepCompressionMethod.check_budget`).
     """
-    if _fits(evaluator, base, bits, limits):
-        return dict(base)
     counts = {s.name: s.weight_count for s in evaluator.specs}
-    high = float(sum(bits[n] * round((1 - s) * counts[n]) for n, s in base.items()))
     low = float(sum(bits.values()))
+    high = float(sum(bits[n] * counts[n] for n in counts))  # every weight kept
     fitted = targets_for_budget(counts, bits, low, base)
     if not _fits(evaluator, fitted, bits, limits):
         raise AutopruneError(

@@ -96,8 +96,8 @@ def drop_torn_tail(path: Path, torn_at: int) -> Path:
 def _parse(line: bytes) -> EpisodeRecord | None:
     try:
         return EpisodeRecord.from_dict(json.loads(line))
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
+        return None  # RecursionError: a line nested thousands of levels deep
 
 
 def fsync_path(path: Path) -> None:

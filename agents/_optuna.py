@@ -41,9 +41,13 @@ from agents._optuna_study import (
     storage_url,
     worker_main,
 )
+from agents._seeds import Seed, seeds_for
 from autoprune.core.errors import AutopruneError
+from envs.compression_env import CompressionEnv
 
 PARETO_OBJECTIVES = ("accuracy", "latency", "energy", "size")
+SEED_ATTR = "seed_policy"
+"""User attribute of an enqueued seed trial: the heuristic whose policy it plays."""
 
 
 @dataclass(frozen=True)
@@ -80,7 +84,9 @@ class TrialRecorder:
             if trial.number in self.seen or self.ctx.exhausted:
                 continue
             info, reward = episode_info(trial)
-            meta = {"trial_number": trial.number}
+            meta: dict[str, Any] = {"trial_number": trial.number}
+            if SEED_ATTR in trial.user_attrs:
+                meta["seed_policy"] = trial.user_attrs[SEED_ATTR]
             if info.get("retried"):
                 meta["retried"] = int(info["retried"])
             self.ctx.record(info, reward, meta=meta)
@@ -103,6 +109,11 @@ class OptunaMethod(SearchMethod):
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         super().__init__(options)
         self.options.check()
+        self.seeds: list[Seed] = []
+
+    def plant_seeds(self, ctx: SearchContext) -> None:
+        """Keep the seed policies; :meth:`run` enqueues them as the study's first trials."""
+        self.seeds = seeds_for(ctx)
 
     def episodes_before_learning(self, budget: int) -> int | None:
         """The sampler's random start-up trials (``n_startup_trials`` may override them)."""
@@ -123,6 +134,8 @@ class OptunaMethod(SearchMethod):
         url = storage_url(ctx.config)
         storage = make_storage(url)
         study = self._create_study(ctx, storage, url)
+        if self.seeds and not study.trials:
+            enqueue_seeds(study, ctx.make_env(), self.seeds)
         recorder = TrialRecorder(ctx, study)
         while True:
             fail_running(study, storage)
@@ -198,6 +211,24 @@ class OptunaMethod(SearchMethod):
                 if process.is_alive():
                     process.terminate()
                 process.join()
+
+
+def seed_params(env: CompressionEnv, seed: Seed) -> dict[str, float]:
+    """The trial parameters (:func:`~agents._optuna_study.run_episode`'s names) that play
+    ``seed``'s actions."""
+    dims = env.space.dims
+    return {
+        f"{layer}.{dim}": float(value)
+        for layer, action in zip(env.layer_names, seed.actions, strict=True)
+        for dim, value in zip(dims, action, strict=True)
+    }
+
+
+def enqueue_seeds(study: optuna.Study, env: CompressionEnv, seeds: Sequence[Seed]) -> None:
+    """Enqueue ``seeds`` (``Study.enqueue_trial``): the sampler asks them first, and learns
+    from their results like from any trial's."""
+    for seed in seeds:
+        study.enqueue_trial(seed_params(env, seed), user_attrs={SEED_ATTR: seed.name})
 
 
 class TPEMethod(OptunaMethod):

@@ -30,7 +30,11 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from agents._context import search_env
 from autoprune.core.errors import AutopruneError
 from autoprune.core.policy import Policy
-from autoprune.system.database_url import parse_database_url
+from autoprune.system.database_url import (
+    hide_passwords,
+    parse_database_url,
+    without_passwords,
+)
 from autoprune.system.locks import exclusive
 from autoprune.workflow.config import SearchConfig
 from autoprune.workflow.session import prepare_search
@@ -85,7 +89,7 @@ def check_storage(url: str) -> None:
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     if scheme.split("+", 1)[0] not in STORAGE_SCHEMES:
         raise AutopruneError(
-            f"storage '{url}' is not a database URL Optuna can use (scheme "
+            f"storage '{hide_passwords(url)}' is not a database URL Optuna can use (scheme "
             f"'{scheme or 'none'}'); write e.g. {example}"
         )
     parsed = parse_database_url(url, "storage", example)
@@ -95,7 +99,7 @@ def check_storage(url: str) -> None:
     except AutopruneError:
         raise
     except (SQLAlchemyError, OSError) as exc:
-        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+        reason = hide_passwords(" ".join(str(getattr(exc, "orig", None) or exc).split())[:200])
         raise AutopruneError(
             f"storage {shown} cannot be opened ({reason}); start the database, fix the URL, "
             "or leave storage out to use a SQLite file under runs_dir"
@@ -285,7 +289,8 @@ the storage to join."""
 
 def save_study_config(study: optuna.Study, config: SearchConfig) -> None:
     """Store ``config`` in ``study`` (see :data:`STUDY_CONFIG_ATTR`)."""
-    study.set_user_attr(STUDY_CONFIG_ATTR, {"config": config.to_dict()})
+    config_data = without_passwords(config.to_dict())  # a password is never stored
+    study.set_user_attr(STUDY_CONFIG_ATTR, {"config": config_data})
 
 
 def study_config(study: optuna.Study) -> SearchConfig:

@@ -250,14 +250,20 @@ def worker_session(config: SearchConfig, shared: dict[str, Any]) -> SearchSessio
     them as in every local worker) and removed once loaded; nothing is read from the
     driver's disk.
     """
+    import ray
+
     from autoprune.workflow.session import prepare_search
 
+    # The GPU Ray gave this actor (its CUDA_VISIBLE_DEVICES), else the CPU: a driver's
+    # cuda:N names another process's device.
+    device = "cuda" if ray.get_gpu_ids() else "cpu"
     with tempfile.TemporaryDirectory(prefix="autoprune-ray-") as folder:
         path = Path(folder) / "weights.pt"
         torch.save(shared["weights"], path)
         with warnings.catch_warnings():  # arrays from the object store are read-only
             warnings.filterwarnings("ignore", message=".*not writable.*")
-            return prepare_search(config.replace(weights=str(path)), data=shared["data"])
+            worker = config.replace(weights=str(path), device=device)
+            return prepare_search(worker, data=shared["data"])
 
 
 @dataclass

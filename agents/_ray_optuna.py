@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import optuna
@@ -28,8 +29,32 @@ from agents._optuna_study import EPISODE_ATTR, episode_attr, fail_running, sampl
 from agents._ray import ray_cluster, start_workers
 
 if TYPE_CHECKING:
+    from optuna.samplers import BaseSampler
+
     from agents._context import SearchContext
-    from agents._optuna import OptunaMethod, TrialRecorder
+
+
+class OptunaMethod(Protocol):
+    """What the Ray driver uses of an Optuna method (:class:`agents._optuna.OptunaMethod`);
+    protocols here, so that ``_optuna`` (which calls :func:`optimize_on_ray`) and this module
+    do not import each other."""
+
+    def make_sampler(self, seed: int, budget: int) -> BaseSampler:
+        """The sampler of one worker."""
+
+    def values(self, reward: float, metrics: dict[str, float]) -> float | Sequence[float]:
+        """The trial value(s) of an episode."""
+
+
+class TrialRecorder(Protocol):
+    """What the Ray driver uses of :class:`agents._optuna.TrialRecorder`."""
+
+    study: optuna.Study
+    seen: set[Any]
+
+    def sync(self) -> None:
+        """Record every COMPLETE trial not recorded yet."""
+
 
 JOINED_TRIAL_TIMEOUT = 3600.0
 """Seconds the runner waits for the trials of joined workers (``autoprune worker``) that

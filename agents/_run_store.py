@@ -31,9 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from agents._history import drop_torn_tail, fsync_path, scan_history
+from autoprune.core.bounded import loads_json
 from autoprune.core.errors import AutopruneError
 from autoprune.core.results import EpisodeRecord
+from autoprune.system.database_url import drop_passwords, without_passwords
 from autoprune.system.locks import FileLock
+from autoprune.system.paths import child_path
 
 HISTORY = "history.jsonl"
 POINTER = "checkpoint.json"
@@ -92,14 +95,11 @@ def write_json_atomic(path: Path, data: Any) -> None:
 
 def read_json(path: Path) -> Any:
     """Read a JSON file written by this module; a damaged one is a one-line error."""
-    try:
-        return json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
-        reason = " ".join(str(exc).split())[:120]
-        raise AutopruneError(
-            f"run file {path} is damaged ({reason}); restore it from a backup, or start a new "
-            "search (the finished episodes stay readable in history.jsonl)"
-        ) from None
+    fix = (
+        "restore it from a backup, or start a new search (the finished episodes stay "
+        "readable in history.jsonl)"
+    )
+    return loads_json(path.read_bytes(), f"run file {path}", fix, problem="is damaged")
 
 
 class RunStore:
@@ -128,7 +128,7 @@ class RunStore:
         store._lock.acquire(wait=True)  # nobody else locks a run before config.json exists
         (path / CHECKPOINTS).mkdir()
         (path / HISTORY).touch()
-        write_json_atomic(path / "config.json", config)
+        write_json_atomic(path / "config.json", without_passwords(config))  # never stored
         return store
 
     @classmethod
@@ -208,7 +208,8 @@ class RunStore:
 
     def save_tracking_run(self, run_id: str, tracking_uri: str) -> None:
         """Record the MLflow run of this search, so that a resume continues it."""
-        write_json_atomic(self.path / TRACKING, {"run_id": run_id, "tracking_uri": tracking_uri})
+        uri = drop_passwords(tracking_uri)  # the driver reads PGPASSWORD / ~/.pgpass itself
+        write_json_atomic(self.path / TRACKING, {"run_id": run_id, "tracking_uri": uri})
 
     # Checkpoints --------------------------------------------------------------------------
 
@@ -217,7 +218,14 @@ class RunStore:
         pointer = self.path / POINTER
         if not pointer.is_file():
             return None
-        folder = self.path / CHECKPOINTS / read_json(pointer)["name"]
+        target = read_json(pointer)
+        name = target.get("name") if isinstance(target, dict) else None
+        if not isinstance(name, str):
+            raise AutopruneError(
+                f"run file {pointer} is damaged (it names no checkpoint); restore it from a "
+                "backup, or start a new search"
+            )
+        folder = child_path(self.path / CHECKPOINTS, name, f"checkpoint name in {pointer}")
         return folder if folder.is_dir() else None
 
     def write_checkpoint(self, episodes: int, write: Callable[[Path], None]) -> Path:

@@ -2,7 +2,14 @@
 
 The runner owns the evaluation budget (exactly ``config.episodes`` records), the history,
 checkpoints and resume; the method only drives environments (see
-:class:`~agents._base.SearchMethod`).
+:class:`~agents._base.SearchMethod`). A fresh search first hands the method its seed
+policies (``config.seed_policies``, :mod:`agents._seeds`).
+
+An episode that repeats an earlier policy counts toward ``episodes`` like any other: an RL
+agent learns from each of its episodes, and the evaluator's cache answers the repeat at no
+evaluation cost. Repeats are reported instead: ``distinct_policies`` in the result (and
+``summary.json``, the MLflow run, the CLI's report), with a warning when more than a tenth
+of the evaluations were repeats (:func:`autoprune.core.results.repeats_message`).
 
 Resume semantics. Every finished episode is appended to ``history.jsonl`` (fsync'ed) before
 anything else hears of it, and the agent is checkpointed every ``checkpoint_every`` episodes
@@ -33,14 +40,19 @@ from agents._ray import check_scale_out
 from agents._registry import make_method, method_class
 from agents._rng import seed_everything, set_rng_state
 from agents._run_store import RunExists, RunStore, existing_run_message, read_json
+from autoprune.core.bounded import brief
 from autoprune.core.budget import Budget
 from autoprune.core.errors import AutopruneError
 from autoprune.core.results import EpisodeRecord, SearchResult
-from autoprune.workflow.config import SearchConfig, fold_legacy_env_kwargs
+from autoprune.system.database_url import without_passwords
+from autoprune.system.paths import child_path
+from autoprune.workflow.config import SearchConfig, fold_legacy_env_kwargs, saved_run_defaults
 from autoprune.workflow.session import SearchSession, prepare_search
 
 RESUME_MAY_CHANGE = (
     "episodes",
+    "device",
+    "seed_policies",
     "checkpoint_every",
     "runs_dir",
     "tracking_uri",
@@ -72,13 +84,27 @@ DEFAULTS = SearchConfig().to_dict()
 def run_name_for(config: SearchConfig, when: float | None = None) -> str:
     """CleanRL-style run name ``{model}__{agent}__{seed}__{YYYYmmdd-HHMMSS}``.
 
+    The name is safe on a command line and as a folder: it starts with a letter or digit and
+    holds only ``[A-Za-z0-9._-]``; a model given as a path contributes its file name and
+    function, at most 40 characters (``/work/build.py:net`` gives ``build-net``).
+
     Example:
         >>> run_name_for(SearchConfig(model="demo", agent="tpe", seed=3), when=0)[:15]
         'demo__tpe__3__1'
+        >>> run_name_for(SearchConfig(model="/work/m/build.py:net", agent="tpe"), when=0)[:20]
+        'build-net__tpe__0__1'
     """
-    model = "".join(c if c.isalnum() or c in "-_" else "-" for c in config.model)
+    model = _name_part(config.model)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(time.time() if when is None else when))
     return f"{model}__{config.agent}__{config.seed}__{stamp}"
+
+
+def _name_part(model: str) -> str:
+    """``model`` as the first part of a run name: ``[A-Za-z0-9._-]``, starting with a letter
+    or digit, at most 40 characters."""
+    tail = model.replace("\\", "/").rsplit("/", 1)[-1].replace(".py:", ":")
+    safe = "".join(c if c.isalnum() and c.isascii() or c in "._-" else "-" for c in tail)
+    return safe.strip("._-")[:40].rstrip("._-") or "model"
 
 
 def run_search(
@@ -130,6 +156,9 @@ def _finish(ctx: SearchContext) -> SearchResult:
     """Spend the rest of the budget, checkpoint, and write ``result.json``."""
     config = ctx.config
     if not ctx.exhausted:
+        method = ctx.method
+        if isinstance(method, SearchMethod) and _fresh(ctx, method):
+            method.plant_seeds(ctx)
         ctx.method.run(ctx)
         if not ctx.exhausted:
             raise RuntimeError(
@@ -146,6 +175,13 @@ def _finish(ctx: SearchContext) -> SearchResult:
     )
     ctx.store.write_result(result.to_dict())
     return result
+
+
+def _fresh(ctx: SearchContext, method: SearchMethod) -> bool:
+    """Whether the search starts now and takes seed policies (see :mod:`agents._seeds`;
+    one-shot methods spend their fixed evaluations on their own policy)."""
+    fixed = method.fixed_evaluations is not None
+    return not ctx.resumed and ctx.recorded == 0 and bool(ctx.config.seed_policies) and not fixed
 
 
 def _start(
@@ -205,14 +241,22 @@ def _session_for(config: SearchConfig, session: SearchSession) -> SearchSession:
 
 def _check_new_run(config: SearchConfig, run_name: str | None) -> None:
     """Fail before any slow work when the new run's name is taken."""
-    if run_name is not None and (config.runs_path / "searches" / run_name).exists():
-        raise AutopruneError(existing_run_message(config.runs_path / "searches" / run_name))
+    if run_name is None:
+        return
+    path = child_path(config.runs_path / "searches", run_name)
+    if path.exists():
+        raise AutopruneError(existing_run_message(path))
 
 
 def _method_options(config: SearchConfig) -> dict[str, Any]:
-    """The method's options, with ``config.workers`` as its parallelism."""
+    """The method's options, with ``config.workers`` as its parallelism and the search's
+    device for the agent's networks (unless the agent options name another)."""
     check_scale_out(config)
-    return _with_workers(config, dict(config.agent_options))
+    options = dict(config.agent_options)
+    fields = {f.name for f in dataclasses.fields(method_class(config.agent).Options)}
+    if "device" in fields and "device" not in options and config.device != "auto":
+        options["device"] = config.device
+    return _with_workers(config, options)
 
 
 PARALLEL_OPTIONS = ("n_envs", "n_workers")
@@ -274,13 +318,13 @@ def open_run(
     root = config.runs_path / "searches"
     if resume is None:
         if run_name is not None:
-            return RunStore.create(root / run_name, config.to_dict())
+            return RunStore.create(child_path(root, run_name), config.to_dict())
         return _create_unique(root, config)
     if run_name is not None and run_name != resume:
         raise AutopruneError(
             f"run_name '{run_name}' differs from resume '{resume}'; pass only resume"
         )
-    store = RunStore.open(root / resume)
+    store = RunStore.open(child_path(root, resume))
     try:
         _check_same_settings(store.saved_config, config.to_dict())
     except BaseException:
@@ -302,7 +346,8 @@ def _create_unique(root: Path, config: SearchConfig) -> RunStore:
 
 def _check_same_settings(saved: dict[str, Any], given: dict[str, Any]) -> None:
     # a run saved before a key existed had its default
-    saved = {**DEFAULTS, **fold_legacy_env_kwargs(saved)}
+    saved = {**DEFAULTS, **saved_run_defaults(fold_legacy_env_kwargs(saved))}
+    given = without_passwords(given)  # config.json never holds one (RunStore.create)
     differing = sorted(
         key
         for key in set(saved) | set(given)
@@ -310,7 +355,7 @@ def _check_same_settings(saved: dict[str, Any], given: dict[str, Any]) -> None:
     )
     if differing:
         detail = "; ".join(
-            f"{k}: saved {saved.get(k)!r}, given {given.get(k)!r}" for k in differing
+            f"{k}: saved {brief(saved.get(k))}, given {brief(given.get(k))}" for k in differing
         )
         raise AutopruneError(
             f"cannot resume with different settings ({detail}); resume with the saved config"

@@ -26,12 +26,13 @@ from __future__ import annotations
 import contextlib
 import json
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
-from stable_baselines3 import PPO, SAC, TD3
+from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.noise import ActionNoise, NormalActionNoise
@@ -39,9 +40,12 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from agents._amc import (
-    AmcDDPG,
     CenteredReplayBuffer,
+    Demonstrations,
     FinalRewardCallback,
+    SeededDDPG,
+    SeededSAC,
+    SeededTD3,
     TruncatedNormalNoise,
     vectorized_noise,
 )
@@ -51,11 +55,22 @@ from agents._ray import ray_cluster, start_workers
 from agents._ray_vec_env import RayVecEnv
 from agents._rng import rng_state, set_rng_state
 from agents._run_store import read_json
+from agents._sb3_state import (
+    REPLAY_FILE,
+    ShapeMismatch,
+    load_agent,
+    load_replay,
+    noise_state,
+    refuse_pickles,
+    save_agent,
+    save_replay,
+    set_noise_state,
+)
+from agents._seeds import Seed, seeds_for
 from autoprune.core.errors import AutopruneError
 
-MODEL_FILE = "model.zip"
-REPLAY_FILE = "replay.pkl"
 STATE_FILE = "state.json"
+_STATE_KEYS = ("action_space_rng", "rng", "noise")
 
 
 @dataclass(frozen=True)
@@ -140,11 +155,19 @@ class RunnerCallback(BaseCallback):
     that parallel environments finish beyond the budget are not recorded.
     """
 
-    def __init__(self, ctx: SearchContext, reserve: int = 0, stop_early: bool = True) -> None:
+    def __init__(
+        self,
+        ctx: SearchContext,
+        reserve: int = 0,
+        stop_early: bool = True,
+        seeds: Sequence[str] = (),
+    ) -> None:
         super().__init__()
         self.ctx = ctx
         self.reserve = reserve
         self.stop_early = stop_early
+        self.seeds = list(seeds)
+        """Heuristics of the demonstrations played first, in order (``meta["seed_policy"]``)."""
 
     def _on_rollout_start(self) -> None:
         self.ctx.maybe_checkpoint()
@@ -156,6 +179,8 @@ class RunnerCallback(BaseCallback):
                 meta: dict[str, Any] = {"warmup": True} if self._warming_up() else {}
                 if infos[index].get("retried"):
                     meta["retried"] = int(infos[index]["retried"])
+                if self.ctx.recorded < len(self.seeds):
+                    meta["seed_policy"] = self.seeds[self.ctx.recorded]
                 self.ctx.record(infos[index], float(rewards[index]), meta=meta or None)
         if self.stop_early:
             return self.ctx.remaining > self.reserve
@@ -180,6 +205,8 @@ class SB3Method(SearchMethod):
         self.options.check()
         self.model: BaseAlgorithm | None = None
         self._resume_from: Path | None = None
+        self.seeds: list[Seed] = []
+        """Seed policies played first as demonstrations (off-policy methods, fresh runs)."""
 
     def algorithm_kwargs(self, ctx: SearchContext, env: VecEnv, steps: int) -> dict[str, Any]:
         """Constructor arguments of :attr:`algorithm` for ``env`` and episodes of ``steps``."""
@@ -209,13 +236,16 @@ class SB3Method(SearchMethod):
         try:
             steps = len(env.get_attr("layer_names")[0])
             if self._resume_from is not None:
-                self.model = self._load(env, self._resume_from)
+                self.model = self._load(ctx, env, steps, self._resume_from)
             else:
                 self.model = self._build(ctx, env, steps)
+                if isinstance(self.model, Demonstrations):  # a fresh search: seeds first
+                    self.model.demonstrations = [seed.actions for seed in self.seeds]
             learning = ctx.remaining - reserve
             if learning > 0:
                 rounds = -(-learning // n_envs)
-                runner = RunnerCallback(ctx, reserve, stop_early=not self.trains_per_episode)
+                seeds = [seed.name for seed in self.seeds]
+                runner = RunnerCallback(ctx, reserve, not self.trains_per_episode, seeds)
                 callback = CallbackList([*self.callbacks(), runner])
                 self.model.learn(
                     total_timesteps=rounds * n_envs * steps,
@@ -253,45 +283,69 @@ class SB3Method(SearchMethod):
         start = worker_processes().get_start_method()
         return SubprocVecEnv([ctx.env_factory(n_envs) for _ in range(n_envs)], start)
 
-    def _build(self, ctx: SearchContext, env: VecEnv, steps: int) -> BaseAlgorithm:
+    def _build(
+        self, ctx: SearchContext, env: VecEnv, steps: int, saved: dict[str, Any] | None = None
+    ) -> BaseAlgorithm:
+        """The algorithm of the run's config (``saved``: settings a checkpoint fixed)."""
         kwargs = {
             **self.algorithm_kwargs(ctx, env, steps),
             **self.options.algo_kwargs,
+            **(saved or {}),
             "device": self.options.device,
             "verbose": self.options.verbose,
             "seed": ctx.config.seed,
         }
         return self.algorithm("MlpPolicy", env, **kwargs)
 
-    def _load(self, env: VecEnv, folder: Path) -> BaseAlgorithm:
+    def _load(self, ctx: SearchContext, env: VecEnv, steps: int, folder: Path) -> BaseAlgorithm:
+        """The algorithm built from the run's config, then given the checkpoint's weights,
+        optimisers, counters, noise and random states (no pickle is ever loaded)."""
+        refuse_pickles(folder)
+        state = read_json(folder / STATE_FILE)
+        if not isinstance(state, dict) or not all(key in state for key in _STATE_KEYS):
+            raise AutopruneError(
+                f"{folder / STATE_FILE} lacks the agent's random states; start a new search "
+                "(its finished episodes stay readable in history.jsonl)"
+            )
+        model = self._build(ctx, env, steps, self.saved_settings(state, folder))
         try:
-            model = self.algorithm.load(folder / MODEL_FILE, env=env, device=self.options.device)
-        except ValueError as exc:
-            if "spaces do not match" not in str(exc):
-                raise
+            load_agent(model, folder, state)
+        except ShapeMismatch as exc:
             raise AutopruneError(
                 f"the checkpoint in {folder} was saved by an older version of the search "
                 f"environment ({exc}); it cannot be resumed, start a new search"
-            ) from exc
+            ) from None
+        set_noise_state(getattr(model, "action_noise", None), state["noise"], folder)
         model._last_obs = None  # the new environment must be reset by learn()
-        state = read_json(folder / STATE_FILE)
-        model.action_space.np_random.bit_generator.state = state["action_space_rng"]
-        set_rng_state(state["rng"])  # SB3's load re-seeded the global generators
+        try:
+            model.action_space.np_random.bit_generator.state = state["action_space_rng"]
+            set_rng_state(state["rng"])  # building the model re-seeded the global generators
+        except (TypeError, ValueError, KeyError, RuntimeError) as exc:
+            raise AutopruneError(
+                f"{folder / STATE_FILE} holds damaged random states ({exc}); start a new search"
+            ) from None
         return model
 
     def save_state(self, folder: Path) -> None:
-        """Model (weights, optimisers, noise, counters), random states."""
+        """Weights and optimisers (``agent.pt``), counters, noise and random states (JSON)."""
         assert self.model is not None
-        self.model.save(folder / MODEL_FILE)
+        counters = save_agent(self.model, folder)
         state = {
             "action_space_rng": self.model.action_space.np_random.bit_generator.state,
             "rng": rng_state(),
+            "noise": noise_state(getattr(self.model, "action_noise", None)),
+            **counters,
             **self.extra_state(),
         }
         (folder / STATE_FILE).write_text(json.dumps(state))
 
     def extra_state(self) -> dict[str, Any]:
         """More JSON state of a subclass."""
+        return {}
+
+    def saved_settings(self, state: dict[str, Any], folder: Path) -> dict[str, Any]:
+        """Constructor arguments that :meth:`extra_state` fixed for a resume."""
+        del state, folder
         return {}
 
     def load_state(self, folder: Path) -> None:
@@ -308,6 +362,11 @@ class OffPolicyMethod(SB3Method):
     def __init__(self, options: dict[str, Any] | None = None) -> None:
         super().__init__(options)
         self.reward_callback = FinalRewardCallback()
+
+    def plant_seeds(self, ctx: SearchContext) -> None:
+        """Keep the seed policies: their actions are the first warm-up episodes
+        (:class:`~agents._amc.Demonstrations`), so they enter the replay buffer."""
+        self.seeds = seeds_for(ctx)
 
     def warmup_episodes(self, ctx: SearchContext) -> int:
         """Episodes of random actions before learning starts.
@@ -371,24 +430,50 @@ class OffPolicyMethod(SB3Method):
         """The final-reward credit runs before the runner's callback."""
         return [self.reward_callback]
 
-    def _load(self, env: VecEnv, folder: Path) -> BaseAlgorithm:
-        model = super()._load(env, folder)
-        assert isinstance(model, OffPolicyAlgorithm)
-        model.load_replay_buffer(folder / REPLAY_FILE)  # with its reward baseline
+    def extra_state(self) -> dict[str, Any]:
+        """The replay size and warm-up the run started with (a longer resumed budget keeps
+        them, as SB3's own checkpoints did)."""
+        assert isinstance(self.model, OffPolicyAlgorithm)
+        return {
+            "buffer_size": self.model.buffer_size,
+            "learning_starts": self.model.learning_starts,
+        }
+
+    def saved_settings(self, state: dict[str, Any], folder: Path) -> dict[str, Any]:
+        """``buffer_size`` and ``learning_starts`` of the checkpoint's state."""
+        settings = {key: state.get(key) for key in ("buffer_size", "learning_starts")}
+        for key, value in settings.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise AutopruneError(
+                    f"{folder / STATE_FILE} lacks '{key}'; start a new search (its finished "
+                    "episodes stay readable in history.jsonl)"
+                )
+        return settings
+
+    def _load(self, ctx: SearchContext, env: VecEnv, steps: int, folder: Path) -> BaseAlgorithm:
+        model = super()._load(ctx, env, steps, folder)
+        assert isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None
+        try:
+            load_replay(model.replay_buffer, folder / REPLAY_FILE)  # with its reward baseline
+        except ShapeMismatch as exc:
+            raise AutopruneError(
+                f"the checkpoint in {folder} was saved by an older version of the search "
+                f"environment ({exc}); it cannot be resumed, start a new search"
+            ) from None
         return model
 
     def save_state(self, folder: Path) -> None:
-        """Also the replay buffer."""
+        """Also the replay buffer (``replay.npz``)."""
         super().save_state(folder)
-        assert isinstance(self.model, OffPolicyAlgorithm)
-        self.model.save_replay_buffer(folder / REPLAY_FILE)
+        assert isinstance(self.model, OffPolicyAlgorithm) and self.model.replay_buffer is not None
+        save_replay(self.model.replay_buffer, folder / REPLAY_FILE)
 
 
 class DDPGMethod(OffPolicyMethod):
     """``ddpg``: AMC's DDPG (see :mod:`agents._amc`)."""
 
     name = "ddpg"
-    algorithm = AmcDDPG
+    algorithm = SeededDDPG
     Options = DDPGOptions
 
     def buffer_size(self, ctx: SearchContext, steps: int) -> int:
@@ -422,7 +507,7 @@ class TD3Method(OffPolicyMethod):
     """``td3``: SB3's TD3 with Gaussian exploration noise."""
 
     name = "td3"
-    algorithm = TD3
+    algorithm = SeededTD3
 
     def noise(self, ctx: SearchContext, env: VecEnv) -> ActionNoise | None:
         """Gaussian noise of ``noise_sigma`` (SB3's TD3 has none by default)."""
@@ -436,7 +521,7 @@ class SACMethod(OffPolicyMethod):
     """``sac``: SB3's SAC (a stochastic policy explores by itself)."""
 
     name = "sac"
-    algorithm = SAC
+    algorithm = SeededSAC
 
 
 class PPOMethod(SB3Method):

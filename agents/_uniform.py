@@ -17,7 +17,9 @@ these candidates are evaluated first, and the rest of the budget sweeps each bit
 value down toward -1 in turn.
 
 The prediction is the environment's own request (:meth:`CompressionEnv.requested_policy`:
-channel rounding, sparsity grid, pinned layers), so the wall lets it through unchanged;
+channel rounding, sparsity grid, pinned layers), scored as it is (as one-shot methods'
+policies are) when it meets the budget, else played as the actions that choose it under the
+budget wall (:meth:`CompressionEnv.actions_for`);
 neighbours that round to the same channels, sparsities and bits are answered by the
 evaluator's cache. The schedule depends only on the budget, so a resumed run continues it
 where the history ends.
@@ -98,10 +100,15 @@ def bit_levels(env: CompressionEnv) -> list[float]:
     return [bits_action(b, low, high) for b in range(high, low - 1, -1)]
 
 
+def _separate(env: CompressionEnv) -> bool:
+    """Whether the mode searches bits together with another dimension."""
+    dims = env.space.dims
+    return any(d in BITS for d in dims) and any(d not in BITS for d in dims)
+
+
 def plan(ctx: SearchContext, env: CompressionEnv, budget: int) -> list[Uniform]:
     """The method's ``budget`` episodes (see the module docstring)."""
-    separate = any(d in BITS for d in env.space.dims) and any(d not in BITS for d in env.space.dims)
-    if not separate:
+    if not _separate(env):
         return [Uniform(u) for u in schedule(largest_feasible(ctx, env), budget)]
     levels = bit_levels(env)
     best = {b: largest_feasible(ctx, env, b) for b in levels}
@@ -112,20 +119,40 @@ def plan(ctx: SearchContext, env: CompressionEnv, budget: int) -> list[Uniform]:
     return episodes[:budget]
 
 
+def best_choices(ctx: SearchContext, env: CompressionEnv) -> list[Uniform]:
+    """The candidates the method evaluates first: the largest uniform setting that meets
+    the budget (in ``sparse``/``joint``, one per bit-width)."""
+    return plan(ctx, env, len(bit_levels(env)) if _separate(env) else 1)
+
+
 def play(env: CompressionEnv, choice: Uniform) -> tuple[float, dict[str, Any]]:
-    """One episode with ``choice``'s action at every step."""
+    """One episode that chooses ``choice``'s policy (:meth:`CompressionEnv.actions_for`)."""
+    return play_policy(env, choice.policy(env))
+
+
+def play_policy(env: CompressionEnv, policy: Policy) -> tuple[float, dict[str, Any]]:
+    """Score ``policy`` (a request of ``env``) as an episode would: as it is when it meets
+    the budget, else the episode of its actions (:meth:`CompressionEnv.actions_for`: the
+    top of each feasible interval where the budget does not allow a setting)."""
+    if env.space.feasible(policy.layers):
+        reward, info = env.score_policy(policy)
+        return reward, {**info, "repaired": False}
     env.reset()
-    action = choice.action(env)
-    while True:
+    for action in env.actions_for(policy):
         _, reward, terminated, truncated, info = env.step(action)
         if terminated or truncated:
             return float(reward), info
+    raise AssertionError("the episode did not end after one action per step")
 
 
 class UniformMethod(SearchMethod):
     """``uniform``: one keep ratio, sparsity and/or bit-width for all layers (module doc)."""
 
     name = "uniform"
+
+    def plant_seeds(self, ctx: SearchContext) -> None:
+        """None: the method plays the heuristics' policies (its own) itself."""
+        del ctx
 
     def run(self, ctx: SearchContext) -> None:
         """Bisect, then play the schedule from the first unrecorded position."""

@@ -5,6 +5,7 @@ stays cheap:
 
 - :func:`search`: one tracked search, as ``autoprune search`` runs it;
 - :func:`apply`: compress, fine-tune and export under a policy, as ``autoprune apply``;
+- :func:`train`: train a classifier (an ``nn.Module`` or a name) on streamed data;
 - :func:`load_compressed`: the model stored in a ``.apz`` file or an exported ``model.pt``.
 
 The library's layers are packages: ``core`` (layer specs, policies, budgets, training
@@ -21,29 +22,26 @@ Example:
 
 from __future__ import annotations
 
-from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any
+import typing as _typing
 
-try:
-    __version__ = version("autoprune")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
-
-if TYPE_CHECKING:
-    from autoprune.api import SearchHooks, SearchRun, apply, load_compressed, search
+if _typing.TYPE_CHECKING:
+    from autoprune.api import SearchHooks, SearchRun, apply, load_compressed, search, train
     from autoprune.core.policy import Policy
     from autoprune.deploy.apply import ApplyResult
+
+    __version__: str
 
 _LAZY = {
     "search": "autoprune.api",
     "apply": "autoprune.api",
     "load_compressed": "autoprune.api",
+    "train": "autoprune.api",
     "SearchRun": "autoprune.api",
     "SearchHooks": "autoprune.api",
     "ApplyResult": "autoprune.deploy.apply",
     "Policy": "autoprune.core.policy",
 }
+"""The module that defines each public name, imported on first use."""
 
 __all__ = [
     "ApplyResult",
@@ -54,16 +52,34 @@ __all__ = [
     "apply",
     "load_compressed",
     "search",
+    "train",
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
+def _package_version() -> str:
+    """The installed distribution's version (a source tree never installed: ``0.0.0+unknown``)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("autoprune")
+    except PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
+def __getattr__(name: str) -> _typing.Any:
+    if name == "__version__":
+        value: _typing.Any = _package_version()
+    elif name in _LAZY:
+        from importlib import import_module
+
         value = getattr(import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'autoprune' has no attribute '{name}'")
+    else:
+        raise AttributeError(f"module 'autoprune' has no attribute '{name}'")
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+    """The public API and the subpackages imported so far (no import leftovers)."""
+    loaded = {k for k, v in globals().items() if type(v) is type(_typing) and not k.startswith("_")}
+    return sorted(set(__all__) | loaded)

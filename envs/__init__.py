@@ -13,8 +13,16 @@ from __future__ import annotations
 
 import gymnasium as gym
 
+from envs._feasible import WALLS, Wall
 from envs._infeasible import check_reachable
-from envs.actions import ACTION_DIMS, DIMENSIONS, MODES, LayerAction, decode_action
+from envs.actions import (
+    ACTION_DIMS,
+    DIMENSIONS,
+    MODES,
+    LayerAction,
+    decode_action,
+    encode_action,
+)
 from envs.compression_env import CompressionEnv
 from envs.observation import FEATURES, OBS_SIZE
 from envs.rewards import RewardFn, make_reward, reward_names
@@ -34,6 +42,7 @@ __all__ = [
     "FEATURES",
     "MODES",
     "OBS_SIZE",
+    "WALLS",
     "CompressionEnv",
     "EvaluatorLike",
     "LayerAction",
@@ -41,8 +50,10 @@ __all__ = [
     "PolicyScorer",
     "RewardFn",
     "SearchSpace",
+    "Wall",
     "check_reachable",
     "decode_action",
+    "encode_action",
     "make_reward",
     "reward_names",
 ]

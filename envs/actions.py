@@ -28,7 +28,7 @@ from typing import Literal
 import numpy as np
 
 from autoprune.core.errors import AutopruneError
-from autoprune.core.policy import FLOAT_BITS
+from autoprune.core.policy import FLOAT_BITS, LayerPolicy
 from autoprune.workflow.config import DEFAULT_MAX_SPARSITY
 
 Mode = Literal["prune", "quantize", "sparse", "joint"]
@@ -164,3 +164,33 @@ def decode_action(
         if name in units:
             fields[name] = bits_from_unit(units[name], min_bits, max_bits)
     return LayerAction(**fields)  # type: ignore[arg-type]
+
+
+def encode_action(
+    layer: LayerAction | LayerPolicy,
+    mode: Mode,
+    *,
+    min_keep: float,
+    max_keep: float,
+    min_bits: int,
+    max_bits: int,
+    max_sparsity: float = DEFAULT_MAX_SPARSITY,
+) -> np.ndarray:
+    """The action that :func:`decode_action` decodes to ``layer`` (values clamped to the
+    ranges; bits at the middle of their bin).
+
+    Example:
+        >>> ranges = dict(min_keep=0.5, max_keep=1.0, min_bits=2, max_bits=8)
+        >>> decode_action(encode_action(LayerAction(0.75, 0.5, 3, 8), "joint", **ranges),
+        ...               "joint", **ranges)
+        LayerAction(keep_ratio=0.75, sparsity=0.5, w_bits=3, a_bits=8)
+    """
+    span = max_keep - min_keep
+    units = {
+        "keep": (layer.keep_ratio - min_keep) / span if span > 0 else 1.0,
+        "sparsity": 1.0 - layer.sparsity / max_sparsity if max_sparsity > 0 else 1.0,
+        "w_bits": (bits_action(layer.w_bits, min_bits, max_bits) + 1.0) / 2.0,
+        "a_bits": (bits_action(layer.a_bits, min_bits, max_bits) + 1.0) / 2.0,
+    }
+    values = [2.0 * min(1.0, max(0.0, units[dim])) - 1.0 for dim in DIMENSIONS[mode]]
+    return np.asarray(values, dtype=np.float32)

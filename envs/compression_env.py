@@ -12,6 +12,7 @@ from gymnasium import spaces
 
 from autoprune.core.errors import AutopruneError
 from autoprune.core.policy import LayerPolicy, Policy
+from envs._feasible import WALLS, Wall, replay, wall_setting
 from envs.actions import (
     ACTION_DIMS,
     DEFAULT_MAX_SPARSITY,
@@ -19,6 +20,7 @@ from envs.actions import (
     LayerAction,
     Mode,
     decode_action,
+    encode_action,
 )
 from envs.observation import (
     OBS_SIZE,
@@ -75,8 +77,12 @@ class CompressionEnv(gym.Env[np.ndarray, np.ndarray]):
     channels (multiples of the evaluator's ``round_to``); the sparsity is linear from
     ``max_sparsity`` (action -1) to 0 (action +1) in steps of 0.001; bits use HAQ's
     equal-width bins over ``[min_bits, max_bits]`` (:func:`envs.actions.decode_action`).
-    The action is then clipped so that the remaining layers at their minimum can still meet
-    the budget (AMC's wall: keep ratio first, then sparsity, weight bits, activation bits).
+    Then the budget wall (the later layers at their minimum must still meet the budget):
+    ``wall="scale"`` (default) maps each component into the step's *feasible interval*, from
+    the minimum to the largest setting the wall allows, as it maps into the full range without
+    a budget (:mod:`envs._feasible`), so distinct actions stay distinct policies at tight
+    budgets; ``wall="clip"`` (AMC's) cuts a request at the interval's top, which sends most
+    actions to one policy there. :meth:`actions_for` replays a given policy.
 
     The default ``max_sparsity`` 0.995 (0.5% of the weights left) covers Deep Compression's
     91-97% on the large fully connected layers of LeNet, AlexNet and VGG-16 and Yang et al.'s
@@ -167,11 +173,13 @@ class CompressionEnv(gym.Env[np.ndarray, np.ndarray]):
     | `pin_first_last` | bool or None            | None         | first/last at 8 bits (1)       |
     | `reward_kwargs`  | mapping                 | None         | keyword arguments of `reward`  |
     | `layers`         | list of str             | None (all)   | layer names to search          |
+    | `wall`           | str                     | `"scale"`    | scale or clip (Action Space)   |
 
     (1) None: pinned in the quantize and joint modes, not in sparse (see ``PINNING_MODES``).
 
     ## Version History
 
+    * v1 (later): ``wall="scale"`` is the default; ``"clip"`` keeps AMC's wall.
     * v1: ``sparse`` mode, sparsity in ``joint`` (4 action components), 27 observation
       features (budget left, decided density and bits, previous sparsity).
     * v0: Initial version.
@@ -194,8 +202,12 @@ class CompressionEnv(gym.Env[np.ndarray, np.ndarray]):
         pin_first_last: bool | None = None,
         reward_kwargs: Mapping[str, float] | None = None,
         layers: Sequence[str] | None = None,
+        wall: Wall = "scale",
     ) -> None:
         _check_settings(mode, min_keep, max_keep, min_bits, max_bits)
+        if wall not in WALLS:
+            raise AutopruneError(f"unknown wall '{wall}'; choose one of: {', '.join(WALLS)}")
+        self.wall: Wall = wall
         _check_sparsity(max_sparsity)
         self.evaluator = evaluator
         self.scorer = PolicyScorer(evaluator, budget, reward, reward_kwargs)
@@ -214,6 +226,15 @@ class CompressionEnv(gym.Env[np.ndarray, np.ndarray]):
             max_sparsity=max_sparsity,
             pin_first_last=pin_first_last,
             layers=layers,
+        )
+        self._encode = partial(
+            encode_action,
+            mode=mode,
+            min_keep=min_keep,
+            max_keep=max_keep,
+            min_bits=min_bits,
+            max_bits=max_bits,
+            max_sparsity=max_sparsity,
         )
         self._decode = partial(
             decode_action,
@@ -295,7 +316,7 @@ class CompressionEnv(gym.Env[np.ndarray, np.ndarray]):
             raise AutopruneError("the episode is over; call reset() before step()")
         role = self.space.steps[self._step]
         wanted = self._decode(action)
-        chosen = self.space.clip(self._step, self._decided, wanted)
+        chosen = self.setting_for(self._step, self._decided, action)
         self._decided[role.name] = chosen
         self._step += 1
         info = {
@@ -311,6 +332,25 @@ class CompressionEnv(gym.Env[np.ndarray, np.ndarray]):
         self._done = True
         reward, result = self._finish()
         return np.zeros(OBS_SIZE, dtype=np.float32), reward, True, False, {**info, **result}
+
+    def encode(self, layer: LayerPolicy | LayerAction) -> np.ndarray:
+        """The action that asks for ``layer``'s settings without a budget (the inverse of
+        :meth:`decode`)."""
+        return self._encode(layer)
+
+    def setting_for(
+        self, step: int, decided: Mapping[str, LayerPolicy], action: np.ndarray
+    ) -> LayerPolicy:
+        """What step ``step`` chooses for ``action`` after the settings ``decided``."""
+        return wall_setting(self.space, self.wall, step, decided, action, self._decode(action))
+
+    def actions_for(self, policy: Policy) -> list[np.ndarray]:
+        """Actions with which an episode chooses ``policy``'s settings, one per step.
+
+        Played from :meth:`reset`, they reproduce a feasible ``policy`` on the searched
+        layers and dimensions (wall and rounding included; :func:`envs._feasible.replay`).
+        """
+        return replay(self.space, self.wall, policy, self._encode, self._decode)
 
     def _get_obs(self) -> np.ndarray:
         space = self.space

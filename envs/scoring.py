@@ -48,16 +48,24 @@ class PolicyScorer:
         self.limits = self.budget.limits(self.baseline)
 
     def score(
-        self, policy: Policy, *, retrained_accuracy: float | None = None
+        self,
+        policy: Policy,
+        *,
+        retrained_accuracy: float | None = None,
+        shipped: Mapping[str, float] | None = None,
     ) -> tuple[float, dict[str, Any]]:
         """Evaluate ``policy``, pay the reward and set its ``metrics``, ``budget`` and ``meta``.
 
         Args:
-            policy: A full policy; ``reward`` and ``evaluation`` are added to its ``meta``.
+            policy: A full policy; ``reward``, ``evaluation`` and ``effective`` (what each
+                layer really keeps, see :mod:`autoprune.core.effective`) are added to its
+                ``meta``.
             retrained_accuracy: The accuracy of a model that the method retrained to
                 ``policy``; it is the ``accuracy`` (of the reward and the record), and the
                 evaluator's (the policy applied to the original weights) is kept as
                 ``accuracy_without_retraining``.
+            shipped: Costs measured on that model's own coded file (``size``, ``bits``); they
+                replace the predictions of the policy on the original weights.
 
         Returns:
             The reward and the terminal ``info``: ``policy``, ``metrics`` (accuracy, costs,
@@ -69,6 +77,7 @@ class PolicyScorer:
         if retrained_accuracy is not None:
             measured["accuracy_without_retraining"] = measured["accuracy"]
             measured["accuracy"] = retrained_accuracy
+        measured.update(shipped or {})
         reward = float(self.reward_fn(measured, self.baseline, self.limits))
         usage = self.budget.usage(measured, self.baseline)
         metrics = {
@@ -79,7 +88,9 @@ class PolicyScorer:
         policy.metrics = dict(metrics)
         policy.budget = self.budget.to_dict()
         record = {"reward": self.reward_name, "evaluation": self.evaluator.record()}
-        policy.meta = {**policy.meta, **record}
+        round_to = self.evaluator.config.compression.round_to
+        truth = policy.with_effective(self.evaluator.plan, round_to).meta  # coupled layers
+        policy.meta = {**truth, **record}
         return reward, {
             "policy": policy,
             "metrics": metrics,

@@ -288,11 +288,11 @@ class SearchSpace:
         if fits(wanted):
             return wanted
         current = self._low[role.name]
-        for field, values in self._candidates(role, wanted):
+        for field, values in self.candidates(role, wanted):
             current = _with_field(current, field, _largest(values, fits, current, field))
         return current
 
-    def _candidates(self, role: LayerRole, wanted: LayerPolicy) -> Candidates:
+    def candidates(self, role: LayerRole, wanted: LayerPolicy) -> Candidates:
         """Per searched dimension, in wall order: the settings from the minimum up to
         ``wanted``'s, in ascending resources."""
         out: Candidates = []

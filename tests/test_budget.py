@@ -80,3 +80,16 @@ def test_size_and_bits_are_separate_targets():
     # 25 KB of Yang's count fits, but the file with indices and codebooks does not.
     assert not budget.satisfied({"size": 31e3, "bits": 200e3}, baseline)
     assert budget.satisfied({"size": 29e3, "bits": 200e3}, baseline)
+
+
+@pytest.mark.parametrize("text", ["size=1/40", "size=40x", "size=0.025x", "size = 1 / 40"])
+def test_ratios_and_reduction_factors_are_fractions(text: str) -> None:
+    constraint = Constraint.parse(text)
+    assert (constraint.metric, constraint.relative) == ("size", True)
+    assert constraint.value == pytest.approx(0.025)
+
+
+@pytest.mark.parametrize(("text", "words"), [("size=40/1", "above"), ("size=1/0", "positive")])
+def test_ratios_that_are_no_budget_are_refused(text: str, words: str) -> None:
+    with pytest.raises(AutopruneError, match=words):
+        Constraint.parse(text)

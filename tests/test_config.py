@@ -89,3 +89,16 @@ def test_the_old_env_kwargs_spelling_is_read_as_config_keys():
 def test_bad_environment_settings(data, message):
     with pytest.raises(AutopruneError, match=message):
         SearchConfig.from_mapping(data)
+
+
+def test_a_run_saved_before_the_scale_wall_resumes_with_the_clip_wall(tmp_path):
+    """A run folder's config.json without ``wall`` was searched with AMC's clip."""
+    import json
+
+    saved = tmp_path / "searches" / "old__tpe__0__1" / "config.json"
+    saved.parent.mkdir(parents=True)
+    saved.write_text(json.dumps({"agent": "tpe", "episodes": 4}))
+    assert SearchConfig.from_mapping(load_config_file(saved)).wall == "clip"
+    user = tmp_path / "config.json"  # a user's own file keeps today's default
+    user.write_text(json.dumps({"agent": "tpe"}))
+    assert SearchConfig.from_mapping(load_config_file(user)).wall == "scale"

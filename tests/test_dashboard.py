@@ -252,3 +252,38 @@ def test_provenance_without_weights_or_git(monkeypatch) -> None:
     found = provenance_params(None)["provenance"]
     assert found["weights"] == "none" and found["git_commit"] == "unknown"
     assert found["version"]["torch"] == version("torch")
+
+
+def test_run_description_summarises_the_best_policy(fake_records) -> None:
+    from autoprune.tracking._dashboard import run_description
+
+    records = fake_records([1.0, 0.5, 0.6])  # best feasible: keep 0.6 (accuracy 0.74)
+    result = SearchResult("tpe", records, {"accuracy": 0.95}, seconds=1.0)
+    text = run_description(result, "flops=0.6")
+    lines = text.splitlines()
+    assert lines[0] == "**tpe** search, target `flops=0.6`"
+    assert "- best accuracy: 0.7400 (original 0.9500), episode 2" in lines
+    assert "- budget use: 0.900 (1.0 = the limit)" in lines
+    assert f"- evaluations: 3, distinct policies: {result.distinct_policies}" in lines
+    assert "| layer | keep | w bits | a bits | sparsity |" in lines
+    rows = [line for line in lines if line.startswith("| `")]
+    assert rows == ["| `0` | 0.60 | 8 | 8 | 0.00 |", "| `3` | 1.00 | 8 | 8 | 0.00 |"]  # logits kept
+    none = run_description(SearchResult("tpe", records[:1], {}), None)
+    assert none.splitlines()[-1] == "No feasible policy in 1 evaluations."
+
+
+def test_runs_view_and_budget_use_tag(fake_records) -> None:
+    from autoprune.tracking._dashboard import RUNS_COLUMNS, dashboard_url, runs_view_state
+
+    tags = summary_tags(SearchResult("random", fake_records([0.5, 0.6]), {"accuracy": 0.9}))
+    assert tags["best.budget_use"] == "0.9"  # the largest budget_use_* of the best episode
+    view = json.loads(runs_view_state())
+    assert view["selectedColumns"] == view["columnOrder"] == [f"tags.`{k}`" for k in RUNS_COLUMNS]
+    assert {"search.method", "best.accuracy", "best.budget_use"} <= set(RUNS_COLUMNS)
+    assert dashboard_url("3") == (
+        "http://127.0.0.1:5000/#/experiments/3/runs"
+        "?workflowType=machine_learning&viewStateShareKey=autoprune"
+    )
+    assert dashboard_url("3", "r1", base="http://h:1").endswith(
+        "/#/experiments/3/runs/r1?workflowType=machine_learning"
+    )

@@ -121,3 +121,37 @@ def test_no_module_imports_another_packages_private_modules() -> None:
             if not (module == owner or module.startswith(owner + ".")):
                 offending.append(f"{module} imports {name}")
     assert offending == []
+
+
+def _module_level_imports(path: Path) -> Iterator[str]:
+    """The imports ``path`` runs when it is imported: its top-level statements (also inside
+    a top-level ``try`` or ``if``), not those in functions or under ``if TYPE_CHECKING``."""
+    todo = list(ast.parse(path.read_text()).body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            todo.extend(node.orelse)
+        elif isinstance(node, (ast.If, ast.Try)):
+            todo.extend(ast.iter_child_nodes(node))
+        elif isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            yield node.module
+            yield from (f"{node.module}.{alias.name}" for alias in node.names)
+
+
+def test_no_module_level_import_cycle_inside_a_package() -> None:
+    paths = dict(_modules())
+    packages = {m for m, p in paths.items() if p.name == "__init__.py"}
+    edges: dict[str, set[str]] = {}
+    for module, path in paths.items():
+        home = module if module in packages else module.rpartition(".")[0]
+        for name in _module_level_imports(path):
+            sibling = name.rpartition(".")[0] == home and name not in packages
+            if sibling and name in paths and name != module:
+                edges.setdefault(module, set()).add(name)
+    cycles = sorted(
+        f"{a} -> {b}" for a, targets in edges.items() for b in targets if a in _reachable(edges, b)
+    )
+    assert cycles == []
+    assert len(edges) > 20  # the scan found modules importing their siblings

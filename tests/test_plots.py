@@ -107,3 +107,18 @@ def test_plotting_leaves_pyplot_and_backend_alone(
     assert matplotlib.get_backend() == backend
     pyplot = sys.modules.get("matplotlib.pyplot")
     assert pyplot is None or pyplot.get_fignums() == []
+
+
+def test_policy_plot_has_no_bits_panel_in_prune_mode(tmp_path):
+    """A float policy (prune mode) draws only the keep panel: a shorter figure."""
+    from PIL import Image
+
+    from autoprune.core.specs import discover_layers
+    from autoprune.tracking.plots import plot_policy
+
+    model = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 6 * 6, 10))
+    specs = discover_layers(model, (1, 8, 8))
+    pruned = plot_policy(Policy.uniform(specs, keep_ratio=0.5), tmp_path / "prune.png")
+    quantized = plot_policy(Policy.uniform(specs, w_bits=4, a_bits=8), tmp_path / "quant.png")
+    with Image.open(pruned) as one, Image.open(quantized) as two:
+        assert one.height < two.height - 100

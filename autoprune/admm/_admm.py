@@ -13,17 +13,19 @@ projected copy V and a scaled dual Y:
 After the last epoch W is hard-projected onto V's masks and bit-widths (masks as
 :class:`~autoprune.compress.sparsity.SparsityMask`, a k-means codebook refitted on W's kept
 weights), then fine-tuned with masks and assignments frozen: only the centroids, biases and
-BatchNorm learn. Each centroid follows the mean of its members' gradients (Deep Compression
-sums them, which diverges at 1-2 bits where one centroid stands for most of a layer; see
-:func:`average_centroid_gradients`). The result always satisfies the budget.
+BatchNorm learn, by :func:`autoprune.compress.retrain.retrain`: each centroid follows the
+mean of its members' gradients (Deep Compression sums them, which diverges at 1-2 bits where
+one centroid stands for most of a layer), the best epoch is kept and a diverging run is
+retried at a lower rate. The result always satisfies the budget.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -33,12 +35,12 @@ from torch.nn.utils import parametrize
 from autoprune.admm._config import AdmmConfig, AdmmEpoch, AdmmResult, check_budget, coded_cost
 from autoprune.admm._joint import Projection, project_joint
 from autoprune.compress import quantize_weights
-from autoprune.compress.quantize import KMeansWeightQuant
+from autoprune.compress.retrain import normalise_centroid_steps, retrain
 from autoprune.compress.sparsity import SparsityMask
 from autoprune.core.errors import AutopruneError, unknown_name
 from autoprune.core.policy import LayerPolicy, Policy
 from autoprune.core.specs import discover_layers
-from autoprune.core.training import finetune, top1_accuracy
+from autoprune.core.training import split_accuracy
 from autoprune.data import DataSplits
 from autoprune.deep_compression import CodedModel
 
@@ -82,7 +84,7 @@ def _swapped(params: Mapping[str, nn.Parameter], values: Mapping[str, torch.Tens
 
 def _w_step(
     model: nn.Module,
-    loader: torch.utils.data.DataLoader,
+    loader: Iterable[tuple[torch.Tensor, Any]],
     optimizer: torch.optim.Optimizer,
     params: Mapping[str, nn.Parameter],
     anchors: Mapping[str, torch.Tensor],
@@ -159,14 +161,14 @@ def _run_admm(
         for n, p in params.items():
             duals[n] += p.detach() - projection.values[n]
         with _swapped(params, projection.values):
-            projected = top1_accuracy(model, data.x_val, data.y_val)
+            projected = split_accuracy(model, data)
         record = AdmmEpoch(
             epoch=epoch + 1,
             rho=rho,
             loss=loss,
             penalty=penalty,
             residual=_residual(params, projection.values),
-            val_accuracy=top1_accuracy(model, data.x_val, data.y_val),
+            val_accuracy=split_accuracy(model, data),
             projected_accuracy=projected,
             yang_bits=projection.yang_bits,
             cost_bits=projection.cost_bits,
@@ -188,16 +190,10 @@ def average_centroid_gradients(model: nn.Module) -> None:
 
     Deep Compression sums them, so a centroid's step grows with its cluster: at 1-2 bits a
     centroid can stand for tens of thousands of weights and a learning rate that suits a
-    single weight diverges. The mean keeps one learning rate right for every bit-width.
-    The hooks live on the quantizers' parameters and disappear when the model is squashed.
+    single weight diverges. :func:`autoprune.compress.retrain.retrain` does this for the
+    duration of a retraining; this keeps the hooks until the model is squashed.
     """
-    for module in model.modules():
-        if not isinstance(module, KMeansWeightQuant):
-            continue
-        kept = module.assignments if module.mask is None else module.assignments[module.mask]
-        counts = torch.bincount(kept.reshape(-1), minlength=module.centroids.numel())
-        scale = 1.0 / counts.clamp(min=1).to(module.centroids.dtype)
-        module.centroids.register_hook(lambda grad, scale=scale: grad * scale)
+    normalise_centroid_steps(model)
 
 
 def _hard_project(model: nn.Module, projection: Projection) -> None:
@@ -212,7 +208,6 @@ def _hard_project(model: nn.Module, projection: Projection) -> None:
         parametrize.register_parametrization(module, "weight", SparsityMask(mask))
     layers = {n: LayerPolicy(w_bits=b, quantizer="kmeans") for n, b in projection.bits.items()}
     quantize_weights(model, layers)
-    average_centroid_gradients(model)
 
 
 def _policy(specs: list, coded: CodedModel, budget_bits: float) -> Policy:
@@ -269,10 +264,10 @@ def admm_compress(
     torch.manual_seed(config.seed)
     projection, history = _run_admm(work, params, data, budget_bits, config, on_epoch)
     _hard_project(work, projection)
-    if config.finetune_epochs:
-        finetune(work, data, config.finetune_epochs, config.finetune_lr, seed=config.seed)
+    if config.finetune_epochs:  # centroids by their members' mean gradient, best epoch kept
+        retrain(work, data, config.finetune_epochs, lr=config.finetune_lr, seed=config.seed)
     work.eval()
-    val_accuracy = top1_accuracy(work, data.x_val, data.y_val)
+    val_accuracy = split_accuracy(work, data)
     coded = CodedModel.freeze(work, names)
     cost = coded_cost(coded, config.overhead)
     assert coded.yang_bits <= cost <= budget_bits, "hard projection left the budget"

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import sys
 import traceback
+import warnings
+from typing import TextIO
 
-import click
 import typer
 from rich.markup import escape
 
-from autoprune.cli import _apply, _compare, _cost, _inspect, _search, _train, _ui, _worker
 from autoprune.cli._console import err_console
+from autoprune.cli._lazy import LazyGroup
 from autoprune.cli._signals import StopSignals
-from autoprune.cli._usage import NO_ARGS_IS_HELP, USAGE_ERRORS, click_message, usage_message
+from autoprune.cli._usage import click_message, is_help_request, is_usage_error, usage_message
 from autoprune.core.errors import AutopruneError
+from autoprune.system.atomic_dir import is_disk_full
+from autoprune.system.verified import CacheWarning
 
 app = typer.Typer(
     name="autoprune",
     help="Search per-layer pruning ratios and bit-widths for a trained PyTorch CNN.",
+    epilog="Example: autoprune search (a demo search); autoprune COMMAND --help for more.",
+    cls=LazyGroup,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -38,7 +43,9 @@ def _root(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or tables."),
     threads: int | None = typer.Option(
-        None, "--threads", help="torch intra-op threads (default: torch's; 1 suits tiny models)."
+        None,
+        "--threads",
+        help="torch intra-op threads; 1 suits tiny models. " + escape("[default: torch's]"),
     ),
     version: bool = typer.Option(
         False, "--version", callback=_print_version, is_eager=True, help="Print the version."
@@ -56,19 +63,29 @@ def _root(
         torch.set_num_threads(threads)
 
 
-_search.register(app)
-_compare.register(app)
-_train.register(app)
-_inspect.register(app)
-_cost.register(app)
-_apply.register(app)
-_ui.register(app)
-_worker.register(app)
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """A cache that failed its check is one yellow line (other warnings as Python shows them)."""
+    if issubclass(category, CacheWarning):
+        text = f"[yellow]warning:[/] {escape(str(message))}"
+        err_console.print(text, highlight=False, soft_wrap=True)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
 
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point; returns the process exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    warnings.showwarning = _show_warning
     debug = "--debug" in args
     stop = StopSignals()
     try:
@@ -80,22 +97,35 @@ def main(argv: list[str] | None = None) -> int:
         message = escape(str(exc))  # a message may hold [brackets] (lists, YAML examples)
         err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
         return 2
-    except NO_ARGS_IS_HELP as exc:
-        print(click_message(exc))
-        return 0
-    except USAGE_ERRORS as exc:
+    except typer.TyperException as exc:
+        if is_help_request(exc):
+            print(click_message(exc))
+            return 0
         if debug:
             traceback.print_exc()
-        message = escape(usage_message(exc))
+        usage = is_usage_error(exc)
+        message = escape(usage_message(exc) if usage else click_message(exc))
         err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-        return 2
-    except click.exceptions.Abort:
+        return 2 if usage else int(getattr(exc, "exit_code", 1))
+    except typer.Abort:
         err_console.print("aborted")
         return 130
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return exc.exit_code
     except KeyboardInterrupt:  # a signal outside the command (Typer catches those inside)
         code = 130
+    except Exception as exc:  # a disk that filled up outside the atomic writers
+        if debug or not is_disk_full(exc):
+            raise
+        name = getattr(exc, "filename", None)
+        where = f" writing {name}" if name else ""
+        err_console.print(
+            f"[bold red]error:[/] no space left on the disk{where}; free some space (or write "
+            "elsewhere: --runs-dir, --export) and run the command again",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return 2
     return _exit_code(stop, code)
 
 

@@ -15,6 +15,7 @@ from autoprune.cli._console import console, err_console, progress_bar
 from autoprune.cli._options import (
     DATA_DIR,
     DATASET,
+    DEVICE,
     JSON_OUT,
     LR,
     MODEL,
@@ -22,17 +23,21 @@ from autoprune.cli._options import (
     RUNS_DIR,
     TRACKING_URI,
     WEIGHTS,
+    Flag,
 )
 from autoprune.cli._runs import resolve_run
 from autoprune.core.errors import AutopruneError
 from autoprune.core.training import FINETUNE_LR
 from autoprune.cost import load_profile
 from autoprune.searches.finished_search import find_search
+from autoprune.system.atomic_dir import write_atomic
 from autoprune.tracking import read_best_policy
 from autoprune.workflow.config import SearchConfig
 
 FINETUNE_LR_OPTION = LR.but(default=FINETUNE_LR).option
 """``apply --lr``: the library's fine-tuning learning rate by default."""
+OUTPUT_OPTION = Flag(("--output", "-o"), "Write to a file.", shown="print it").option
+EXPORT_OPTION = Flag(("--export",), "Output folder.", shown="RUNS_DIR/exports/NAME").option
 
 
 def apply_command(
@@ -46,11 +51,18 @@ def apply_command(
     dataset: str | None = DATASET.from_run,
     finetune_epochs: int = typer.Option(0, "--finetune-epochs", help="Fine-tuning epochs."),
     lr: float = FINETUNE_LR_OPTION,
-    export: Path | None = typer.Option(None, "--export", help="Output folder."),
+    export: Path | None = EXPORT_OPTION,
     profile: str | None = PROFILE.from_run,
     data_dir: Path | None = DATA_DIR.option,
     runs_dir: Path = RUNS_DIR.option,
     as_json: bool = JSON_OUT.option,
+    reapply_policy: bool = typer.Option(
+        False,
+        "--reapply-policy",
+        help="For a deep-compression or admm search: apply its policy to the original "
+        "weights instead of shipping the method's own retrained model.",
+    ),
+    device: str = DEVICE.option,
 ) -> None:
     """Apply a policy to a trained model: compress, fine-tune, export .pt/.onnx/.apz, report.
 
@@ -60,15 +72,22 @@ def apply_command(
     if finetune_epochs < 0:
         raise AutopruneError(f"--finetune-epochs {finetune_epochs} must be 0 or more")
     run = None if policy_path.is_file() else find_search(str(policy_path), runs_dir)
+    if run is None and not policy_path.is_file():
+        raise AutopruneError(
+            f"no such run or file '{policy_path}': pass a policy JSON file, or the run name "
+            f"or MLflow run id 'autoprune search' printed (searches under "
+            f"{runs_dir / 'searches'}; --runs-dir for another root)"
+        )
     if weights is None and run is None:
         raise AutopruneError(
             "--weights is required with a policy file: pass the trained state dict the "
             "policy was searched on (the checkpoint 'autoprune search' printed), or apply "
-            f"a search by its run name or run id (no search under {runs_dir / 'searches'} "
-            f"is named '{policy_path}')"
+            "the search by its run name or run id"
         )
     if run is None:
         dataset = dataset_for(model or SearchConfig.model, dataset)
+    if export is None:  # the API writes files only when asked; the command always does
+        export = runs_dir / "exports" / (run.name if run is not None else policy_path.stem)
     profile = profile or (run.config.profile if run is not None else SearchConfig.profile)
     hardware = load_profile(profile)
     with progress_bar("fine-tune") as progress:
@@ -89,14 +108,11 @@ def apply_command(
             runs_dir=runs_dir,
             data_dir=resolve_data_dir(data_dir),
             on_batch=on_batch,
+            reapply_policy=reapply_policy,
+            device=device,
         )
-    if result.finetune and not result.finetune["kept"]:
-        err_console.print(
-            f"[yellow]warning:[/] fine-tuning lowered the validation accuracy to "
-            f"{result.finetune['val_accuracy']:.4f}; the model before fine-tuning is exported "
-            "(try a lower --lr or fewer --finetune-epochs)",
-            highlight=False,
-        )
+    if result.finetune:
+        _print_finetune(result.finetune, result.compressed["val_accuracy"], as_json)
     if as_json:
         print(json.dumps(report_json(result, hardware), indent=2))
         warn_latency_disagreement(result, hardware)
@@ -109,12 +125,35 @@ def apply_command(
     _print_provenance(result.evaluation)
     if result.trimmed:
         pruned = sum(result.trimmed.values())
+        after = " after fine-tuning" if result.finetune.get("kept") else ""
         console.print(
-            f"size budget: {pruned:,} more weights pruned after fine-tuning so that the coded "
+            f"size budget: {pruned:,} more weights pruned{after} so that the coded "
             "file meets the policy's size target (smallest kept weights)"
         )
     for kind, path in result.files.items():
         console.print(f"  {kind}: {path}")
+
+
+def _print_finetune(finetune: dict, before: float, as_json: bool) -> None:
+    """Say whether the retrained model was kept, on how many validation images (a kept one
+    only in the report, not around ``--json`` output)."""
+    images = f"{finetune['val_images']:,} validation images"
+    after = finetune["val_accuracy"]
+    if finetune["kept"]:
+        if as_json:
+            return
+        console.print(
+            f"fine-tune kept: validation accuracy {before:.4f} -> {after:.4f} on {images}"
+        )
+        return
+    diverged = any(a["diverged"] for run in finetune["retrain"] for a in run["attempts"])
+    why = " (some attempts diverged and were retried at a lower --lr)" if diverged else ""
+    err_console.print(
+        f"[yellow]warning:[/] fine-tuning did not raise the validation accuracy on {images} "
+        f"({after:.4f} against {before:.4f}){why}; the model before fine-tuning is exported "
+        "(try more --finetune-epochs)",
+        highlight=False,
+    )
 
 
 def _print_provenance(evaluation: dict) -> None:
@@ -133,6 +172,13 @@ def _print_provenance(evaluation: dict) -> None:
     else:
         searched = evaluation["search_val_accuracy"]
         scored = "" if searched is None else f" (the search scored {searched:.4f})"
+        if "shipped" in evaluation:
+            console.print(
+                f"val_accuracy: the method's own retrained model ({evaluation['shipped']}; "
+                f"--reapply-policy compresses the original weights instead) on the search's "
+                f"{images}{scored}"
+            )
+            return
         console.print(
             f"val_accuracy: before fine-tuning, the search's evaluation repeated on its "
             f"{images}{scored}"
@@ -144,7 +190,7 @@ def export_command(
         ..., metavar="RUN", help="MLflow run id or run name (as for search --resume)."
     ),
     fmt: str = typer.Option("json", "--format", "-f", help="json or yaml."),
-    output: Path | None = typer.Option(None, "--output", "-o", help="Write to a file."),
+    output: Path | None = OUTPUT_OPTION,
     runs_dir: Path = RUNS_DIR.option,
     tracking_uri: str | None = TRACKING_URI.from_run,
 ) -> None:
@@ -157,10 +203,11 @@ def export_command(
     if output is None:
         print(text)
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(output)
+    if output.is_dir():
+        raise AutopruneError(
+            f"-o {output} is a folder; pass a file path such as {output / ('policy.' + fmt)}"
+        )
+    write_atomic(output, text)
     console.print(f"wrote {output}")
 
 

@@ -6,8 +6,9 @@ from typing import Any
 
 from rich.table import Table
 
-from autoprune.cli._console import err_console, print_table
-from autoprune.cli._units import origin, provenance
+from autoprune.cli._console import console, err_console, print_table
+from autoprune.cli._search_report import policy_table
+from autoprune.cli._units import energy_note, origin, provenance
 from autoprune.cost import HardwareProfile
 from autoprune.deploy.apply import ApplyResult
 
@@ -28,7 +29,8 @@ def metric_labels(profile: HardwareProfile) -> dict[str, str]:
 
 
 def report_json(result: ApplyResult, profile: HardwareProfile) -> dict[str, Any]:
-    """``apply --json``: the result with the profile and whether each cost is measured."""
+    """``apply --json``: the result with the profile, whether each cost is measured, and
+    each layer as applied (effective: coupled layers follow their controller)."""
     return {
         **result.to_dict(),
         "profile": {
@@ -38,11 +40,13 @@ def report_json(result: ApplyResult, profile: HardwareProfile) -> dict[str, Any]
             "onnx_latency_ms": "measured",
         },
         "units": {"energy": "mJ", "latency": "ms", "size_bytes": "bytes"},
+        "layers": {name: layer.to_dict() for name, layer in result.layers.items()},
     }
 
 
 def print_apply_report(result: ApplyResult, title: str, profile: HardwareProfile) -> None:
-    """The before/after table, then a warning if measurement and prediction disagree."""
+    """The before/after table, the policy each layer really got, then a warning if
+    measurement and prediction disagree."""
     labels = metric_labels(profile)
     table = Table(title=title)
     for column in ("metric", "original", "compressed", "ratio"):
@@ -50,6 +54,11 @@ def print_apply_report(result: ApplyResult, title: str, profile: HardwareProfile
     for key, *values in result.rows():
         table.add_row(labels.get(key, key), *values)
     print_table(table)
+    note = energy_note(result.original, result.compressed, profile, size_key="size_bytes")
+    if note is not None:
+        console.print(note, soft_wrap=True, highlight=False)
+    if result.layers:
+        print_table(policy_table(result.layers, "policy as applied (effective per layer)"))
     warn_latency_disagreement(result, profile)
 
 

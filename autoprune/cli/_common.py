@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from autoprune.core.errors import AutopruneError, unknown_name
-from autoprune.data import DataSplits, load_dataset
-from autoprune.models import default_dataset, model_names
 from autoprune.workflow.config import SearchConfig
+
+if TYPE_CHECKING:
+    from autoprune.data import DataSplits
 
 DATA_DIR_ENV = "AUTOPRUNE_DATA_DIR"
 
@@ -23,6 +25,8 @@ def resolve_data_dir(data_dir: Path | None) -> Path | None:
 
 def open_dataset(name: str, data_dir: Path | None, seed: int = 0) -> DataSplits:
     """Load a dataset for a CLI command."""
+    from autoprune.data import load_dataset
+
     return load_dataset(name, data_dir=resolve_data_dir(data_dir), seed=seed)
 
 
@@ -34,6 +38,8 @@ def dataset_for(model: str, dataset: str | None) -> str:
     """
     if dataset is not None:
         return dataset
+    from autoprune.models import default_dataset, model_names
+
     default = default_dataset(model)
     if default is None and ":" not in model:
         raise unknown_name("model", model, model_names())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from rich.table import Table
 from autoprune.cli._common import with_data_dir_env
 from autoprune.cli._console import console, print_table
 from autoprune.cli._options import JSON_OUT
-from autoprune.cli._search import (
+from autoprune.cli._search_flags import SearchFlags, with_search_flags
+from autoprune.cli._search_hooks import (
     check_agent,
     execute,
     one_shot_budget,
@@ -21,12 +23,12 @@ from autoprune.cli._search import (
     run_tags,
     warn_random_only,
 )
-from autoprune.cli._search_flags import SearchFlags, with_search_flags
 from autoprune.cli._units import metric_label
 from autoprune.core.errors import AutopruneError
 from autoprune.core.results import SearchResult
 from autoprune.cost import HardwareProfile, load_profile
 from autoprune.searches.preflight import preflight
+from autoprune.system.atomic_dir import write_atomic
 from autoprune.tracking import best_values, provenance_params
 from autoprune.tracking.plots import plot_comparison
 from autoprune.workflow.config import SearchConfig
@@ -82,7 +84,7 @@ def compare_command(
         plot = plot_comparison(results, out_dir / "comparison.png")
         tracker.log_artifact(plot)
         rows = _rows(results)
-        (out_dir / "comparison.json").write_text(json.dumps(rows, indent=2))
+        write_atomic(out_dir / "comparison.json", json.dumps(rows, indent=2))
         tracker.log_artifact(out_dir / "comparison.json")
         tracker.log_artifact(_write_csv(rows, out_dir / "comparison.csv"))
     if as_json:
@@ -116,11 +118,11 @@ def best_params(results: dict[str, SearchResult]) -> dict[str, str]:
 def _write_csv(rows: list[dict[str, float | str | None]], path: Path) -> Path:
     """The comparison rows as CSV (the MLflow UI shows a ``.csv`` artifact as a table)."""
     columns = list(dict.fromkeys(key for row in rows for key in row))
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    return path
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    return write_atomic(path, text.getvalue())
 
 
 def _table(

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from autoprune.models import default_dataset
 from autoprune.workflow.config import SearchConfig, load_config_file
 
 
@@ -22,5 +21,7 @@ def resolve_config(config_file: Path | None, **flags: Any) -> SearchConfig:
     if flags.get("targets") is not None:
         flags["targets"] = tuple(flags["targets"])
     if flags.get("dataset") is None and "dataset" not in data:
+        from autoprune.models import default_dataset  # imports torch: only when needed
+
         flags["dataset"] = default_dataset(flags.get("model") or base.model)
     return base.replace(**flags)

@@ -26,7 +26,19 @@ QUIET = False
 
 @contextmanager
 def progress_bar(description: str) -> Iterator[Progress]:
-    """A Rich progress bar with ETA and a live ``info`` field; silent under ``--quiet``."""
+    """A Rich progress bar with ETA and a live ``info`` field; silent under ``--quiet``.
+
+    Where stderr is no terminal (a log file, CI, ``2>&1 | tee``) a live bar would show
+    nothing until the end: progress is then written as plain lines (:class:`ProgressLines`).
+    """
+    if not QUIET and not err_console.is_terminal:
+        from autoprune.cli._progress_lines import ProgressLines
+
+        def write(line: str) -> None:
+            err_console.print(line, highlight=False, soft_wrap=True, markup=False)
+
+        yield cast(Progress, ProgressLines(write, title=description))
+        return
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

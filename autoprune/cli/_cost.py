@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 import typer
 from rich.table import Table
+from torch import nn
 
 from autoprune.cli._common import dataset_for, open_dataset, shape_text
 from autoprune.cli._console import console, err_console, print_table
 from autoprune.cli._options import (
     DATA_DIR,
     DATASET,
+    INPUT_SHAPE,
     JSON_OUT,
     MODEL,
     PROFILE,
@@ -20,12 +23,18 @@ from autoprune.cli._options import (
     SEED,
     TRACKING_URI,
     WEIGHTS,
+    Flag,
 )
 from autoprune.cli._units import metric_label
 from autoprune.compress import ChannelPlan, pruned_specs
 from autoprune.core.errors import AutopruneError
 from autoprune.core.policy import Policy
-from autoprune.core.specs import discover_layers
+from autoprune.core.specs import (
+    LayerSpec,
+    deployment_shape,
+    discover_layers,
+    parse_input_shape,
+)
 from autoprune.cost import MEASURED_PROFILE, CostReport, HardwareProfile, load_profile
 from autoprune.latency import (
     build_cost_model,
@@ -33,7 +42,7 @@ from autoprune.latency import (
     random_prune_policies,
     validate_latency,
 )
-from autoprune.models import load_weights
+from autoprune.models import build_model, default_dataset, default_num_classes, load_weights
 from autoprune.workflow.baseline import build_for
 
 cost_app = typer.Typer(
@@ -45,6 +54,7 @@ cost_app = typer.Typer(
 WEIGHTS_OPTION = WEIGHTS.but(shown="none; costs need only the shapes").option
 MEASURED_PROFILE_OPTION = PROFILE.but(default=MEASURED_PROFILE).option
 """``cost validate``'s profile: it compares the latency model with measurement."""
+POLICY_OPTION = Flag(("--policy",), "Policy JSON to price.", shown="none, the whole model").option
 
 
 def _print_report(report: CostReport, title: str, hardware: HardwareProfile) -> None:
@@ -62,15 +72,50 @@ def _print_report(report: CostReport, title: str, hardware: HardwareProfile) -> 
         )
 
 
+def priced_model(
+    model: str, dataset: str | None, data_dir: Path | None, input_shape: str | None
+) -> tuple[nn.Module, tuple[int, ...], str]:
+    """The eval-mode model, the input shape it is priced at and the name of its data.
+
+    With ``input_shape`` and no dataset (given, or the zoo model's own) no data is read:
+    the model is built for that shape with its default classes (torchvision's 1000).
+    """
+    shape = parse_input_shape(input_shape)
+    if shape is not None and dataset is None and default_dataset(model) is None:
+        net = build_model(
+            model,
+            in_channels=shape[0],
+            num_classes=default_num_classes(model),
+            input_size=(shape[1], shape[2]),
+        )
+        return net.eval(), shape, "no dataset"
+    data = open_dataset(dataset_for(model, dataset), data_dir)
+    return build_for(model, data).eval(), deployment_shape(shape, data.input_shape), data.name
+
+
+def layers_at(net: nn.Module, shape: tuple[int, ...], model: str) -> list[LayerSpec]:
+    """:func:`discover_layers` of ``net`` at ``shape``; a shape it cannot run is a usage error."""
+    try:
+        return discover_layers(net, shape)
+    except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise AutopruneError(
+            f"model '{model}' does not run on input {shape_text(shape)} ({reason}); pass an "
+            "--input-shape it accepts (a model with a flattening classifier runs only at the "
+            "size it was built for)"
+        ) from exc
+
+
 @cost_app.callback()
 def cost_command(
     ctx: typer.Context,
     model: str = MODEL.option,
     dataset: str | None = DATASET.option,
     profile: str = PROFILE.option,
-    policy: Path | None = typer.Option(None, "--policy", help="Policy JSON to price."),
+    policy: Path | None = POLICY_OPTION,
     weights: Path | None = WEIGHTS_OPTION,
     data_dir: Path | None = DATA_DIR.option,
+    input_shape: str | None = INPUT_SHAPE.option,
     runs_dir: Path = RUNS_DIR.option,
     as_json: bool = JSON_OUT.option,
 ) -> None:
@@ -78,13 +123,12 @@ def cost_command(
     if ctx.invoked_subcommand is not None:
         return
     hardware = load_profile(profile)
-    data = open_dataset(dataset_for(model, dataset), data_dir)
-    net = build_for(model, data).eval()
+    net, shape, data_name = priced_model(model, dataset, data_dir, input_shape)
     if weights is not None:
         load_weights(net, weights)
-    specs = discover_layers(net, data.input_shape)
+    specs = layers_at(net, shape, model)
     chosen = Policy.load(policy, specs) if policy else Policy.identity(specs)
-    example = data.x_val[:1]
+    example = torch.zeros((1, *shape))
     keep = chosen.keep_ratios()
     shaped = pruned_specs(specs, ChannelPlan.build(net, example), keep) if keep else specs
     cost_model = fit_latency_model(
@@ -92,11 +136,11 @@ def cost_command(
     )
     report = cost_model.estimate(shaped, chosen.layers)
     if as_json:
-        shape = {"dataset": data.name, "input_shape": list(data.input_shape)}
-        print(json.dumps({**shape, **report.to_dict()}, indent=2))
+        about = {"dataset": data_name, "input_shape": list(shape)}
+        print(json.dumps({**about, **report.to_dict()}, indent=2))
         return
     title = (
-        f"{model} on {data.name}, input {shape_text(data.input_shape)}, batch "
+        f"{model} on {data_name}, input {shape_text(shape)}, batch "
         f"{report.batch_size}, profile {hardware.name}"
     )
     _print_report(report, title, hardware)
@@ -126,7 +170,7 @@ def validate_command(
         )
     data = open_dataset(dataset_for(model, dataset), data_dir)
     net = build_for(model, data).eval()
-    example = data.x_val[:1]
+    example = data.head("val", 1)[0]
     specs = discover_layers(net, data.input_shape)
     policies = random_prune_policies(specs, ChannelPlan.build(net, example), samples, seed=seed)
     err_console.print(f"fitting the latency model to {model} (first time on this machine) ...")

@@ -73,7 +73,11 @@ WEIGHTS = Flag(("--weights", "-w"), "Trained state dict.")
 DATASET = Flag(
     ("--dataset", "-d"), "Dataset name, npz:PATH or file.py:fn.", shown="the model's own"
 )
-DATA_DIR = Flag(("--data-dir",), "Where the dataset files are.")
+DATA_DIR = Flag(
+    ("--data-dir",),
+    "Where the dataset files are.",
+    shown="$AUTOPRUNE_DATA_DIR, else the dataset's own",
+)
 PROFILE = Flag(("--profile", "-p"), "Hardware profile name or YAML path.", SearchConfig.profile)
 SEED = Flag(("--seed",), "Random seed.", SearchConfig.seed)
 LR = Flag(("--lr",), "Learning rate.")
@@ -83,3 +87,16 @@ RUNS_DIR = Flag(
 TRACKING_URI = Flag(("--tracking-uri",), "MLflow URI.", shown="mlflow under --runs-dir")
 STORAGE = Flag(("--storage",), "Optuna storage URL.", shown="sqlite under --runs-dir")
 JSON_OUT = Flag(("--json",), "Print JSON instead of text.", False)
+INPUT_SHAPE = Flag(
+    ("--input-shape",),
+    "Input C,H,W to price the model at (its deployment resolution, e.g. 3,224,224).",
+    shown="the dataset's image shape",
+)
+
+
+DEVICE = Flag(
+    ("--device",),
+    "Where models train and evaluate: auto (CUDA when present) | cpu | cuda | cuda:N.",
+    default="auto",
+)
+"""``--device`` of ``train`` and ``apply`` (``search`` sets the config key ``device``)."""

@@ -8,6 +8,7 @@ from pathlib import Path
 from autoprune.cli._tracking import tracking_location
 from autoprune.core.errors import AutopruneError
 from autoprune.searches.finished_search import RUN_ID
+from autoprune.system.paths import is_child_name
 
 
 def resolve_run(run: str, runs_dir: Path, tracking_uri: str | None) -> tuple[str, str]:
@@ -21,7 +22,7 @@ def resolve_run(run: str, runs_dir: Path, tracking_uri: str | None) -> tuple[str
         AutopruneError: when ``run`` is neither a run id nor a finished search's name.
     """
     folder = runs_dir / "searches" / run
-    if run and "/" not in run and folder.is_dir():
+    if is_child_name(runs_dir / "searches", run) and folder.is_dir():
         summary_path = folder / "summary.json"
         if not summary_path.is_file():
             raise AutopruneError(

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
 from autoprune.cli._console import console, print_table
-from autoprune.cli._units import UNITS, metric_label, origin
+from autoprune.cli._units import UNITS, energy_note, metric_label, origin
+from autoprune.core.effective import FOLLOW_MARK, EffectiveLayer
 from autoprune.core.results import SearchResult
 from autoprune.cost import HardwareProfile
 
@@ -36,18 +38,19 @@ def print_result(
         return
     best = result.best
     if best is None:
-        console.print("[yellow]no feasible policy was found[/]")
+        console.print(_infeasible_note(result), soft_wrap=True, highlight=False)
     else:
-        table = Table(title=f"best policy ({result.method}, episode {best.index})")
-        for column in ("layer", "keep", "w bits", "a bits", "sparsity"):
-            table.add_column(column, justify="left" if column == "layer" else "right")
-        for name, lp in best.policy.layers.items():
-            row = (f"{lp.keep_ratio:.2f}", _bits(lp.w_bits), _bits(lp.a_bits), f"{lp.sparsity:.2f}")
-            table.add_row(name, *row)
-        print_table(table)
+        title = f"best policy ({result.method}, episode {best.index})"
+        print_table(policy_table(best.policy.effective_layers(), title))
         print_table(_metrics_table(result, profile))
+        note = energy_note(result.baseline_metrics, best.metrics, profile)
+        if note is not None:
+            console.print(note, soft_wrap=True, highlight=False)
     lines = [
-        f"MLflow run: {run_id}   (dashboard: autoprune ui)",
+        f"searched:   {len(result.history)} evaluations, {result.distinct_policies} distinct "
+        "policies",
+        f"MLflow run: {run_id}",
+        f"dashboard:  {_run_url(run_id, files)}   (serve it: autoprune ui)",
         f"results:    {_run_folder(files)}",
         f"policy:     {files.get('best_policy.json', '-')}",
     ]
@@ -55,6 +58,58 @@ def print_result(
         lines.append(f"weights:    {weights}   (for autoprune apply --weights)")
     for line in lines:
         console.print(line, soft_wrap=True, highlight=False)
+
+
+def _run_url(run_id: str, files: dict[str, Path]) -> str:
+    """The run's dashboard page, found from the tracking URI that ``summary.json`` records."""
+    from autoprune.tracking import run_page_url
+
+    summary = files.get("summary.json")
+    uri = json.loads(summary.read_text()).get("tracking_uri") if summary else None
+    return run_page_url(run_id, uri) or "its Experiments page"
+
+
+def _infeasible_note(result: SearchResult) -> str:
+    """No feasible policy: how far the closest one missed each limit, and what to change."""
+    note = "[yellow]no feasible policy was found[/]"
+
+    def worst(record: Any) -> float:
+        uses = [v for k, v in record.metrics.items() if k.startswith("budget_use_")]
+        return max(uses, default=float("inf"))
+
+    if not result.history:
+        return note
+    closest = min(result.history, key=worst)
+    over = [
+        f"{key.removeprefix('budget_use_')} {100 * (use - 1):.1f}% over"
+        for key, use in closest.metrics.items()
+        if key.startswith("budget_use_") and use > 1
+    ]
+    more = "" if _one_shot(result.method) else ", or search longer"
+    return (
+        f"{note}: the closest (episode {closest.index}) is {', '.join(over)} its limit; raise "
+        f"that --target by as much{more}"
+    )
+
+
+def _one_shot(method: str) -> bool:
+    """Whether ``method`` makes a single policy (searching longer cannot help)."""
+    from agents import method_class, method_names
+
+    return method in method_names() and method_class(method).fixed_evaluations is not None
+
+
+def policy_table(layers: Mapping[str, EffectiveLayer], title: str) -> Table:
+    """One row per layer with what it really gets; a coupled layer is ``name ↳ controller``."""
+    table = Table(title=title)
+    for column in ("layer", "keep", "w bits", "a bits", "sparsity"):
+        table.add_column(column, justify="left" if column == "layer" else "right")
+    for name, lp in layers.items():
+        row = (f"{lp.keep_ratio:.2f}", _bits(lp.w_bits), _bits(lp.a_bits), f"{lp.sparsity:.2f}")
+        table.add_row(lp.label(name), *row)
+    if any(lp.follows for lp in layers.values()):
+        table.caption = f"{FOLLOW_MARK} X: channels follow layer X (residual add or depthwise)"
+    return table
 
 
 def _metrics_table(result: SearchResult, profile: HardwareProfile) -> Table:
@@ -83,6 +138,7 @@ def _summary(
         "run_id": run_id,
         "method": result.method,
         "evaluations": len(result.history),
+        "distinct_policies": result.distinct_policies,
         "seconds": round(result.seconds, 2),
         "weights": None if weights is None else str(weights),
         "profile": {
@@ -99,6 +155,7 @@ def _summary(
             "reward": best.reward,
             "metrics": best.metrics,
             "policy": best.policy.to_dict()["layers"],
+            "effective": {n: e.to_dict() for n, e in best.policy.effective_layers().items()},
         },
         "files": {k: str(v) for k, v in files.items()},
     }

@@ -10,12 +10,24 @@ import typer
 
 from autoprune.cli._common import dataset_for, open_dataset
 from autoprune.cli._console import QUIET, console, progress_bar
-from autoprune.cli._options import DATA_DIR, DATASET, JSON_OUT, LR, MODEL, RUNS_DIR, SEED
+from autoprune.cli._options import (
+    DATA_DIR,
+    DATASET,
+    DEVICE,
+    JSON_OUT,
+    LR,
+    MODEL,
+    RUNS_DIR,
+    SEED,
+    Flag,
+)
+from autoprune.core.device import resolve_device
 from autoprune.core.training import DEFAULT_TRAIN, EpochStats, TrainConfig
 from autoprune.workflow.baseline import BaselineRequest, build_for, train_baseline
 
 SEED_OPTION = SEED.but(default=TrainConfig.seed).option
 LR_OPTION = LR.but(shown="per model").option
+EPOCHS_OPTION = Flag(("--epochs",), "Epochs.", shown="per model").option
 
 
 def default_config(model: str, epochs: int | None, seed: int, lr: float | None) -> TrainConfig:
@@ -32,15 +44,17 @@ def default_config(model: str, epochs: int | None, seed: int, lr: float | None) 
 def train_command(
     model: str = MODEL.option,
     dataset: str | None = DATASET.option,
-    epochs: int | None = typer.Option(None, "--epochs", help="Epochs (default per model)."),
+    epochs: int | None = EPOCHS_OPTION,
     seed: int = SEED_OPTION,
     lr: float | None = LR_OPTION,
     data_dir: Path | None = DATA_DIR.option,
     runs_dir: Path = RUNS_DIR.option,
     force: bool = typer.Option(False, "--force", help="Retrain even if a checkpoint exists."),
+    device: str = DEVICE.option,
     as_json: bool = JSON_OUT.option,
 ) -> None:
     """Train a baseline (SGD + cosine) and cache it; the same request reuses the checkpoint."""
+    where = resolve_device(device)  # CUDA asked for where there is none: before any work
     data = open_dataset(dataset_for(model, dataset), data_dir)
     request = BaselineRequest(model, data.name, default_config(model, epochs, seed, lr))
     build_for(model, data)  # fail on a bad model name before any progress output
@@ -63,6 +77,7 @@ def train_command(
                 force=force,
                 on_batch=on_batch,
                 on_epoch=on_epoch,
+                device=where,
             )
         except KeyboardInterrupt as exc:  # Ctrl-C / SIGTERM: the cache holds only whole files
             exc.add_note("no baseline was saved; run the same command again to train it")

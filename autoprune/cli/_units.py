@@ -46,3 +46,47 @@ def metric_label(metric: str, profile: HardwareProfile | None = None) -> str:
     if profile is not None and metric in ("latency", "energy"):
         label += f" ({provenance(profile, metric)})"
     return label
+
+
+def energy_note(
+    original: dict[str, float],
+    compressed: dict[str, float],
+    profile: HardwareProfile,
+    size_key: str = "size",
+) -> str | None:
+    """Why the energy ratio is below the MACs ratio, when the compressed model's weights fit
+    the profile's on-chip memory and the original's do not (SRAM reads instead of DRAM).
+
+    Example:
+        >>> from autoprune.cost import load_profile
+        >>> chip = load_profile("bitfusion")
+        >>> big, small = chip.sram_bytes * 4.0, chip.sram_bytes / 2
+        >>> before = {"macs": 100.0, "energy": 1.0, "size": big}
+        >>> energy_note(before, {"macs": 50.0, "energy": 0.1, "size": small}, chip)[:31]
+        'energy ratio 0.100 is below the'
+        >>> energy_note(before, {"macs": 50.0, "energy": 0.5, "size": big}, chip) is None
+        True
+    """
+    try:
+        before, after = original[size_key], compressed[size_key]
+        energy = compressed["energy"] / original["energy"]
+        macs = compressed["macs"] / original["macs"]
+    except (KeyError, ZeroDivisionError):
+        return None
+    sram = profile.sram_bytes
+    if not after <= sram < before or energy >= macs:
+        return None
+    sram_pj = profile.energy.sram_bit_pj(sram)
+    dram_pj = profile.energy.dram_pj_per_bit
+    return (
+        f"energy ratio {energy:.3f} is below the MACs ratio {macs:.3f}: the compressed model "
+        f"(about {_kb(after)}) fits the {profile.name} profile's on-chip memory ({_kb(sram)}), "
+        f"so its weights are read from SRAM ({sram_pj:.2g} pJ/bit) while the original's "
+        f"({_kb(before)}) come from DRAM ({dram_pj:.2g} pJ/bit; Horowitz 45 nm, "
+        "autoprune/cost/_energy.py)"
+    )
+
+
+def _kb(size: float) -> str:
+    """Bytes as ``12.3 KB``."""
+    return f"{size / 1e3:.1f} KB"

@@ -1,40 +1,39 @@
 """One-line messages for command-line usage errors (unknown option, bad value, missing
-argument, unknown command), raised by Typer's vendored click or by click itself."""
+argument, unknown command), raised by Typer's parser (public :class:`typer.TyperException`)."""
 
 from __future__ import annotations
 
-from types import ModuleType
 from typing import Any
 
-import click
+import typer
 
-_typer_click: ModuleType | None
-try:  # Typer >= 0.16 vendors click as typer._click; older Typer raises click's own classes
-    from typer._click import exceptions as _typer_click
-except ImportError:  # pragma: no cover - depends on the installed Typer
-    _typer_click = None
 
-USAGE_ERRORS: tuple[type[Exception], ...] = (click.exceptions.UsageError,) + (
-    (_typer_click.UsageError,) if _typer_click is not None else ()
-)
-"""Exception classes that mean "the command line is wrong" (exit 2)."""
-NO_ARGS_IS_HELP: tuple[type[Exception], ...] = tuple(
-    cls
-    for module in (click.exceptions, _typer_click)
-    if module is not None
-    for cls in (getattr(module, "NoArgsIsHelpError", None),)
-    if cls is not None
-)
-"""Raised when a group is called without a command: the help is shown instead."""
+def is_help_request(exc: Exception) -> bool:
+    """A group called without a command (``autoprune`` alone): its help is the answer."""
+    return type(exc).__name__ == "NoArgsIsHelpError"
+
+
+def is_usage_error(exc: Exception) -> bool:
+    """Whether ``exc`` means "the command line is wrong" (exit 2).
+
+    Typer's parser raises subclasses of the public :class:`typer.TyperException`; usage
+    errors (unknown option or command, bad value, missing argument) carry exit code 2.
+
+    Example:
+        >>> is_usage_error(typer.BadParameter("no")), is_usage_error(ValueError("no"))
+        (True, False)
+    """
+    return isinstance(exc, typer.TyperException) and getattr(exc, "exit_code", 1) == 2
 
 
 def usage_message(exc: Exception) -> str:
     """``exc`` as one line naming the problem and where the valid choices are listed.
 
     Example:
-        >>> usage_message(click.exceptions.NoSuchOption("--episode", possibilities=["--episodes"]))
-        "no such option '--episode'; did you mean '--episodes'?"
+        >>> usage_message(typer.BadParameter("'abc' is not a whole number"))
+        "invalid value: 'abc' is not a whole number"
     """
+    _reword_value_error(exc)
     option = getattr(exc, "option_name", None)
     possibilities = list(getattr(exc, "possibilities", None) or [])  # closest first
     if option and type(exc).__name__ == "NoSuchOption":
@@ -48,6 +47,33 @@ def usage_message(exc: Exception) -> str:
         return message.replace(". Did you mean", "; did you mean")
     command = _command_path(exc)
     return f"{message}; see '{command} --help'" if command else message
+
+
+WORDING = {
+    "int_parsing": "is not a whole number",
+    "int_from_float": "is not a whole number",
+    "float_parsing": "is not a number",
+    "bool_parsing": "is not true or false",
+}
+"""Our words for the conversion errors Typer's parser reports in pydantic's."""
+
+
+def _reword_value_error(exc: Exception) -> None:
+    """A value the parser could not convert, in our words: ``'abc' is not a whole number``.
+
+    Typer converts values with pydantic, whose error (``Input should be a valid integer,
+    unable to parse string as an integer``) is the cause of the usage error.
+    """
+    errors = getattr(exc.__cause__, "errors", None)
+    if not callable(errors) or not hasattr(exc, "message"):
+        return
+    try:
+        first = errors()[0]
+    except (TypeError, IndexError, KeyError):  # not pydantic's error list
+        return
+    wording = WORDING.get(first.get("type", ""))
+    if wording is not None:
+        exc.message = f"'{first.get('input')}' {wording}"
 
 
 def click_message(exc: Exception) -> str:

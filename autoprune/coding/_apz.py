@@ -18,9 +18,9 @@ The file alone rebuilds the full state dict (:func:`state_dict_from_apz`).
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
-import tempfile
 import zlib
 from collections.abc import Mapping
 from pathlib import Path
@@ -39,8 +39,10 @@ from autoprune.coding._layer import (
     decode_layer,
     encode_layer,
 )
+from autoprune.core.bounded import MAX_JSON_DEPTH, brief, depth
 from autoprune.core.errors import AutopruneError, unknown_name
 from autoprune.core.qtensor import QuantizedWeight
+from autoprune.system.atomic_dir import DiskFull, write_atomic
 
 MAGIC = b"\x89APZ\r\n\x1a\n"
 FORMAT_VERSION = 1
@@ -51,6 +53,11 @@ DEFAULT_INDEX_BITS = {4: 8, 2: 5}
 """Relative-index bits by weight rank: 8 for conv, 5 for linear (Han et al. 2016)."""
 FALLBACK_INDEX_BITS = 8
 """Relative-index bits for weights of any other rank."""
+MAX_HEADER_BYTES = 16 << 20
+"""Most bytes a header may inflate to (a real one holds a few hundred bytes per layer)."""
+MAX_WEIGHTS = 1 << 28
+"""Most weights (coded and other tensors) one file may declare: 268 million, about twice
+VGG-16; decoding takes about 13 bytes per weight."""
 
 
 def _resolve_index_bits(
@@ -163,23 +170,13 @@ def encode_header(header: dict) -> bytes:
 
 
 def _write_atomic(path: Path, blob: bytes) -> None:
-    """Write ``blob`` to a temporary file beside ``path``, then rename it into place."""
+    """Write ``blob`` all-or-nothing (:func:`~autoprune.system.atomic_dir.write_atomic`)."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        write_atomic(path, blob)
+    except DiskFull:
+        raise
     except OSError as exc:
         raise AutopruneError(f"cannot write apz file {path} ({exc}); pass a writable path") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(blob)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise AutopruneError(
-                f"cannot write apz file {path} ({exc}); pass a writable file path"
-            ) from exc
-        raise
 
 
 def write_apz(
@@ -273,16 +270,51 @@ def _load(path: Path) -> tuple[dict, bytes, int]:
         raise _corrupt(path, "truncated inside the header")
     if zlib.crc32(data[_PREFIX.size : start]) != header_crc:
         raise _corrupt(path, "header checksum mismatch")
-    try:
-        header = json.loads(zlib.decompress(data[_PREFIX.size : start]).decode())
-    except (zlib.error, UnicodeDecodeError, json.JSONDecodeError):
-        raise _corrupt(path, "unreadable header") from None
+    header = _decode_header(path, data[_PREFIX.size : start])
     body = data[start:]
     if not isinstance(header, dict) or len(body) != header.get("body_bytes"):
         raise _corrupt(path, f"body has {len(body)} bytes, header expects another size")
     if zlib.crc32(body) != header.get("body_crc32"):
         raise _corrupt(path, "body checksum mismatch")
+    _check_weight_count(path, header)
     return header, body, start
+
+
+def _decode_header(path: Path, packed: bytes) -> dict:
+    """The header JSON, inflated to at most :data:`MAX_HEADER_BYTES` (no zlib bomb) and
+    nested at most :data:`~autoprune.core.bounded.MAX_JSON_DEPTH` levels deep."""
+    inflater = zlib.decompressobj()
+    try:
+        text = inflater.decompress(packed, MAX_HEADER_BYTES)
+    except zlib.error:
+        raise _corrupt(path, "unreadable header") from None
+    if inflater.unconsumed_tail:
+        raise _corrupt(path, f"header inflates beyond {MAX_HEADER_BYTES:,} bytes")
+    try:
+        header = json.loads(text.decode())
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        raise _corrupt(path, "unreadable header") from None
+    if not isinstance(header, dict) or depth(header) > MAX_JSON_DEPTH:
+        raise _corrupt(path, "header is not a mapping of a few levels")
+    return header
+
+
+def _check_weight_count(path: Path, header: dict) -> None:
+    """Refuse a header declaring more weights than :data:`MAX_WEIGHTS` before any array of
+    them is allocated (a forged 47 KB file could otherwise ask for 15 GiB)."""
+    try:
+        shapes = [[int(d) for d in meta["shape"]] for meta in (*header["layers"], *header["extra"])]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise _corrupt(path, f"{type(exc).__name__}: {brief(str(exc))}") from None
+    if any(d < 0 for shape in shapes for d in shape):
+        raise _corrupt(path, "a tensor has a negative dimension")
+    total = sum(math.prod(shape) for shape in shapes)
+    if total > MAX_WEIGHTS:
+        raise _corrupt(
+            path,
+            f"its header declares {total:,} weights, more than the {MAX_WEIGHTS:,} this "
+            "reader decodes",
+        )
 
 
 def _read_extra(meta: dict, body: bytes) -> np.ndarray:
@@ -317,7 +349,7 @@ def read_apz(
     except AutopruneError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-        raise _corrupt(path, f"{type(exc).__name__}: {exc}") from None
+        raise _corrupt(path, f"{type(exc).__name__}: {brief(str(exc))}") from None
     return weights, extra, metadata
 
 
@@ -328,7 +360,7 @@ def inspect_apz(path: str | Path) -> ApzReport:
     try:
         return _report(path, header, start)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-        raise _corrupt(path, f"{type(exc).__name__}: {exc}") from None
+        raise _corrupt(path, f"{type(exc).__name__}: {brief(str(exc))}") from None
 
 
 def state_dict_from_apz(path: str | Path) -> dict[str, torch.Tensor]:

@@ -167,6 +167,8 @@ def huffman_decode(table: bytes, payload: bytes, count: int) -> np.ndarray:
     entry = np.searchsorted(starts, _windows(payload, longest), side="right") - 1
     step = lengths[order][entry].tolist()
     total_bits = len(payload) * 8
+    if count > total_bits:  # every symbol takes at least one bit: checked before allocating
+        raise ValueError(f"{count} symbols cannot fit in {len(payload)} bytes")
     positions = [0] * count
     position = 0
     for index in range(count):

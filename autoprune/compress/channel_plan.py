@@ -111,7 +111,14 @@ def build_graph(model: nn.Module, example_input: torch.Tensor) -> tp.DependencyG
                 "prune channels before adding sparsity or quantization"
             )
     with restored_modes(model), torch.enable_grad():
-        return tp.DependencyGraph().build_dependency(model, example_input, verbose=False)
+        try:
+            return tp.DependencyGraph().build_dependency(model, example_input, verbose=False)
+        except (ZeroDivisionError, IndexError) as exc:  # its channel-mapping inference
+            raise AutopruneError(
+                f"torch-pruning cannot map the channels of this model ({type(exc).__name__} in "
+                "its index mapping, e.g. ShuffleNet's channel shuffle); it cannot be compressed "
+                "yet: choose another model"
+            ) from exc
 
 
 def graph_groups(graph: tp.DependencyGraph) -> list[tp.Group]:
@@ -217,6 +224,19 @@ class ChannelPlan:
             raise unknown_name("layer", name, list(self.layers))
         return self._controller_of.get(name)
 
+    @property
+    def coupled(self) -> dict[str, str]:
+        """Layers that follow another layer's keep ratio, mapped to that controller (run order).
+
+        Their own keep ratios are ignored: :meth:`pruned_shapes` gives them their controller's
+        kept count (see :meth:`autoprune.core.policy.Policy.effective`).
+        """
+        return {
+            name: self._controller_of[name]
+            for name in self.layers
+            if self._controller_of.get(name, name) != name
+        }
+
     def check_keep(self, keep: Mapping[str, float]) -> None:
         """Raise :class:`AutopruneError` on an unknown layer, a bad ratio or a pruned classifier."""
         for name, ratio in keep.items():
@@ -300,6 +320,8 @@ def _analyse_group(
             frozen = "reaches the model output"
         elif _reads_untraced_tensor(target):
             frozen = "is added to or concatenated with the model input or a constant tensor"
+        elif target.type == tp.ops.OPTYPE.PARAMETER:  # ViT: its forward fixes the width
+            frozen = "reaches a bare parameter (a class token, position embedding or scale)"
         module = target.module
         if not isinstance(module, LAYER_TYPES) or module not in names:
             continue

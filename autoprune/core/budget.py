@@ -1,7 +1,8 @@
 """Budgets: hard limits on MACs/FLOPs, params, model size, latency or energy.
 
-A constraint is written ``KEY=VALUE``. A bare number in (0, 1] or a percentage up to 100%
-is a fraction of the uncompressed model (``flops=0.5``, ``latency=60%``); a number with a
+A constraint is written ``KEY=VALUE``. A bare number in (0, 1], a percentage up to 100%, a
+ratio (``size=1/40``) or a reduction factor (``size=40x``: forty times smaller) is a
+fraction of the uncompressed model (``flops=0.5``, ``latency=60%``); a number with a
 unit, or a bare number above 100, is absolute (``latency=2ms``, ``size=50KB``,
 ``flops=10M``, ``energy=0.3mJ``, ``params=20000``, ``bits=26.7KB``).
 
@@ -55,6 +56,7 @@ _UNITS: dict[str, dict[str, float]] = {
 _SMALLEST_BARE_COUNT = 100.0
 """A bare count at or below this (and above 1) is refused for the count metrics."""
 _EXAMPLES = {"macs": "10M", "params": "20K", "size": "50KB", "bits": "26.7KB"}
+_RATIO = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(?:/\s*([0-9]*\.?[0-9]+)|(x))\s*$", re.IGNORECASE)
 _VALUE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[-+]?[0-9]+)?)\s*(%|[a-z]*)\s*$", re.IGNORECASE)
 
 
@@ -91,6 +93,11 @@ class Constraint:
                 f"unknown budget key '{key}'; use one of: flops, macs, params, size, bits, "
                 "latency, energy"
             )
+        ratio = _ratio(metric, str(raw))
+        if ratio is not None:
+            if ratio > 1.0:
+                raise _above_one(key, raw, metric)
+            return cls(metric, ratio, relative=True)
         match = _VALUE.match(str(raw))
         if match is None:
             raise AutopruneError(
@@ -98,7 +105,12 @@ class Constraint:
                 f"(fraction) or {metric}=50%"
             )
         number, unit = float(match.group(1)), match.group(2).lower()
-        if number <= 0 or math.isinf(number):
+        if not math.isfinite(number):
+            raise AutopruneError(
+                f"budget {metric}={raw} is not a finite number (too large for a float); "
+                f"write e.g. {metric}=0.5 (fraction) or {metric}=50%"
+            )
+        if number <= 0:
             raise AutopruneError(f"budget {metric}={raw} must be positive")
         if unit == "%" or (unit == "" and number <= 1.0):
             fraction = number / 100.0 if unit == "%" else number
@@ -183,6 +195,29 @@ class Budget:
 
     def __str__(self) -> str:
         return ", ".join(str(c) for c in self.constraints) or "none"
+
+
+def _ratio(metric: str, raw: str) -> float | None:
+    """The fraction written as ``1/40`` or ``40x`` (forty times smaller; ``0.5x`` is half),
+    or None for another form.
+
+    Example:
+        >>> [_ratio("size", text) for text in ("1/40", "40x", "0.5x", "5KB")]
+        [0.025, 0.025, 0.5, None]
+    """
+    match = _RATIO.match(raw)
+    if match is None:
+        return None
+    number = float(match.group(1))
+    if match.group(3):
+        number = 1.0 / number if number > 1.0 else number
+    elif float(match.group(2)) > 0:
+        number /= float(match.group(2))
+    else:
+        number = 0.0
+    if number <= 0:
+        raise AutopruneError(f"budget {metric}={raw} must be positive; write e.g. {metric}=1/40")
+    return number
 
 
 def _above_one(key: str, raw: str | float, metric: str) -> AutopruneError:

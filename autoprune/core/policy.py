@@ -17,10 +17,20 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from autoprune.core.bounded import brief, loads_json
+from autoprune.core.effective import (
+    EFFECTIVE_KEY,
+    ChannelPlanLike,
+    EffectiveLayer,
+    effective_layers,
+    recorded_layers,
+)
 from autoprune.core.errors import AutopruneError
 from autoprune.core.specs import LayerSpec
 
 SCHEMA_VERSION = 1
+MAX_POLICY_BYTES = 16 << 20
+"""Largest policy file read (a real one is a few KB)."""
 FLOAT_BITS = 32
 """Bit-width meaning "not quantized" (fp32)."""
 
@@ -57,25 +67,28 @@ class LayerPolicy:
         """Raise :class:`AutopruneError` when a field is out of range."""
         if not (0.0 < self.keep_ratio <= 1.0) or math.isnan(self.keep_ratio):
             raise AutopruneError(
-                f"layer '{name}': keep_ratio {self.keep_ratio} is outside (0, 1]; "
+                f"layer {brief(name)}: keep_ratio {brief(self.keep_ratio)} is outside (0, 1]; "
                 "use a fraction of channels to keep such as 0.5"
             )
         if self.w_bits != FLOAT_BITS and not 1 <= self.w_bits <= 8:
             raise AutopruneError(
-                f"layer '{name}': w_bits {self.w_bits} must be 1..8 or {FLOAT_BITS} (float)"
+                f"layer {brief(name)}: w_bits {brief(self.w_bits)} must be 1..8 or {FLOAT_BITS} "
+                "(float)"
             )
         if self.a_bits != FLOAT_BITS and not 2 <= self.a_bits <= 8:
             raise AutopruneError(
-                f"layer '{name}': a_bits {self.a_bits} must be 2..8 or {FLOAT_BITS} (float)"
+                f"layer {brief(name)}: a_bits {brief(self.a_bits)} must be 2..8 or {FLOAT_BITS} "
+                "(float)"
             )
         if not 0.0 <= self.sparsity < 1.0:
             raise AutopruneError(
-                f"layer '{name}': sparsity {self.sparsity} is outside [0, 1); "
+                f"layer {brief(name)}: sparsity {brief(self.sparsity)} is outside [0, 1); "
                 "use the fraction of weights to zero such as 0.9"
             )
         if self.quantizer not in ("linear", "kmeans"):
             raise AutopruneError(
-                f"layer '{name}': quantizer '{self.quantizer}' is unknown; use linear or kmeans"
+                f"layer {brief(name)}: quantizer {brief(self.quantizer)} is unknown; use linear "
+                "or kmeans"
             )
 
 
@@ -83,20 +96,22 @@ def _layer_from_dict(name: str, fields: object) -> LayerPolicy:
     """One layer of a policy document, with its fields' types checked (naming the layer)."""
     if not isinstance(fields, Mapping):
         raise AutopruneError(
-            f"policy layer '{name}' is malformed: it must map fields (keep_ratio, w_bits, "
-            f"...) to values, got {fields!r}; export the policy again with 'autoprune export'"
+            f"policy layer {brief(name)} is malformed: it must map fields (keep_ratio, w_bits, "
+            f"...) to values, got {brief(fields)}; export the policy again with 'autoprune export'"
         )
     unknown = sorted(set(fields) - set(_FIELD_TYPES))
     if unknown:
         raise AutopruneError(
-            f"policy layer '{name}' is malformed: unknown field(s) {unknown}; valid fields: "
+            f"policy layer {brief(name)} is malformed: unknown field(s) {brief(unknown)}; valid "
+            "fields: "
             f"{', '.join(_FIELD_TYPES)}"
         )
     for key, value in fields.items():
         kinds, example = _FIELD_TYPES[key]
         if isinstance(value, bool) or not isinstance(value, kinds):
             raise AutopruneError(
-                f"policy layer '{name}' is malformed: {key} must be {example}, got {value!r} "
+                f"policy layer {brief(name)} is malformed: {key} must be {example}, got "
+                f"{brief(value)} "
                 f"({type(value).__name__})"
             )
     return LayerPolicy(**fields)
@@ -107,14 +122,14 @@ def _check_same_layers(layers: Mapping[str, LayerPolicy], names: list[str]) -> N
     missing = [n for n in names if n not in layers]
     if missing:
         raise AutopruneError(
-            f"policy has no entry for layer(s) {missing} of the model it was made for (edited "
-            "by hand?); add them back (keep_ratio 1.0 and w_bits/a_bits 32 leave a layer "
+            f"policy has no entry for layer(s) {brief(missing)} of the model it was made for "
+            "(edited by hand?); add them back (keep_ratio 1.0 and w_bits/a_bits 32 leave a layer "
             "untouched) or export the policy again"
         )
     extra = [n for n in layers if n not in names]
     if extra:
         raise AutopruneError(
-            f"policy names layer(s) {extra} that the model does not have; remove them or "
+            f"policy names layer(s) {brief(extra)} that the model does not have; remove them or "
             f"export the policy again (the model's layers: {', '.join(names)})"
         )
 
@@ -193,6 +208,31 @@ class Policy:
         """Keep ratio of every layer the policy prunes (ratio below 1)."""
         return {n: lp.keep_ratio for n, lp in self.layers.items() if lp.keep_ratio < 1.0}
 
+    def effective(
+        self, plan: ChannelPlanLike, round_to: int | None = None
+    ) -> dict[str, EffectiveLayer]:
+        """Every layer as the pruned model has it: coupled layers follow their controller.
+
+        Args:
+            plan: The model's :class:`autoprune.compress.ChannelPlan`.
+            round_to: The rounding of kept channel counts (the evaluation's ``round_to``).
+        """
+        return effective_layers(self.layers, plan, round_to)
+
+    def with_effective(self, plan: ChannelPlanLike, round_to: int | None = None) -> Policy:
+        """A copy whose ``meta["effective"]`` records :meth:`effective` (decisions unchanged)."""
+        view = {n: e.to_dict() for n, e in self.effective(plan, round_to).items()}
+        return replace(self, meta={**self.meta, EFFECTIVE_KEY: view})
+
+    def without_effective(self) -> Policy:
+        """A copy without the recorded effective view (e.g. for a file's compact header)."""
+        meta = {k: v for k, v in self.meta.items() if k != EFFECTIVE_KEY}
+        return replace(self, meta=meta)
+
+    def effective_layers(self) -> dict[str, EffectiveLayer]:
+        """The effective view recorded in ``meta`` (layers it lacks: as decided)."""
+        return recorded_layers(self.layers, self.meta)
+
     def replace_layer(self, name: str, **changes: Any) -> Policy:
         """A copy with one layer's fields changed."""
         layers = dict(self.layers)
@@ -252,7 +292,7 @@ class Policy:
         version = data.get("schema_version")
         if version != SCHEMA_VERSION:
             raise AutopruneError(
-                f"policy schema_version {version!r} is not supported (expected "
+                f"policy schema_version {brief(version)} is not supported (expected "
                 f"{SCHEMA_VERSION}); re-export the policy with this autoprune version"
             )
         if not isinstance(data.get("layers"), Mapping):
@@ -272,7 +312,8 @@ class Policy:
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise AutopruneError(
-                f"policy document is malformed ({exc!r}); export it again with 'autoprune export'"
+                f"policy document is malformed ({brief(exc)}); export it again with "
+                "'autoprune export'"
             ) from None
 
     def save(self, path: str | Path) -> Path:
@@ -297,10 +338,13 @@ class Policy:
             raise AutopruneError(
                 f"policy file {path} does not exist; pass the path of a policy JSON"
             )
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise AutopruneError(f"policy file {path} is not valid JSON ({exc.msg})") from None
+        if path.stat().st_size > MAX_POLICY_BYTES:
+            raise AutopruneError(
+                f"policy file {path} is larger than {MAX_POLICY_BYTES:,} bytes; pass a policy "
+                "JSON written by autoprune"
+            )
+        fix = "export the policy again with 'autoprune export'"
+        data = loads_json(path.read_bytes(), f"policy file {path}", fix)
         policy = cls.from_dict(data)
         if specs is not None:
             policy.validate(specs)

@@ -61,6 +61,37 @@ class EpisodeRecord:
         )
 
 
+REPEAT_WARNING_SHARE = 0.1
+"""A search whose repeated evaluations exceed this share of its history is warned about."""
+
+
+def distinct_policies(history: list[EpisodeRecord]) -> int:
+    """How many different policies ``history`` holds (same layer settings = same policy).
+
+    Example:
+        >>> from autoprune.core.policy import LayerPolicy
+        >>> make = lambda keep: Policy({"fc": LayerPolicy(keep_ratio=keep)}, fingerprint="f")
+        >>> distinct_policies([EpisodeRecord(i, make(k), 0.0, {}) for i, k in
+        ...                    enumerate((0.5, 0.5, 1.0))])
+        2
+    """
+    return len({tuple(sorted(r.policy.layers.items())) for r in history})
+
+
+def repeats_message(history: list[EpisodeRecord]) -> str | None:
+    """The warning for a search that evaluated the same policies again and again (more
+    than :data:`REPEAT_WARNING_SHARE` repeats), else None."""
+    distinct = distinct_policies(history)
+    repeats = len(history) - distinct
+    if not history or repeats <= REPEAT_WARNING_SHARE * len(history):
+        return None
+    return (
+        f"only {distinct} of {len(history)} evaluations were distinct policies ({repeats} "
+        "repeats, answered by the cache): the search kept choosing the same policies; "
+        "with a tight budget use wall: scale (the default) and seed_policies, or more episodes"
+    )
+
+
 def dominates(a: dict[str, float], b: dict[str, float], objectives: tuple[str, ...]) -> bool:
     """Whether metrics ``a`` Pareto-dominate ``b`` on ``objectives``."""
     better_somewhere = False
@@ -106,12 +137,18 @@ class SearchResult:
         """The Pareto front over :attr:`objectives`."""
         return pareto_front(self.history, self.objectives)
 
+    @property
+    def distinct_policies(self) -> int:
+        """How many different policies the history evaluated (by their layer settings)."""
+        return distinct_policies(self.history)
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-JSON summary (history included)."""
         best = self.best
         return {
             "method": self.method,
             "evaluations": len(self.history),
+            "distinct_policies": self.distinct_policies,
             "seconds": self.seconds,
             "baseline_metrics": self.baseline_metrics,
             "best": best.to_dict() if best else None,

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import torch
-from torch import nn
-
-from autoprune.core.modes import eval_mode
+from autoprune.core.errors import AutopruneError
 from autoprune.core.user_code import user_errors
+
+if TYPE_CHECKING:  # torch is imported by discover_layers: LayerSpec is plain data
+    import torch
+    from torch import nn
 
 LayerKind = Literal["conv", "depthwise", "grouped", "linear"]
 
@@ -33,6 +34,7 @@ class LayerSpec:
         prunable: Whether the output channels may be removed (False for the classifier).
 
     Example:
+        >>> from torch import nn
         >>> spec = discover_layers(nn.Sequential(nn.Linear(4, 3)), (4,))[0]
         >>> (spec.kind, spec.macs, spec.params, spec.prunable)
         ('linear', 12, 15, False)
@@ -71,6 +73,8 @@ def _conv_kind(module: nn.Conv2d) -> LayerKind:
 
 
 def _spec_for(name: str, module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> LayerSpec:
+    from torch import nn
+
     params = sum(p.numel() for p in module.parameters(recurse=False))
     if isinstance(module, nn.Conv2d):
         kh, kw = module.kernel_size
@@ -119,6 +123,11 @@ def discover_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[Laye
         One :class:`LayerSpec` per layer, ordered by first execution. The last layer
         executed (the classifier) is marked not prunable. Layers that never run are skipped.
     """
+    import torch
+    from torch import nn
+
+    from autoprune.core.modes import eval_mode
+
     seen: dict[str, LayerSpec] = {}
     hooks = []
     for name, module in model.named_modules():
@@ -141,3 +150,45 @@ def discover_layers(model: nn.Module, input_shape: tuple[int, ...]) -> list[Laye
         last = specs[-1]
         specs[-1] = LayerSpec(**{**asdict(last), "prunable": False})
     return specs
+
+
+def parse_input_shape(text: str | None) -> tuple[int, int, int] | None:
+    """``"C,H,W"`` (``--input-shape``, config key ``input_shape``) as a tuple; None stays None.
+
+    Example:
+        >>> parse_input_shape("3,224,224"), parse_input_shape(None)
+        ((3, 224, 224), None)
+    """
+    if text is None:
+        return None
+    parts = [p.strip() for p in str(text).replace("x", ",").split(",")]
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise AutopruneError(
+            f"input shape {text!r} is invalid; write channels,height,width as positive "
+            "integers, e.g. 3,224,224"
+        )
+    channels, height, width = (int(p) for p in parts)
+    return channels, height, width
+
+
+def deployment_shape(
+    input_shape: tuple[int, int, int] | None, data_shape: tuple[int, ...]
+) -> tuple[int, ...]:
+    """The shape a model is priced at: ``input_shape`` when given, else the data's.
+
+    Raises:
+        AutopruneError: when ``input_shape`` has other channels than the data.
+
+    Example:
+        >>> deployment_shape((3, 224, 224), (3, 32, 32)), deployment_shape(None, (1, 8, 8))
+        ((3, 224, 224), (1, 8, 8))
+    """
+    if input_shape is None:
+        return tuple(data_shape)
+    if len(data_shape) != 3 or data_shape[0] != input_shape[0]:
+        raise AutopruneError(
+            f"input shape {','.join(map(str, input_shape))} does not match the data's "
+            f"{','.join(map(str, data_shape))}: the channels must agree; pass "
+            f"--input-shape {data_shape[0]},H,W"
+        )
+    return tuple(input_shape)

@@ -6,73 +6,40 @@ fake-quant are parametrizations on the modules, so an ordinary optimizer step ho
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from autoprune.core.defaults import DEFAULT_TRAIN as DEFAULT_TRAIN  # re-exported
+from autoprune.core.defaults import FINETUNE_LR, TrainConfig
 from autoprune.core.errors import AutopruneError
 from autoprune.core.modes import eval_mode
-from autoprune.core.splits import DataSplits
+from autoprune.core.splits import Batch, DataSplits, Split
 
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to train (or fine-tune) a model.
-
-    Example:
-        >>> TrainConfig(epochs=2, lr=0.05).batch_size
-        128
-    """
-
-    epochs: int = 8
-    """Passes over the training split."""
-    lr: float = 0.05
-    """Peak learning rate of SGD; decays to 0 on a cosine schedule."""
-    momentum: float = 0.9
-    """SGD (Nesterov) momentum."""
-    weight_decay: float = 5e-4
-    """L2 penalty."""
-    batch_size: int = 128
-    """Mini-batch size."""
-    seed: int = 0
-    """Seed of the weight initialisation and the data order."""
-    label_smoothing: float = 0.0
-    """Cross-entropy label smoothing."""
-
-    def check(self) -> None:
-        """Raise :class:`AutopruneError` on a value that cannot train."""
-        if self.epochs < 0:
-            raise AutopruneError(f"epochs {self.epochs} is negative; pass --epochs 1 or more")
-        if self.lr <= 0:
-            raise AutopruneError(f"learning rate {self.lr} must be positive; pass e.g. --lr 0.05")
-        if self.batch_size < 1:
-            raise AutopruneError(f"batch size {self.batch_size} must be at least 1")
-
-
-DEFAULT_TRAIN: dict[str, TrainConfig] = {
-    "demo": TrainConfig(epochs=15, lr=0.05, batch_size=64),
-    "lenet300": TrainConfig(epochs=10, lr=0.05),
-    "lenet5": TrainConfig(epochs=8, lr=0.05),
-    "vgg_small": TrainConfig(epochs=8, lr=0.05),
-    "resnet20": TrainConfig(epochs=10, lr=0.1),
-    "mobilenetv2_small": TrainConfig(epochs=10, lr=0.1, weight_decay=4e-5),
-}
-"""Defaults per zoo model; other models use :class:`TrainConfig`'s defaults."""
-FINETUNE_LR = 0.01
-"""Learning rate of fine-tuning a compressed model (``apply``, the evaluator's fine-tune)."""
 CHANCE_MARGIN = 0.05
 """Points a model must beat the most frequent class by (at most; ``0.5 / K`` when smaller)."""
 
 
+def class_counts(data: DataSplits, split: Split = "val") -> torch.Tensor:
+    """Samples per class in ``split`` (read batch by batch; labels only are kept)."""
+    classes = _classes(data)
+    counts = torch.zeros(classes, dtype=torch.int64)
+    for _, yb in data.loader(split, 1024):
+        counts += torch.bincount(torch.as_tensor(yb).reshape(-1).cpu(), minlength=classes)
+    return counts
+
+
 def majority_accuracy(data: DataSplits) -> float:
     """What always answering the most frequent validation class scores (1 / K if balanced)."""
-    counts = torch.bincount(data.y_val, minlength=data.num_classes)
-    return max(float(counts.max()) / max(1, len(data.y_val)), 1.0 / max(1, data.num_classes))
+    counts = class_counts(data)
+    classes = _classes(data)
+    return max(float(counts.max()) / max(1, int(counts.sum())), 1.0 / max(1, classes))
 
 
 def chance_accuracy(data: DataSplits) -> float:
@@ -84,10 +51,22 @@ def chance_accuracy(data: DataSplits) -> float:
 
     Example:
         >>> x, y = torch.zeros(20, 1, 2, 2), torch.arange(20) % 10
-        >>> round(chance_accuracy(DataSplits("toy", x, y, x, y, x, y, num_classes=10)), 3)
+        >>> data = DataSplits.from_tensors("toy", x, y, x, y, x, y, num_classes=10)
+        >>> round(chance_accuracy(data), 3)
         0.15
     """
-    return majority_accuracy(data) + min(0.5 / max(1, data.num_classes), CHANCE_MARGIN)
+    return majority_accuracy(data) + min(0.5 / max(1, _classes(data)), CHANCE_MARGIN)
+
+
+def _classes(data: DataSplits) -> int:
+    """The class count of a classification dataset."""
+    if data.num_classes is None:
+        raise AutopruneError(
+            f"dataset '{data.name}' has no classes (num_classes=None): top-1 accuracy and "
+            "cross-entropy training need class labels; pass evaluate= and finetune= for "
+            "another task"
+        )
+    return data.num_classes
 
 
 class NonFiniteLoss(AutopruneError):
@@ -119,18 +98,48 @@ ProgressFn = Callable[[int, int, float], None]
 
 
 @torch.no_grad()
+def batches_accuracy(model: nn.Module, batches: Iterable[Batch]) -> float:
+    """Top-1 accuracy of ``model`` (in eval mode) over ``(inputs, labels)`` batches, each
+    moved to the model's device."""
+    device = model_device(model)
+    correct = seen = 0
+    with eval_mode(model):
+        for xb, yb in batches:
+            logits = model(xb.to(device, non_blocking=True))
+            labels = torch.as_tensor(yb).to(logits.device)
+            correct += int((logits.argmax(dim=1) == labels).sum())
+            seen += len(labels)
+    if seen == 0:
+        raise AutopruneError("cannot evaluate on an empty split; use a larger dataset or split")
+    return correct / seen
+
+
 def top1_accuracy(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 512
 ) -> float:
     """Top-1 accuracy of ``model`` (in eval mode) on the tensors ``x``, ``y``."""
-    if len(x) == 0:
-        raise AutopruneError("cannot evaluate on an empty split; use a larger dataset or split")
-    correct = 0
-    with eval_mode(model):
-        for start in range(0, len(x), batch_size):
-            logits = model(x[start : start + batch_size])
-            correct += int((logits.argmax(dim=1) == y[start : start + batch_size]).sum())
-    return correct / len(x)
+    batches = ((x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(x), batch_size))
+    return batches_accuracy(model, batches)
+
+
+def split_accuracy(
+    model: nn.Module,
+    data: DataSplits,
+    split: Split = "val",
+    *,
+    limit: int | None = None,
+    batch_size: int = 512,
+) -> float:
+    """Top-1 accuracy on one split of ``data`` (its first ``limit`` samples), streamed."""
+    _classes(data)
+    return batches_accuracy(model, data.loader(split, batch_size, limit=limit))
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of a model's first parameter or buffer (CPU for a model without any)."""
+    for tensor in itertools.chain(model.parameters(), model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
 
 
 def _distillation_loss(
@@ -168,7 +177,9 @@ def train(
             infinite, instead of training on (every later step would be NaN too).
     """
     config.check()
+    _classes(data)
     torch.manual_seed(config.seed)
+    device = model_device(model)
     loader = data.loader("train", config.batch_size, shuffle=True, seed=config.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(
@@ -178,7 +189,7 @@ def train(
         nesterov=config.momentum > 0,
         weight_decay=config.weight_decay,
     )
-    total = max(1, config.epochs * len(loader))
+    total = max(1, config.epochs * _batches_per_epoch(data, config.batch_size))
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
     if teacher is not None:
         teacher.eval()
@@ -189,7 +200,9 @@ def train(
         epoch_start = time.perf_counter()
         model.train()
         loss_sum, correct, seen = 0.0, 0, 0
-        for xb, yb in loader:
+        for x_cpu, y_cpu in loader:
+            xb = x_cpu.to(device, non_blocking=True)
+            yb = torch.as_tensor(y_cpu).to(device, non_blocking=True)
             logits = model(xb)
             loss = F.cross_entropy(logits, yb, label_smoothing=config.label_smoothing)
             if teacher is not None:
@@ -217,16 +230,22 @@ def train(
             epoch=epoch + 1,
             loss=loss_sum / max(seen, 1),
             train_accuracy=correct / max(seen, 1),
-            val_accuracy=top1_accuracy(model, data.x_val, data.y_val),
+            val_accuracy=split_accuracy(model, data),
             seconds=time.perf_counter() - epoch_start,
         )
         result.history.append(stats)
         if on_epoch is not None:
             on_epoch(stats)
     model.eval()
-    result.val_accuracy = top1_accuracy(model, data.x_val, data.y_val)
+    result.val_accuracy = split_accuracy(model, data)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def _batches_per_epoch(data: DataSplits, batch_size: int) -> int:
+    """Batches in one pass over the training split (1 for a stream of unknown length)."""
+    size = data.size("train")
+    return 1 if size is None else math.ceil(size / batch_size)
 
 
 def finetune(

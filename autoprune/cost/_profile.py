@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import yaml
 
+from autoprune.core.defaults import MEASURED_PROFILE as MEASURED_PROFILE  # re-exported
 from autoprune.core.errors import AutopruneError, unknown_name
 from autoprune.cost._energy import EnergyTable
 
@@ -226,11 +227,6 @@ def _energy_table(data: Any, where: str) -> EnergyTable:
             )
         values[key] = int(number) if key == "accumulator_bits" and number else number
     return EnergyTable(**values)
-
-
-MEASURED_PROFILE = "cpu"
-"""The packaged profile measured on this machine (ONNX Runtime), the one to validate the
-latency model with."""
 
 
 def _profile_dir() -> Any:

@@ -29,6 +29,10 @@ Every dataset is checked when it loads (``autoprune.data._checks``): NaN or infi
 pixels, a class without training images (a stray label 1000 among 0..9), a test label no
 training image has, or fewer than 5 training images of a class are refused with a one-line
 :class:`~autoprune.core.errors.AutopruneError` naming the problem and the fix.
+* ``folder:PATH``: image folders ``PATH/train/<class>/*.png|jpg`` (optional ``val/`` and
+  ``test/``), decoded batch by batch, never held in memory (``autoprune.data._folder``).
+* Objects from Python (``autoprune.data._objects``): ``DataLoader``s, ``Dataset``s or
+  ``(x, y)`` pairs per split, streamed as given.
 * ``path/to/file.py:function`` or ``package.module:function``: a function called with no
   arguments that returns a :class:`DataSplits` (used as is) or a tuple
   ``(x_train, y_train, x_test, y_test)`` handled like an ``npz`` file.
@@ -45,7 +49,22 @@ Example:
 from __future__ import annotations
 
 from autoprune.core.splits import DataSplits
+from autoprune.data._objects import (
+    ACCEPTED,
+    OBJECT_PREFIX,
+    is_data_object,
+    splits_from_objects,
+)
 from autoprune.data._paths import DEFAULT_DATA_DIRS
 from autoprune.data._registry import dataset_names, load_dataset
 
-__all__ = ["DEFAULT_DATA_DIRS", "DataSplits", "dataset_names", "load_dataset"]
+__all__ = [
+    "ACCEPTED",
+    "DEFAULT_DATA_DIRS",
+    "OBJECT_PREFIX",
+    "DataSplits",
+    "dataset_names",
+    "is_data_object",
+    "load_dataset",
+    "splits_from_objects",
+]

@@ -49,6 +49,19 @@ def _spans(values: list[int]) -> str:
     return ", ".join(text) + (", ..." if len(spans) > 4 else "")
 
 
+def _missing(present: np.ndarray, classes: int) -> tuple[int, str]:
+    """How many of the classes ``0..classes-1`` are not in ``present``, and the first spans
+    of them as text, in time and memory bounded by ``len(present)`` (never by ``classes``:
+    a stray label 10**12 must not make a set of 10**12 numbers)."""
+    seen = np.unique(np.asarray(present, dtype=np.int64))
+    seen = seen[(seen >= 0) & (seen < classes)]
+    bounds = np.concatenate(([-1], seen, [classes]))
+    gaps = [(int(a) + 1, int(b) - 1) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    spans = [(a, b) for a, b in gaps if a <= b]
+    text = [str(a) if a == b else f"{a}..{b}" for a, b in spans[:4]]
+    return classes - len(seen), ", ".join(text) + (", ..." if len(spans) > 4 else "")
+
+
 def check_labels(
     name: str, y_train: np.ndarray, y_test: np.ndarray, num_classes: int | None
 ) -> int:
@@ -72,11 +85,11 @@ def check_labels(
                 f"dataset '{name}': y_{split} holds label(s) {_spans(over)} but num_classes is "
                 f"{classes} (the training classes); use labels 0..{classes - 1}"
             )
-    missing = sorted(set(range(classes)) - {int(c) for c in present})
+    missing, shown = _missing(present, classes)
     if missing:
         raise AutopruneError(
             f"dataset '{name}': the labels of y_train span 0..{classes - 1} but classes "
-            f"{_spans(missing)} ({len(missing)} of {classes}) have no training image; fix the "
+            f"{shown} ({missing} of {classes}) have no training image; fix the "
             "stray labels, or renumber the classes 0..K-1 with "
             "np.unique(y, return_inverse=True)"
         )
@@ -103,11 +116,14 @@ def check_splits_content(splits: object) -> None:
 
     assert isinstance(splits, DataSplits)
     for split in SPLITS:
-        check_finite(splits.name, split, splits.tensors(split)[0])
-    present = set(torch.unique(splits.y_train).tolist())
-    missing = sorted(set(range(splits.num_classes)) - present)
+        if splits.in_memory(split):  # a streamed split is checked batch by batch when read
+            check_finite(splits.name, split, splits.tensors(split)[0])
+    if splits.num_classes is None or not splits.in_memory("train"):
+        return
+    present = torch.unique(splits.y_train).numpy()
+    missing, shown = _missing(present, splits.num_classes)
     if missing:
         raise AutopruneError(
-            f"dataset '{splits.name}': classes {_spans(missing)} of {splits.num_classes} have "
+            f"dataset '{splits.name}': classes {shown} of {splits.num_classes} have "
             "no training image; give every class training images or lower num_classes"
         )

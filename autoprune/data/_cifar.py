@@ -24,14 +24,40 @@ def _field(batch: dict, key: str) -> object:
     raise KeyError(key)
 
 
+_ARRAY_GLOBALS = frozenset(
+    {
+        (module, name)
+        for module in ("numpy.core.multiarray", "numpy._core.multiarray")
+        for name in ("_reconstruct", "scalar")
+    }
+    | {("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+)
+"""The only callables a CIFAR-10 batch refers to: how numpy rebuilds an array."""
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """An unpickler that rebuilds numpy arrays, dicts, lists and bytes, and refuses any
+    other callable (a planted batch could otherwise run a command when read)."""
+
+    def find_class(self, module: str, name: str) -> object:
+        """The class or function ``module.name`` when it is one of :data:`_ARRAY_GLOBALS`."""
+        if (module, name) not in _ARRAY_GLOBALS:
+            raise pickle.UnpicklingError(
+                f"it refers to {module[:60]}.{name[:60]}, which a CIFAR-10 batch never holds "
+                "(a pickle that could run code is not loaded)"
+            )
+        return super().find_class(module, name)
+
+
 def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Read one pickled batch into ``(images (N, 3, 32, 32) uint8, labels (N,) int64)``.
 
-    The batches are Python pickles: only read folders you trust.
+    The batches are Python pickles, read by an unpickler that rebuilds only numpy arrays and
+    plain containers: a batch referring to any other callable is refused, never run.
     """
     try:
         with path.open("rb") as f:
-            batch = pickle.load(f, encoding="bytes")
+            batch = _ArrayUnpickler(f, encoding="bytes").load()
         data = np.asarray(_field(batch, "data"), dtype=np.uint8)
         labels = np.asarray(_field(batch, "labels"), dtype=np.int64)
     except (
@@ -46,7 +72,8 @@ def read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         ValueError,
     ) as exc:
         raise AutopruneError(
-            f"{path}: not a readable CIFAR-10 batch ({type(exc).__name__}: {exc}); "
+            f"{path}: not a readable CIFAR-10 batch ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:200]}); "
             "re-download and unpack cifar-10-python.tar.gz"
         ) from None
     if data.ndim != 2 or data.shape[1] != _PIXELS or len(data) != len(labels):

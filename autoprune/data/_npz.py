@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from autoprune.core.errors import AutopruneError
+from autoprune.system.npz_files import memory_bytes, read_headers
 
 ARRAYS = ("x_train", "y_train", "x_test", "y_test")
 """Arrays an ``npz:`` dataset file must hold."""
@@ -35,6 +36,16 @@ def read_npz(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.n
         raise AutopruneError(
             f"npz dataset file {path} does not exist; give an existing file as npz:PATH"
         )
+    if not zipfile.is_zipfile(path):
+        with path.open("rb") as handle:
+            single = handle.read(6) == b"\x93NUMPY"
+        raise _unreadable(
+            path, "it holds a single array, not named arrays" if single else "not a zip archive"
+        )
+    try:
+        read_headers(path, memory_bytes() // 2)  # sizes checked before any allocation
+    except AutopruneError as exc:
+        raise _unreadable(path, exc) from None
     try:
         npz = np.load(path, allow_pickle=False)
     except _READ_ERRORS as exc:

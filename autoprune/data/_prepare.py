@@ -78,6 +78,16 @@ def check_val_args(val_size: int | float, seed: int) -> None:
         raise AutopruneError(f"seed must be an int in [0, 2**32), got {seed!r}")
 
 
+def held_out_count(n: int, size: int | float) -> int:
+    """Samples a ``val_size`` holds out of ``n``: a count as given, a fraction rounded up.
+
+    Example:
+        >>> held_out_count(1000, 0.1), held_out_count(1000, 37)
+        (100, 37)
+    """
+    return int(size) if isinstance(size, numbers.Integral) else int(np.ceil(float(size) * n))
+
+
 def carve(labels: np.ndarray, size: int | float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split sample indices into ``(kept, held_out)``, stratified by class when possible.
 
@@ -90,7 +100,7 @@ def carve(labels: np.ndarray, size: int | float, seed: int) -> tuple[np.ndarray,
         Two index arrays, each in a seeded random order.
     """
     n = len(labels)
-    count = int(size) if isinstance(size, numbers.Integral) else int(np.ceil(float(size) * n))
+    count = held_out_count(n, size)
     if not 1 <= count < n:
         raise AutopruneError(
             f"val_size {size} leaves no training samples out of {n}; use a smaller val_size"
@@ -176,7 +186,7 @@ def build_splits(
     x_all, y_all = torch.from_numpy(x_tr), torch.from_numpy(y_tr)
     x_train_t, x_val_t, x_test_t = x_all[kept], x_all[held], torch.from_numpy(x_te)
     mean, std = _normalise(x_train_t, [x_val_t, x_test_t])
-    return DataSplits(
+    return DataSplits.from_tensors(
         name=name,
         x_train=x_train_t,
         y_train=y_all[kept],

@@ -11,8 +11,10 @@ from autoprune.core.errors import AutopruneError, unknown_name
 from autoprune.core.splits import DataSplits
 from autoprune.data._cifar import read_cifar10
 from autoprune.data._digits import read_digits
+from autoprune.data._folder import FOLDER_PREFIX, read_folder
 from autoprune.data._idx import read_idx_dataset
 from autoprune.data._npz import read_npz
+from autoprune.data._objects import OBJECT_PREFIX
 from autoprune.data._prepare import build_splits, check_val_args
 from autoprune.data._user import read_user
 
@@ -29,7 +31,8 @@ NPZ_PREFIX = "npz:"
 
 
 def dataset_names() -> list[str]:
-    """Names of the built-in datasets (``npz:PATH`` and ``FILE.py:FUNCTION`` also work)."""
+    """Names of the built-in datasets (``folder:PATH``, ``npz:PATH`` and
+    ``FILE.py:FUNCTION`` also work)."""
     return sorted(_READERS)
 
 
@@ -59,6 +62,13 @@ def load_dataset(
     if not isinstance(name, str) or not name.strip():
         raise AutopruneError(f"dataset name must be a non-empty string, got {name!r}")
     name = name.strip()
+    if name.startswith(FOLDER_PREFIX):
+        return read_folder(name[len(FOLDER_PREFIX) :], val_size=val_size, seed=seed)
+    if name.startswith(OBJECT_PREFIX):
+        raise AutopruneError(
+            f"dataset '{name}' was a Python object, which a run cannot reload by name; pass "
+            "the same data as data= from Python"
+        )
     if name.startswith(NPZ_PREFIX):
         arrays = read_npz(name[len(NPZ_PREFIX) :])
         return build_splits(name, *arrays, val_size=val_size, seed=seed)
@@ -72,5 +82,5 @@ def load_dataset(
         return read_user(name, val_size=val_size, seed=seed)
     raise AutopruneError(
         f"{unknown_name('dataset', name, dataset_names())}, "
-        "or npz:PATH, path/to/file.py:function, package.module:function"
+        "or folder:PATH, npz:PATH, path/to/file.py:function, package.module:function"
     )

@@ -5,7 +5,9 @@
    schedule of Zhu & Gupta (2017).
 2. **Quantization** — k-means weight sharing over the kept weights (linear init; 8 bits for
    conv layers, 5 bits for fully connected layers by default), then fine-tuning of the
-   centroids by their summed gradients with the assignments frozen.
+   centroids with the assignments frozen: each centroid's gradient is the sum of its
+   members', and its step is divided by their count (:func:`autoprune.compress.retrain.
+   retrain`: one learning rate then suits every cluster size; the best epoch is kept).
 3. **Huffman coding** of the weight codes and relative indices.
 
 Each stage's size is measured by writing a real ``.apz`` file: after pruning the kept float
@@ -28,10 +30,11 @@ from torch.nn.utils import parametrize
 
 from autoprune.coding import ApzReport, Layout
 from autoprune.compress import export_quantized, quantize_weights
+from autoprune.compress.retrain import retrain
 from autoprune.core.errors import AutopruneError, unknown_name
 from autoprune.core.policy import LayerPolicy, Policy
 from autoprune.core.specs import LayerSpec, discover_layers
-from autoprune.core.training import finetune, top1_accuracy
+from autoprune.core.training import split_accuracy
 from autoprune.data import DataSplits
 from autoprune.deep_compression._coded import CodedModel
 from autoprune.deep_compression._prune import PruneSchedule, PruneStep, gradual_prune
@@ -70,8 +73,9 @@ class DeepCompressionConfig:
     """Peak learning rate of the pruning retraining (cosine)."""
     quant_epochs: int = 2
     """Centroid fine-tuning epochs after k-means."""
-    quant_lr: float = 0.002
-    """Peak learning rate of the centroid fine-tuning."""
+    quant_lr: float = 0.01
+    """Peak learning rate of the centroid fine-tuning (a step of the members' mean gradient,
+    :func:`autoprune.compress.retrain.retrain`)."""
     conv_bits: int = 8
     """k-means bits of convolution layers."""
     fc_bits: int = 5
@@ -180,8 +184,8 @@ def _stage(
     stage: str, model: nn.Module, data: DataSplits, size: tuple[int, int, float]
 ) -> StageReport:
     model.eval()
-    val = top1_accuracy(model, data.x_val, data.y_val)
-    test = top1_accuracy(model, data.x_test, data.y_test)
+    val = split_accuracy(model, data, "val")
+    test = split_accuracy(model, data, "test")
     return StageReport(stage, val, test, *size)
 
 
@@ -211,7 +215,7 @@ def _choose_targets(
     if config.targets is not None:
         return _checked_targets(config.targets, names), None
     n = config.scan_samples
-    x, y = (data.x_val, data.y_val) if n is None else (data.x_val[:n], data.y_val[:n])
+    x, y = data.head("val", n)
     scan = sensitivity_scan(model, x, y, names, config.grid)
     return scan.targets(config.tolerance), scan
 
@@ -261,8 +265,8 @@ def deep_compress(
         stages["pruned"] = _file_stage("pruned", work, data, report)
         bits = {s.name: LayerPolicy(w_bits=_bits(s, config), quantizer="kmeans") for s in specs}
         quantize_weights(work, bits)
-        if config.quant_epochs:
-            finetune(work, data, config.quant_epochs, config.quant_lr, seed=config.seed)
+        if config.quant_epochs:  # centroids by their members' mean gradient, best epoch kept
+            retrain(work, data, config.quant_epochs, lr=config.quant_lr, seed=config.seed)
         coded = CodedModel.freeze(work, names)
         for stage, huffman in (("quantized", False), ("huffman", True)):
             path = folder / f"{stage}.apz"

@@ -15,7 +15,6 @@ What the bundle holds, and why:
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from autoprune.core.errors import AutopruneError
 from autoprune.core.modes import eval_mode
 from autoprune.export._int8 import quantize_onnx_int8
 from autoprune.export._onnx import export_onnx
+from autoprune.system.atomic_dir import atomic_dir
 
 
 def _save_exported_program(model: nn.Module, example_input: torch.Tensor, path: Path) -> None:
@@ -78,9 +78,10 @@ def export_bundle(
 ) -> dict[str, Path]:
     """Write ``{stem}.pt``, ``{stem}.onnx`` and optionally ``{stem}.int8.onnx``/``.pt2``.
 
-    Files are written into a temporary folder next to ``out_dir`` and moved in only when all
-    of them succeeded; on any error nothing new is left in ``out_dir`` (a folder it had to
-    create is not created). Existing files with the same names are replaced.
+    The folder is written whole (:func:`~autoprune.system.atomic_dir.atomic_dir`): on any
+    error ``out_dir`` is as it was (a folder it had to create is not created). This stem's
+    earlier files are replaced (also an ``.int8.onnx`` not written this time); other files
+    in the folder are kept.
 
     Args:
         model: The compressed model (plain modules, quantization hooks removed).
@@ -100,22 +101,15 @@ def export_bundle(
     if int8 and calibration is None:
         raise AutopruneError("int8=True needs calibration batches; pass calibration=...")
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as tmp:
-        bundle = Path(tmp) / "bundle"
-        bundle.mkdir()
+    replaced = [f"{stem}{suffix}" for suffix in (".pt", ".onnx", ".int8.onnx", ".pt2")]
+    with atomic_dir(out_dir, replaces=replaced) as staging:
         staged = _write_all(
             model,
             example_input,
-            bundle,
+            staging,
             stem,
             calibration if int8 else None,
             exclude_nodes,
             exported_program,
         )
-        if out_dir.exists():
-            for path in staged.values():
-                path.replace(out_dir / path.name)
-        else:
-            bundle.rename(out_dir)
     return {kind: out_dir / path.name for kind, path in staged.items()}

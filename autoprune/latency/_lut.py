@@ -4,18 +4,18 @@ One cache file per hardware/runtime fingerprint (CPU model, machine, runtime and
 version, threads, batch size, statistic) lives under the cache folder as
 ``latency-<hash>.json``, so tables are reused across searches on the same machine and never
 mixed between machines. It holds the layer timings and, per model, the layer-sum line fitted
-against whole-model measurements. Writes are atomic (temporary file renamed into place) and
-merge entries written meanwhile by another process.
+against whole-model measurements. Writes are atomic (temporary file renamed into place),
+merge entries written meanwhile by another process and record a content hash; a table that
+fails its check on read is kept aside and measured again.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
-import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -31,6 +31,8 @@ from autoprune.latency._kernels import KernelTiming, measure_together
 from autoprune.latency._layer_graphs import LayerKey, layer_onnx, layer_torch, overhead_onnx
 from autoprune.latency._layer_sum_line import LayerSumLine
 from autoprune.latency._measure import measure_onnx_latency, measure_torch_latency
+from autoprune.system.atomic_dir import write_atomic
+from autoprune.system.verified import DIGEST_KEY, CacheWarning, set_aside, sha256_of_bytes
 
 LUT_FORMAT = 5
 """Bump when the single-layer graphs or the key change, so old tables are not reused."""
@@ -268,35 +270,29 @@ class LatencyTable:
 
     def _load(self, path: Path) -> None:
         data = self._read(path)
+        if data is None:
+            return
         self._entries = data["entries"]
         self._overhead = data["overhead_ms"]
         self._lines = data["calibrations"]
         self.reference_ms = data["reference_ms"]
 
-    def _read(self, path: Path) -> dict[str, Any]:
+    def _read(self, path: Path) -> dict[str, Any] | None:
+        """The table on disk, or None when it fails its check: then it is kept aside
+        (``NAME.damaged-<time>``) with a one-line :class:`CacheWarning` and measured again."""
         try:
             data = json.loads(path.read_text())
-            parsed = {
-                "entries": {str(k): KernelTiming(**v) for k, v in data["entries"].items()},
-                "calibrations": {
-                    str(k): LayerSumLine(**v) for k, v in data.get("calibrations", {}).items()
-                },
-                "overhead_ms": None
-                if data.get("overhead_ms") is None
-                else float(data["overhead_ms"]),
-                "reference_ms": None
-                if data.get("reference_ms") is None
-                else float(data["reference_ms"]),
-            }
-            same = data["fingerprint"] == self.fingerprint
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
-            raise AutopruneError(
-                f"latency cache {path} is corrupt; delete it and it will be measured again"
-            ) from None
-        if not same:
-            raise AutopruneError(
-                f"latency cache {path} was measured for another machine or runtime; "
-                "delete it or use another cache folder"
+            problem = _content_problem(data, self.fingerprint)
+            parsed = None if problem else _parse(data)
+        except (OSError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            problem, parsed = f"unreadable: {type(exc).__name__}", None
+        if parsed is None:
+            kept = set_aside(path)
+            warnings.warn(
+                f"latency cache {path} is damaged ({problem}); its layers are measured again "
+                f"(the damaged file is kept as {kept.name if kept else path.name})",
+                CacheWarning,
+                stacklevel=3,
             )
         return parsed
 
@@ -305,26 +301,50 @@ class LatencyTable:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.is_file():
-            disk = self._read(self.path)
+        disk = self._read(self.path) if self.path.is_file() else None
+        if disk is not None:
             if disk["reference_ms"] is not None:
                 self.note_probe(disk["reference_ms"])
             self._entries = {**disk["entries"], **self._entries}
             self._lines = {**disk["calibrations"], **self._lines}
             if self._overhead is None:
                 self._overhead = disk["overhead_ms"]
-        document = {
+        document: dict[str, Any] = {
             "fingerprint": self.fingerprint,
             "reference_ms": self.reference_ms,
             "overhead_ms": self._overhead,
             "calibrations": {k: asdict(v) for k, v in sorted(self._lines.items())},
             "entries": {k: asdict(v) for k, v in sorted(self._entries.items())},
         }
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".latency-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump(document, handle, indent=1)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        document[DIGEST_KEY] = _digest(document)
+        write_atomic(self.path, json.dumps(document, indent=1))
+
+
+def _digest(document: dict[str, Any]) -> str:
+    """The content hash of a table document (its canonical JSON, the hash itself left out)."""
+    body = {k: v for k, v in document.items() if k != DIGEST_KEY}
+    return sha256_of_bytes(json.dumps(body, sort_keys=True, separators=(",", ":")).encode())
+
+
+def _content_problem(data: Any, fingerprint: dict[str, Any]) -> str | None:
+    """What is wrong with a table read from disk, or None (a table written before hashes
+    were recorded has none to check)."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    if DIGEST_KEY in data and data[DIGEST_KEY] != _digest(data):
+        return "its content hash differs from the one recorded at save"
+    if data.get("fingerprint") != fingerprint:
+        return "it records another machine or runtime than its file name"
+    return None
+
+
+def _parse(data: dict[str, Any]) -> dict[str, Any]:
+    """Timings, lines and reference times of a checked table document."""
+    return {
+        "entries": {str(k): KernelTiming(**v) for k, v in data["entries"].items()},
+        "calibrations": {
+            str(k): LayerSumLine(**v) for k, v in data.get("calibrations", {}).items()
+        },
+        "overhead_ms": None if data.get("overhead_ms") is None else float(data["overhead_ms"]),
+        "reference_ms": None if data.get("reference_ms") is None else float(data["reference_ms"]),
+    }

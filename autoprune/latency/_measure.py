@@ -193,8 +193,14 @@ def measure_torch_latency(
     _check_settings(threads, warmup, repeats)
     device = next(iter(model.parameters()), torch.zeros(())).device
     data = torch.randn(input_shape, device=device)
+
+    def forward() -> None:
+        model(data)
+        if device.type == "cuda":  # kernels run asynchronously: time until they finish
+            torch.cuda.synchronize(device)
+
     with torch_settings([model], threads), pinned(threads):
-        return median_ms(lambda: model(data), warmup, repeats)
+        return median_ms(forward, warmup, repeats)
 
 
 @contextmanager

@@ -8,7 +8,18 @@ Example:
 
 from __future__ import annotations
 
-from autoprune.models._registry import build_model, default_dataset, model_names
+from autoprune.models._registry import (
+    build_model,
+    default_dataset,
+    default_num_classes,
+    model_names,
+)
 from autoprune.models._weights import load_weights
 
-__all__ = ["build_model", "default_dataset", "load_weights", "model_names"]
+__all__ = [
+    "build_model",
+    "default_dataset",
+    "default_num_classes",
+    "load_weights",
+    "model_names",
+]

@@ -12,7 +12,11 @@ from autoprune.models._demo import DemoCNN
 from autoprune.models._lenet import LeNet5, LeNet300
 from autoprune.models._mobilenet import MobileNetV2Small
 from autoprune.models._resnet import ResNet20
-from autoprune.models._user import build_torchvision_model, build_user_model
+from autoprune.models._user import (
+    TORCHVISION_CLASSES,
+    build_torchvision_model,
+    build_user_model,
+)
 from autoprune.models._vgg import VGGSmall
 
 _ZOO: dict[str, Callable[..., nn.Module]] = {
@@ -48,6 +52,16 @@ def default_dataset(name: str) -> str | None:
     return _DEFAULT_DATASETS.get(name)
 
 
+def default_num_classes(name: str) -> int:
+    """Classes of ``name`` built without a dataset: torchvision's 1000, else 10.
+
+    Example:
+        >>> default_num_classes("torchvision:resnet18"), default_num_classes("demo")
+        (1000, 10)
+    """
+    return TORCHVISION_CLASSES if name.startswith("torchvision:") else 10
+
+
 def build_model(
     name: str,
     *,
@@ -79,7 +93,7 @@ def build_model(
     if name in _ZOO:
         return _ZOO[name](in_channels=in_channels, num_classes=num_classes, input_size=input_size)
     if name.startswith("torchvision:"):
-        return build_torchvision_model(name.partition(":")[2], in_channels, num_classes)
+        return build_torchvision_model(name.partition(":")[2], in_channels, num_classes, input_size)
     if ":" in name:
         return build_user_model(name, in_channels, num_classes, input_size)
     if name.endswith(".py"):

@@ -49,8 +49,20 @@ def _accepted_kwargs(fn: Callable[..., Any], values: dict[str, Any]) -> dict[str
     return {key: value for key, value in values.items() if key in names}
 
 
-def build_torchvision_model(model_name: str, in_channels: int, num_classes: int) -> nn.Module:
-    """Build ``torchvision.models.get_model(model_name)`` untrained, adapted to the data."""
+TORCHVISION_CLASSES = 1000
+"""Classes of a torchvision model built without a dataset (ImageNet's, as torchvision ships)."""
+_AUX_HEADS = ("googlenet", "inception_v3")
+"""Families with auxiliary training heads: built without them (they never run in eval mode)."""
+
+
+def build_torchvision_model(
+    model_name: str, in_channels: int, num_classes: int, input_size: tuple[int, int] = (224, 224)
+) -> nn.Module:
+    """Build ``torchvision.models.get_model(model_name)`` untrained, adapted to the data.
+
+    Vision transformers are built for ``input_size`` (ViT's ``image_size``, MaxViT's
+    ``input_size``); GoogLeNet and Inception-v3 without their auxiliary training heads.
+    """
     try:
         import torchvision
     except ImportError as exc:  # also catches a torchvision built for another torch
@@ -64,10 +76,35 @@ def build_torchvision_model(model_name: str, in_channels: int, num_classes: int)
         raise AutopruneError(
             f"unknown torchvision model '{model_name}'; choose one of: {', '.join(available)}"
         )
-    model = torchvision.models.get_model(model_name, weights=None, num_classes=num_classes)
+    kwargs = torchvision_kwargs(model_name, input_size)
+    model = torchvision.models.get_model(
+        model_name, weights=None, num_classes=num_classes, **kwargs
+    )
     if in_channels != 3:
         replace_first_conv(model, in_channels)
     return model
+
+
+def torchvision_kwargs(model_name: str, input_size: tuple[int, int]) -> dict[str, Any]:
+    """Builder arguments that size a torchvision model for ``input_size`` (height, width).
+
+    Example:
+        >>> torchvision_kwargs("vit_b_16", (64, 64)), torchvision_kwargs("resnet18", (64, 64))
+        ({'image_size': 64}, {})
+    """
+    height, width = input_size
+    if model_name.startswith("vit_"):
+        if height != width:
+            raise AutopruneError(
+                f"torchvision:{model_name} takes square images, got {height}x{width}; "
+                "resize the inputs to a square such as 224x224"
+            )
+        return {"image_size": height}
+    if model_name.startswith("maxvit_"):
+        return {"input_size": (height, width)}
+    if model_name in _AUX_HEADS:
+        return {"aux_logits": False, "init_weights": True}
+    return {}
 
 
 def replace_first_conv(model: nn.Module, in_channels: int) -> None:

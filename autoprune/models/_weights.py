@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import torch
 from torch import nn
 
 from autoprune.core.errors import AutopruneError
+from autoprune.system.verified import DIGEST_KEY, verify
 
 _FIX = "train it with `autoprune train` or pass weights made for this model"
 
@@ -34,6 +36,7 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
     path = Path(path)
     if not path.is_file():
         raise AutopruneError(f"weights file '{path}' does not exist; {_FIX}")
+    _check_recorded_digest(path)
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises pickle, runtime and EOF errors alike
@@ -47,6 +50,25 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
         raise AutopruneError(f"weights file '{path}' does not fit the model: {problem}; {_FIX}")
     model.load_state_dict(state, strict=True)
     return model
+
+
+def _check_recorded_digest(path: Path) -> None:
+    """Refuse a file whose side-car (``NAME.json`` with a ``sha256``, as ``autoprune train``
+    writes) records other bytes than the file holds."""
+    side = path.with_suffix(".json")
+    try:
+        meta = json.loads(side.read_text()) if side.is_file() else None
+    except (OSError, ValueError, UnicodeDecodeError):
+        return  # not a side-car of ours
+    if not isinstance(meta, dict) or DIGEST_KEY not in meta:
+        return
+    problem = verify(path, meta[DIGEST_KEY])
+    if problem is not None:
+        raise AutopruneError(
+            f"weights file '{path}' is damaged: {problem} ({side.name} recorded it at save); "
+            "restore it from a copy, or train it again (`autoprune train` with the same "
+            "settings keeps the damaged file aside and retrains)"
+        )
 
 
 def _extract_state_dict(loaded: object, path: Path) -> Mapping[str, torch.Tensor]:

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from autoprune.core.errors import AutopruneError
+from autoprune.system.paths import is_child_name
 from autoprune.workflow.config import SearchConfig
 
 if TYPE_CHECKING:
@@ -73,6 +74,39 @@ class FinishedSearch:
         return baseline.weights_path
 
 
+def refuse_finished(run_dir: Path, config: SearchConfig, recorded: int, status: str | None) -> None:
+    """Raise :class:`SearchFinished` for a search that recorded all its episodes and wrote
+    its results, and whose MLflow run (``status``) is ``FINISHED``.
+
+    Running its finishing stage again would only rewrite the same files (and a Ctrl-C
+    meanwhile would mark the finished MLflow run KILLED). A search that died while writing
+    its results (no ``summary.json`` of every episode, its best model missing, its MLflow
+    run not marked FINISHED) is finished by the resume.
+    """
+    summary = run_dir / "summary.json"
+    if recorded < config.episodes or status != "FINISHED" or not summary.is_file():
+        return
+    try:
+        written = json.loads(summary.read_text())
+        complete = written["evaluations"] == recorded
+        best_missing = written["best"] is not None and not (run_dir / "best_model.apz").is_file()
+    except (OSError, ValueError, TypeError, KeyError):
+        return  # a damaged summary: write the results again
+    if not complete or best_missing:
+        return
+    name = run_dir.name
+    raise SearchFinished(
+        f"search '{name}' already finished its {recorded} episodes; its results in {run_dir} "
+        f"are left as they are: apply it with 'autoprune apply {name}', or extend it with "
+        f"'--resume {name} --episodes {2 * recorded}'"
+    )
+
+
+class SearchFinished(AutopruneError):
+    """A resume of a search that has nothing left to do (``autoprune search`` prints the
+    message and exits 0)."""
+
+
 def find_search(ref: str, runs_dir: Path) -> FinishedSearch | None:
     """The finished search named ``ref`` or logged under MLflow run id ``ref``.
 
@@ -85,7 +119,7 @@ def find_search(ref: str, runs_dir: Path) -> FinishedSearch | None:
     """
     searches = runs_dir / "searches"
     folder = searches / ref
-    if not ref or "/" in ref or not folder.is_dir():
+    if not is_child_name(searches, ref) or not folder.is_dir():
         found = _folder_of_run_id(ref, searches) if RUN_ID.fullmatch(ref) else None
         if found is None:
             return None

@@ -15,11 +15,13 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from autoprune.core.device import resolve_device
 from autoprune.core.errors import AutopruneError
 from autoprune.cost import load_profile
 from autoprune.data import DataSplits
 from autoprune.tracking import TrackingStore, tracking_location
 from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.inputs import UserObjects
 from autoprune.workflow.session import (
     load_search_data,
     needs_training,
@@ -32,10 +34,16 @@ RUNS_SUBFOLDERS = ("checkpoints", "searches", "mlflow", "latency_lut")
 
 
 def check_writable(folder: Path) -> None:
-    """Refuse a runs folder that cannot be created or written (read-only, or a file)."""
+    """Refuse a runs folder that cannot be created or written (read-only, or a file),
+    without creating it: a search that fails its checks leaves no empty folder behind."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent  # the folder is created later, under its nearest ancestor
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        for path in (folder, *(folder / n for n in RUNS_SUBFOLDERS if (folder / n).is_dir())):
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "not a directory", str(existing))
+        subfolders = (folder / n for n in RUNS_SUBFOLDERS if (folder / n).is_dir())
+        for path in (existing, *subfolders):
             with tempfile.TemporaryFile(dir=path):
                 pass
     except OSError as exc:
@@ -46,8 +54,25 @@ def check_writable(folder: Path) -> None:
         ) from None
 
 
+def check_objects(configs: Sequence[SearchConfig], objects: UserObjects) -> None:
+    """Refuse settings that need names where the caller gave objects: worker processes
+    rebuild the model and data from the config's names."""
+    for config in configs:
+        parallel = config.workers > 1 or config.backend != "local"
+        if parallel and (objects.model is not None or objects.data is not None):
+            raise AutopruneError(
+                f"workers={config.workers}, backend='{config.backend}': worker processes "
+                "rebuild the model and data from names, not from Python objects; search "
+                "objects with workers=1 and backend='local', or pass names (file.py:fn)"
+            )
+
+
 def preflight(
-    configs: Sequence[SearchConfig], data_dir: Path | None, *, resume: str | None = None
+    configs: Sequence[SearchConfig],
+    data_dir: Path | None,
+    *,
+    resume: str | None = None,
+    objects: UserObjects | None = None,
 ) -> DataSplits:
     """Check ``configs`` (one search, or the methods of a comparison on the same model and
     data) before any work; the loaded dataset, for the search to reuse. With ``resume``, the
@@ -62,13 +87,17 @@ def preflight(
         check_settings(config)
         search_budget(config)
     base = configs[0]
+    resolve_device(base.device)  # CUDA asked for where there is none: before any work
     load_profile(base.profile)
     TrackingStore.resolve(tracking_location(base.tracking_uri, base.runs_path))
     check_writable(base.runs_path)
     if resume is not None:
         check_resume_files(base, resume)
-    data = load_search_data(base, data_dir)
-    if needs_training(base, data):
+    if objects is not None:
+        check_objects(configs, objects)
+    data = objects.data if objects is not None and objects.data is not None else None
+    data = data if data is not None else load_search_data(base, data_dir)
+    if needs_training(base, data, objects):
         session = untrained_session(base, data)
         for config in configs:
             check_untrained(config, session)

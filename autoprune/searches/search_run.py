@@ -11,6 +11,7 @@ policy's coded model). Progress, warnings and the run's name reach the caller th
 from __future__ import annotations
 
 import contextlib
+import json
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -20,10 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from autoprune.core.errors import AutopruneError, unknown_name
 from autoprune.core.policy import Policy
-from autoprune.core.results import EpisodeRecord, SearchResult
+from autoprune.core.results import EpisodeRecord, SearchResult, repeats_message
 from autoprune.core.training import ProgressFn
 from autoprune.data import DataSplits
+from autoprune.searches.finished_search import refuse_finished
 from autoprune.searches.preflight import preflight
+from autoprune.system.atomic_dir import write_atomic
+from autoprune.system.database_url import drop_passwords
 from autoprune.tracking import (
     SearchTracker,
     autoprune_commit,
@@ -31,6 +35,7 @@ from autoprune.tracking import (
     tracking_location,
 )
 from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.inputs import INPUTS_FILE, UserObjects, check_same_objects
 from autoprune.workflow.session import SearchSession, prepare_search
 
 if TYPE_CHECKING:
@@ -225,11 +230,14 @@ def prepare(
     data_dir: Path | None,
     data: DataSplits | None = None,
     hooks: SearchHooks | None = None,
+    objects: UserObjects | None = None,
 ) -> SearchSession:
     """:func:`~autoprune.workflow.session.prepare_search`, reporting a baseline's training to
     ``hooks`` (``data``: the dataset :func:`preflight` loaded)."""
     with (hooks or SearchHooks()).baseline(config.model) as on_batch:
-        return prepare_search(config, data_dir=data_dir, on_batch=on_batch, data=data)
+        return prepare_search(
+            config, data_dir=data_dir, on_batch=on_batch, data=data, objects=objects
+        )
 
 
 def tracked_search(
@@ -239,6 +247,7 @@ def tracked_search(
     data_dir: Path | None = None,
     resume: str | None = None,
     hooks: SearchHooks | None = None,
+    objects: UserObjects | None = None,
 ) -> SearchRun:
     """Check ``config``, then search inside an MLflow run and write the result files.
 
@@ -250,6 +259,8 @@ def tracked_search(
         resume: Name of an earlier run of this config to continue.
         hooks: Progress, warnings and the run name (default: silent, warnings as
             :class:`UserWarning`).
+        objects: The caller's model, data, metric or fine-tuning instead of the config's
+            names (the run records what it can of them in ``inputs.json``).
 
     Raises:
         AutopruneError: For the first problem found before any slow work, naming the fix.
@@ -259,11 +270,11 @@ def tracked_search(
     if not episodes_given:
         config = one_shot_budget(config, None)
     check_weights(config)
-    data = preflight([config], data_dir, resume=resume)
+    data = preflight([config], data_dir, resume=resume, objects=objects)
     warmup = random_warmup(config)
     if warmup is not None:
         hooks.random_only(config, *warmup)
-    return _locked_search(config, data_dir, resume, data, hooks)
+    return _locked_search(config, data_dir, resume, data, hooks, objects)
 
 
 def _locked_search(
@@ -272,6 +283,7 @@ def _locked_search(
     resume: str | None,
     data: DataSplits | None,
     hooks: SearchHooks,
+    objects: UserObjects | None = None,
 ) -> SearchRun:
     """Lock the run (a live one is refused, a damaged history reported, before any slow
     work), prepare, then search inside the run's MLflow run (the same one on resume)."""
@@ -281,14 +293,23 @@ def _locked_search(
         store = stack.enter_context(open_run(config, resume=resume)) if resume else None
         if store is not None:
             hooks.run_named(store.path.name)
-            store.read_history()
+            recorded = len(store.read_history())
         tracker = open_tracker(config, resume or run_name_for(config))
-        session = prepare(config, data_dir, data, hooks)
+        if store is not None:
+            reopen = previous_run(store, tracker)
+            status = None if reopen is None else tracker.run_status(reopen)
+            refuse_finished(store.path, config, recorded, status)
+        record = objects.record() if objects is not None else None
+        if store is not None and record is not None:
+            check_same_objects(store.path, record)
+        session = prepare(config, data_dir, data, hooks, objects)
         check_search(config, session)
         if store is None:
             store = stack.enter_context(open_run(config))
             tracker.run_name = store.path.name
             hooks.run_named(store.path.name)
+            if record is not None:
+                write_atomic(store.path / INPUTS_FILE, json.dumps(record, indent=2))
         reopen = previous_run(store, tracker)
         params = run_params(config, session)
         with tracker.start(params, run_tags(config), run_id=reopen) as run_id:
@@ -334,6 +355,7 @@ def execute(
         where = {"store": store} if store is not None else {"run_name": run_name}
         result = run_search(config, session=session, on_record=on_record, **where)
     files = tracker.log_result(result, out_dir)
+    _report_repeats(result, hooks)
     if result.best is not None:
         files.update(_save_best_model(session, result, out_dir, tracker))
     trained = out_dir / "trained_model.apz"  # a one-shot method's own retrained model
@@ -341,6 +363,17 @@ def execute(
         tracker.log_model_file(trained)
         files["trained_model"] = trained
     return result, files
+
+
+def _report_repeats(result: SearchResult, hooks: SearchHooks) -> None:
+    """Warn when more than a tenth of the evaluations were repeats (the count is the tag
+    ``search.distinct_policies`` and ``distinct_policies`` in ``summary.json``).
+
+    Repeats still count toward ``episodes`` (an RL agent learns from each episode, and the
+    cache answers them at no evaluation cost); they are reported, not replaced."""
+    message = repeats_message(result.history)
+    if message is not None:
+        hooks.warn(message)
 
 
 def _refresh_layers(
@@ -365,7 +398,8 @@ def _save_best_model(
     path = out_dir / "best_model.apz"
     names = [s.name for s in session.evaluator.specs]
     limits = session.budget.limits(session.evaluator.baseline_metrics)
-    code_within(model, names, path, {"policy": result.best.policy.to_dict()}, limits)
+    header = {"policy": result.best.policy.without_effective().to_dict()}  # as predicted
+    code_within(model, names, path, header, limits)
     tracker.log_model_file(path)
     return {"best_model": path}
 
@@ -376,7 +410,7 @@ def previous_run(store: RunStore, tracker: SearchTracker) -> str | None:
     if not store.resumed:
         return None
     saved = store.tracking_run()
-    if saved is not None and saved.get("tracking_uri") == tracker.tracking_uri:
+    if saved is not None and saved.get("tracking_uri") == drop_passwords(tracker.tracking_uri):
         return saved["run_id"]
     return tracker.find_run(store.path.name)
 

@@ -8,8 +8,10 @@ from autoprune.tracking._dashboard import (
     EPISODE_METRICS,
     autoprune_commit,
     best_values,
+    dashboard_url,
     episode_values,
     provenance_params,
+    run_page_url,
     summary_tags,
 )
 from autoprune.tracking._layers import LAYERS_DIR, LayerTable
@@ -40,10 +42,12 @@ __all__ = [
     "autoprune_commit",
     "best_values",
     "clean_tags",
+    "dashboard_url",
     "episode_values",
     "flatten_params",
     "git_sha",
     "provenance_params",
+    "run_page_url",
     "summary_tags",
     "read_best_policy",
     "tracking_location",

@@ -10,6 +10,7 @@ Three kinds of values, three places (so the UI draws a chart only where there is
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping
 from importlib.metadata import PackageNotFoundError, version
@@ -87,6 +88,7 @@ def summary_tags(result: SearchResult) -> dict[str, str]:
     tags: dict[str, Any] = {
         "search.method": result.method,
         "search.evaluations": len(history),
+        "search.distinct_policies": result.distinct_policies,
         "search.feasible": sum(r.feasible for r in history),
         "search.seconds": round(result.seconds, 3),
     }
@@ -101,6 +103,9 @@ def summary_tags(result: SearchResult) -> dict[str, str]:
             reference = result.baseline_metrics.get(key)
             if key in best.metrics and reference:
                 tags[f"best.{key}_ratio"] = _number(best.metrics[key] / reference)
+        use = budget_use(best.metrics)
+        if use is not None:
+            tags["best.budget_use"] = _number(use)
     return {k: str(v) for k, v in tags.items()}
 
 
@@ -156,3 +161,110 @@ def _number(value: float) -> str:
     """A tag value: integers without a decimal point, others to 6 significant digits."""
     value = float(value)
     return str(int(value)) if value.is_integer() else f"{value:.6g}"
+
+
+NOTE_TAG = "mlflow.note.content"
+"""The run tag MLflow's UI shows as the run's description (markdown)."""
+VIEW_KEY = "autoprune"
+"""Share key of the runs-table view that :func:`runs_view_state` describes."""
+VIEW_TAG = f"mlflow.sharedViewState.{VIEW_KEY}"
+"""Experiment tag holding that view; ``?viewStateShareKey=autoprune`` loads it."""
+RUNS_COLUMNS = (
+    "search.method",
+    "targets",
+    "best.accuracy",
+    "best.budget_use",
+    "search.distinct_policies",
+    "best.found",
+)
+"""Tags shown as columns of the runs table by the shared view (state is the run's icon)."""
+_NOTE_LAYERS = 24
+"""Layers listed in a run description; longer models end with a pointer to the policy."""
+
+
+def runs_view_state() -> str:
+    """The runs-table view (MLflow's shared-view JSON) whose columns are
+    :data:`RUNS_COLUMNS`, stored as the experiment tag :data:`VIEW_TAG`."""
+    columns = [f"tags.`{key}`" for key in RUNS_COLUMNS]
+    return json.dumps({"selectedColumns": columns, "columnOrder": columns})
+
+
+def budget_use(metrics: Mapping[str, float]) -> float | None:
+    """The largest ``budget_use_<metric>`` (1.0 = at the tightest limit), or None."""
+    uses = [v for k, v in metrics.items() if k.startswith(BUDGET_USE_PREFIX)]
+    return max(uses) if uses else None
+
+
+def run_description(result: SearchResult, targets: str | None = None) -> str:
+    """Markdown for the run page's description: method, target, best accuracy, budget use,
+    distinct policies and the best policy's per-layer keep ratio and bits."""
+    best = result.best
+    lines = [f"**{result.method}** search, target `{targets or '-'}`", ""]
+    if best is None:
+        lines.append(f"No feasible policy in {len(result.history)} evaluations.")
+        return "\n".join(lines)
+    use = budget_use(best.metrics)
+    base = result.baseline_metrics.get("accuracy")
+    accuracy = f"{best.metrics.get('accuracy', float('nan')):.4f}"
+    if base is not None:
+        accuracy += f" (original {base:.4f})"
+    lines += [
+        f"- best accuracy: {accuracy}, episode {best.index}",
+        f"- budget use: {'-' if use is None else f'{use:.3f}'} (1.0 = the limit)",
+        f"- evaluations: {len(result.history)}, distinct policies: {result.distinct_policies}",
+        "",
+        *_layer_rows(best),
+    ]
+    return "\n".join(lines)
+
+
+def _layer_rows(best: EpisodeRecord) -> list[str]:
+    """The best policy as a markdown table: layer, keep, w bits, a bits, sparsity."""
+    layers = best.policy.effective_layers()
+    rows = ["| layer | keep | w bits | a bits | sparsity |", "|---|---:|---:|---:|---:|"]
+    for name, lp in list(layers.items())[:_NOTE_LAYERS]:
+        bits = [("fp32" if b == 32 else str(b)) for b in (lp.w_bits, lp.a_bits)]
+        rows.append(
+            f"| `{lp.label(name)}` | {lp.keep_ratio:.2f} | {' | '.join(bits)} | {lp.sparsity:.2f} |"
+        )
+    if len(layers) > _NOTE_LAYERS:
+        rows.append(f"\n{len(layers) - _NOTE_LAYERS} more layers in `best_policy.json`.")
+    return rows
+
+
+UI_ADDRESS = "http://127.0.0.1:5000"
+"""Where ``autoprune ui`` serves by default."""
+_MODEL_TRAINING = "workflowType=machine_learning"
+"""MLflow 3's URL switch to its "Model training" view (it opens in GenAI otherwise)."""
+
+
+def dashboard_url(
+    experiment_id: str | None = None, run_id: str | None = None, base: str = UI_ADDRESS
+) -> str:
+    """The UI's page for a run, an experiment's runs (with the :data:`VIEW_KEY` columns) or
+    the experiment list, always in MLflow 3's "Model training" view.
+
+    Example:
+        >>> dashboard_url("1", "abc")
+        'http://127.0.0.1:5000/#/experiments/1/runs/abc?workflowType=machine_learning'
+    """
+    if experiment_id is None:
+        return f"{base}/#/experiments?{_MODEL_TRAINING}"
+    page = f"{base}/#/experiments/{experiment_id}"
+    if run_id is not None:
+        return f"{page}/runs/{run_id}?{_MODEL_TRAINING}"
+    return f"{page}/runs?{_MODEL_TRAINING}&viewStateShareKey={VIEW_KEY}"
+
+
+def run_page_url(run_id: str, tracking_uri: str | None) -> str | None:
+    """The dashboard page of ``run_id``: on the tracking server for an ``http(s)`` store,
+    else where ``autoprune ui`` serves by default; None when the store lacks the run."""
+    from autoprune.tracking._location import TrackingStore, make_client
+
+    try:
+        store = TrackingStore.resolve(tracking_uri)
+        experiment_id = make_client(store.uri).get_run(run_id).info.experiment_id
+    except Exception:  # a store that is gone or a run it lacks: print no link
+        return None
+    base = store.uri if store.is_remote else UI_ADDRESS
+    return dashboard_url(str(experiment_id), run_id, base=base)

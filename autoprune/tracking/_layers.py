@@ -1,4 +1,9 @@
-"""The per-layer view of a search: each policy field as a table of layers × episodes."""
+"""The per-layer view of a search: each policy field as a table of layers × episodes.
+
+The values are *effective* (:mod:`autoprune.core.effective`): a layer coupled to a controller
+(a residual branch, a depthwise conv) shows the channels it really keeps, and its row is
+labelled ``layer ↳ controller``.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,10 @@ import io
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from pathlib import Path
 
+from autoprune.core.effective import FOLLOW_MARK, EffectiveLayer, decided
 from autoprune.core.policy import LayerPolicy
 from autoprune.core.results import EpisodeRecord
 
@@ -35,7 +42,16 @@ class LayerTable:
     layers: tuple[str, ...]
     episodes: tuple[int, ...]
     grids: dict[str, list[list[float]]]
-    """Field name → ``grid[layer][episode column]``."""
+    """Field name → ``grid[layer][episode column]`` (effective values)."""
+    follows: dict[str, str] = dataclass_field(default_factory=dict)
+    """Layer → the controller whose keep ratio it follows (coupled layers only)."""
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """Row labels: the layer names, ``layer ↳ controller`` for coupled layers."""
+        return tuple(
+            f"{n} {FOLLOW_MARK} {self.follows[n]}" if n in self.follows else n for n in self.layers
+        )
 
     @classmethod
     def from_records(cls, records: Sequence[EpisodeRecord]) -> LayerTable:
@@ -44,18 +60,17 @@ class LayerTable:
         layers: dict[str, None] = {}
         for record in ordered:
             layers.update(dict.fromkeys(record.policy.layer_names or record.policy.layers))
-        default = LayerPolicy()
+        views = [r.policy.effective_layers() for r in ordered]
+        follows = {n: e.follows for view in views for n, e in view.items() if e.follows}
+        default = decided(LayerPolicy())
         grids: dict[str, list[list[float]]] = {}
-        for field in DIMENSIONS:
-            grid = [
-                [float(getattr(r.policy.layers.get(name, default), field)) for r in ordered]
-                for name in layers
-            ]
-            if any(v != getattr(default, field) for row in grid for v in row):
-                grids[field] = grid
+        for name in DIMENSIONS:
+            grid = [[_value(view, layer, default, name) for view in views] for layer in layers]
+            if any(v != getattr(default, name) for row in grid for v in row):
+                grids[name] = grid
         if not grids:
             grids["keep_ratio"] = [[1.0 for _ in ordered] for _ in layers]
-        return cls(tuple(layers), tuple(r.index for r in ordered), grids)
+        return cls(tuple(layers), tuple(r.index for r in ordered), grids, follows)
 
     def csv_text(self, field: str) -> str:
         """``field`` as CSV: a ``layer`` column, then one column per episode index."""
@@ -63,7 +78,7 @@ class LayerTable:
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(["layer", *self.episodes])
         bits = field.endswith("_bits")
-        for name, row in zip(self.layers, self.grids[field], strict=True):
+        for name, row in zip(self.labels, self.grids[field], strict=True):
             writer.writerow([name, *(int(v) if bits else f"{v:.6g}" for v in row)])
         return out.getvalue()
 
@@ -82,6 +97,13 @@ class LayerTable:
             os.replace(tmp, table)
             files[f"{LAYERS_DIR}/{field}.csv"] = table
             image = folder / f"{field}.png"
-            plot_layer_heatmap(grid, self.layers, self.episodes, field, image)
+            plot_layer_heatmap(grid, self.labels, self.episodes, field, image)
             files[f"{LAYERS_DIR}/{field}.png"] = image
         return files
+
+
+def _value(
+    view: dict[str, EffectiveLayer], layer: str, default: EffectiveLayer, name: str
+) -> float:
+    """One field of ``layer`` in one episode's effective view (``default`` when absent)."""
+    return float(getattr(view.get(layer, default), name))

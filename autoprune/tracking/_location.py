@@ -30,7 +30,7 @@ from types import ModuleType
 from typing import Any
 
 from autoprune.core.errors import AutopruneError
-from autoprune.system.database_url import parse_database_url
+from autoprune.system.database_url import hide_passwords, parse_database_url
 from autoprune.system.locks import exclusive
 
 DEFAULT_TRACKING_DIR = "runs/mlflow"
@@ -76,8 +76,8 @@ class TrackingStore:
             return cls._local(Path(text[len("sqlite:///") :]))
         if lowered.startswith("file:"):
             raise AutopruneError(
-                f"tracking URI '{text}' uses MLflow's retired file store; pass a directory "
-                "(autoprune keeps a SQLite store in it) or a sqlite:/// URI instead"
+                f"tracking URI '{hide_passwords(text)}' uses MLflow's retired file store; pass a "
+                "directory (autoprune keeps a SQLite store in it) or a sqlite:/// URI instead"
             )
         if "://" in text:
             _check_database_uri(text)
@@ -129,7 +129,8 @@ class TrackingStore:
         except OSError as exc:  # refused, timed out, DNS failure
             reason = exc
         raise AutopruneError(
-            f"MLflow tracking server {self.uri} is not reachable ({reason}); start it "
+            f"MLflow tracking server {hide_passwords(self.uri)} is not reachable "
+            f"({hide_passwords(str(reason))}); start it "
             "(mlflow server --host 127.0.0.1 --port 5000) or drop --tracking-uri to log "
             "to the local store"
         )
@@ -152,9 +153,9 @@ def _check_database_uri(uri: str) -> None:
     scheme = uri.split("://", 1)[0].lower()
     if scheme.split("+", 1)[0] not in DATABASE_SCHEMES:
         raise AutopruneError(
-            f"tracking URI '{uri}' has scheme '{scheme}', which MLflow cannot log to; pass a "
-            "directory (autoprune keeps a SQLite store in it), a sqlite:/// file, an "
-            "http(s):// MLflow server, or a postgresql:// or mysql:// database"
+            f"tracking URI '{hide_passwords(uri)}' has scheme '{scheme}', which MLflow cannot "
+            "log to; pass a directory (autoprune keeps a SQLite store in it), a sqlite:/// "
+            "file, an http(s):// MLflow server, or a postgresql:// or mysql:// database"
         )
     parse_database_url(uri, "tracking URI")
 
@@ -172,7 +173,7 @@ def _check_database_answers(uri: str, timeout: float) -> None:
         with engine.connect():
             return
     except (SQLAlchemyError, OSError) as exc:
-        reason = " ".join(str(getattr(exc, "orig", None) or exc).split())[:200]
+        reason = hide_passwords(" ".join(str(getattr(exc, "orig", None) or exc).split())[:200])
         shown = url.render_as_string(hide_password=True)
         raise AutopruneError(
             f"tracking database {shown} does not answer ({reason}); start it, fix the URI, "

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from autoprune.system.database_url import hide_passwords
+
 MAX_KEY_LENGTH = 250
 """MLflow's limit on param, metric and tag names."""
 MAX_PARAM_LENGTH = 6000
@@ -24,13 +26,16 @@ def clean_key(key: str) -> str:
 
 
 def _text(value: Any) -> str:
+    """The MLflow string of ``value``; a URL's password shows as ``***``, never in clear."""
     if isinstance(value, str):
-        return value
-    if isinstance(value, (list, tuple)):
-        return json.dumps(list(value), default=str)
-    if isinstance(value, Path):
-        return value.as_posix()
-    return str(value)
+        text = value
+    elif isinstance(value, (list, tuple)):
+        text = json.dumps(list(value), default=str)
+    elif isinstance(value, Path):
+        text = value.as_posix()
+    else:
+        text = str(value)
+    return hide_passwords(text)
 
 
 def flatten_params(

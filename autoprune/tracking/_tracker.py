@@ -6,7 +6,6 @@ import contextlib
 import io
 import json
 import logging
-import os
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
@@ -16,8 +15,17 @@ from typing import Any
 from autoprune.core.errors import AutopruneError
 from autoprune.core.policy import Policy
 from autoprune.core.results import EpisodeRecord, SearchResult
+from autoprune.system.atomic_dir import write_atomic
 from autoprune.system.critical import critical_section
-from autoprune.tracking._dashboard import episode_values, summary_tags
+from autoprune.system.database_url import drop_passwords
+from autoprune.tracking._dashboard import (
+    NOTE_TAG,
+    VIEW_TAG,
+    episode_values,
+    run_description,
+    runs_view_state,
+    summary_tags,
+)
 from autoprune.tracking._layers import LAYERS_DIR, LayerTable
 from autoprune.tracking._location import TrackingStore, make_client, store_lock
 from autoprune.tracking._params import MAX_KEY_LENGTH, clean_key, clean_tags, flatten_params
@@ -197,6 +205,14 @@ class SearchTracker:
         )
         return runs[0].info.run_id if runs else None
 
+    def run_status(self, run_id: str) -> str | None:
+        """The MLflow status of ``run_id`` (``FINISHED``, ``RUNNING``, ``KILLED``...), or None
+        when the store has no such run."""
+        try:
+            return str(self._connect().get_run(run_id).info.status)
+        except Exception:  # MlflowException for an unknown id: a run this store lacks
+            return None
+
     def logged_steps(self, metric: str = "reward") -> set[int]:
         """Steps at which the current run already has ``metric`` (episodes logged before)."""
         return {m.step for m in self._client.get_metric_history(self.run_id, metric)}
@@ -208,6 +224,7 @@ class SearchTracker:
             with store_lock(self.store.uri):  # one process creates the experiment
                 self._experiment_id = self._experiment(client)
             self._client = client
+            self._share_runs_view()
         return self._client
 
     def _experiment(self, client: Any) -> str:
@@ -231,6 +248,21 @@ class SearchTracker:
                     f"({exc.message}); pass another --experiment name"
                 ) from None
             return found.experiment_id
+
+    def _share_runs_view(self) -> None:
+        """Store the runs-table view (columns method, target, best accuracy, budget use...)
+        as an experiment tag, which the UI loads with ``?viewStateShareKey=autoprune``."""
+        value = runs_view_state()
+        experiment = self._client.get_experiment(self._experiment_id)
+        if experiment.tags.get(VIEW_TAG) != value:
+            self._client.set_experiment_tag(self._experiment_id, VIEW_TAG, value)
+
+    @property
+    def experiment_id(self) -> str:
+        """The MLflow experiment's id (connects on first use)."""
+        self._connect()
+        assert self._experiment_id is not None
+        return self._experiment_id
 
     def _terminate(self, run_id: str, status: str) -> None:
         try:
@@ -330,7 +362,8 @@ class SearchTracker:
         for rel, path in files.items():
             parent = str(Path(rel).parent)
             self.log_artifact(path, None if parent == "." else parent)
-        self.set_tags(summary_tags(result))
+        targets = self._client.get_run(self.run_id).data.tags.get("targets")
+        self.set_tags({**summary_tags(result), NOTE_TAG: run_description(result, targets)})
         return files
 
 
@@ -350,8 +383,11 @@ def write_result_files(
     files: dict[str, Path] = {}
     best = result.best
     if best is not None:
-        files[BEST_POLICY_ARTIFACT] = best_policy(best).save(out_dir / BEST_POLICY_ARTIFACT)
-    summary = {"run_id": run_id, "tracking_uri": tracking_uri, **result.to_dict()}
+        files[BEST_POLICY_ARTIFACT] = write_atomic(
+            out_dir / BEST_POLICY_ARTIFACT, json.dumps(best_policy(best).to_dict(), indent=2)
+        )
+    uri = drop_passwords(tracking_uri) if tracking_uri else tracking_uri  # never a password
+    summary = {"run_id": run_id, "tracking_uri": uri, **result.to_dict()}
     summary_path = out_dir / SUMMARY_ARTIFACT
     _write_atomic(summary_path, json.dumps(summary, indent=2, default=_json_default))
     files[SUMMARY_ARTIFACT] = summary_path
@@ -371,13 +407,8 @@ def write_result_files(
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` through a temporary file, so an interruption leaves no half file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """Write ``text`` all-or-nothing (:func:`~autoprune.system.atomic_dir.write_atomic`)."""
+    write_atomic(path, text)
 
 
 def _json_default(value: Any) -> Any:

@@ -83,6 +83,10 @@ def _bits_height(bits: int) -> float:
 def plot_policy(policy: Policy, path: str | Path, title: str | None = None) -> Path:
     """Bar chart of a policy: keep ratio (and sparsity) above, weight/activation bits below.
 
+    The values are effective (:meth:`~autoprune.core.policy.Policy.effective_layers`): a
+    layer coupled to a controller shows the channels it really keeps, is labelled
+    ``layer ↳ controller`` and its keep bar is hatched.
+
     Args:
         policy: The policy to draw; layers are shown in ``policy.layer_names`` order.
         path: Where to write the PNG.
@@ -92,37 +96,55 @@ def plot_policy(policy: Policy, path: str | Path, title: str | None = None) -> P
         ``path`` as a :class:`~pathlib.Path`.
     """
     names = [n for n in (policy.layer_names or list(policy.layers)) if n in policy.layers]
-    layers = [policy.layers[n] for n in names]
+    view = policy.effective_layers()
+    layers = [view[n] for n in names]
+    labels = [lp.label(n) for n, lp in zip(names, layers, strict=True)]
     xs = list(range(len(names)))
-    fig, axes = _new_figure(max(6.0, 0.35 * len(names) + 2.0), 6.0, rows=2)
-    top, bottom = axes[0][0], axes[1][0]
+    quantized = any(lp.w_bits != FLOAT_BITS or lp.a_bits != FLOAT_BITS for lp in layers)
+    height = max(6.0, 4.5 + 0.06 * max(map(len, labels), default=0))  # room for the labels
+    if not quantized:  # prune mode: no bits panel of fp32 bars
+        height -= 2.5
+    fig, axes = _new_figure(max(6.0, 0.35 * len(names) + 2.0), height, rows=2 if quantized else 1)
+    top = axes[0][0]
     width = 0.4
-    top.bar(
+    keep = top.bar(
         [x - width / 2 for x in xs], [lp.keep_ratio for lp in layers], width, label="keep ratio"
     )
+    for bar, layer in zip(keep, layers, strict=True):
+        if layer.follows is not None:
+            bar.set_hatch("//")
     if any(lp.sparsity > 0 for lp in layers):
         top.bar(
             [x + width / 2 for x in xs], [lp.sparsity for lp in layers], width, label="sparsity"
         )
     top.set_ylim(0.0, 1.05)
-    top.set_ylabel("fraction (channels kept / weights zeroed)")
+    top.set_ylabel("kept / zeroed fraction")
     _legend(top)
-    w_bits = [_bits_height(lp.w_bits) for lp in layers]
-    a_bits = [_bits_height(lp.a_bits) for lp in layers]
-    bottom.bar([x - width / 2 for x in xs], w_bits, width, label="weight bits")
-    bottom.bar([x + width / 2 for x in xs], a_bits, width, label="activation bits")
-    bottom.set_yticks([1, 2, 4, 6, 8, _FLOAT_BAR], ["1", "2", "4", "6", "8", "fp32"])
-    bottom.set_ylim(0.0, _FLOAT_BAR + 0.5)
-    bottom.set_ylabel("bit-width (bits)")
-    _legend(bottom)
-    for ax in (top, bottom):
-        ax.set_xticks(xs, names, rotation=60, ha="right", fontsize="small")
-        ax.grid(axis="y", alpha=0.3)
-    bottom.set_xlabel("layer")
+    named = top
+    if quantized:
+        named = axes[1][0]
+        _bits_panel(named, xs, layers, width)
+        top.set_xticks(xs, [])  # the layers are named once, under the bit-widths
+    named.set_xticks(xs, labels, rotation=60, ha="right", fontsize="small")
+    for row in axes:
+        row[0].grid(axis="y", alpha=0.3)
+    named.set_xlabel("layer")
     if not names:
         _note(top, "policy has no layers")
     fig.suptitle(title or _policy_title(policy))
     return _save(fig, path)
+
+
+def _bits_panel(ax: Any, xs: list[int], layers: list[Any], width: float) -> None:
+    """Weight and activation bits per layer (fp32 drawn as a grey-labelled tall bar)."""
+    w_bits = [_bits_height(lp.w_bits) for lp in layers]
+    a_bits = [_bits_height(lp.a_bits) for lp in layers]
+    ax.bar([x - width / 2 for x in xs], w_bits, width, label="weight bits")
+    ax.bar([x + width / 2 for x in xs], a_bits, width, label="activation bits")
+    ax.set_yticks([1, 2, 4, 6, 8, _FLOAT_BAR], ["1", "2", "4", "6", "8", "fp32"])
+    ax.set_ylim(0.0, _FLOAT_BAR + 0.5)
+    ax.set_ylabel("bit-width (bits)")
+    _legend(ax)
 
 
 def _policy_title(policy: Policy) -> str:
@@ -306,7 +328,7 @@ def plot_layer_heatmap(
 
     Args:
         values: ``values[i][j]`` is layer ``layers[i]``'s field in episode ``episodes[j]``.
-        layers: Row labels, in the model's order.
+        layers: Row labels, in the model's order (``layer ↳ controller`` for coupled ones).
         episodes: Column labels (episode indices).
         dimension: A key of :data:`LAYER_DIMENSIONS`; for bit-widths, fp32 cells are grey.
         path: Where to write the PNG.

@@ -17,9 +17,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
-import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -37,12 +36,14 @@ from autoprune.core.training import (
     TrainResult,
     chance_accuracy,
     majority_accuracy,
-    top1_accuracy,
+    split_accuracy,
     train,
 )
 from autoprune.core.user_code import user_errors
 from autoprune.data import DataSplits
 from autoprune.models import build_model, load_weights
+from autoprune.system.atomic_dir import atomic_file, write_atomic
+from autoprune.system.verified import DIGEST_KEY, CacheWarning, set_aside, sha256_of, verify
 
 RETRY_LR_FACTOR = 0.2
 """A failed training is tried once more at this fraction of its learning rate."""
@@ -80,19 +81,14 @@ class Baseline:
     cached: bool
 
 
-def _atomic_write(path: Path, write: Callable[[str], object]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def build_for(name: str, data: DataSplits) -> nn.Module:
     """Build a model sized for ``data`` (channels, classes, input size)."""
+    if data.num_classes is None or len(data.input_shape) != 3:
+        raise AutopruneError(
+            f"model '{name}' is built for image classification, but dataset '{data.name}' "
+            f"has inputs {data.input_shape} and num_classes={data.num_classes}; pass your "
+            "own nn.Module (model=) for another task"
+        )
     channels, height, width = data.input_shape
     return build_model(
         name, in_channels=channels, num_classes=data.num_classes, input_size=(height, width)
@@ -100,20 +96,65 @@ def build_for(name: str, data: DataSplits) -> nn.Module:
 
 
 def load_baseline(request: BaselineRequest, data: DataSplits, root: Path) -> Baseline | None:
-    """The cached checkpoint for ``request``, or None when it was never trained."""
+    """The cached checkpoint for ``request``, or None when it must be trained (again).
+
+    The checkpoint is used only when its bytes hash to the digest its side-car recorded at
+    save. A damaged checkpoint or side-car is a cache miss with a one-line
+    :class:`CacheWarning`: both files are kept aside (``NAME.damaged-<time>``) and the
+    baseline is trained again. A side-car from before hashes were recorded is checked by
+    scoring the weights on the validation split once, then given its hash.
+    """
     weights = root / f"{request.stem()}.pt"
     meta_path = weights.with_suffix(".json")
     if not (weights.is_file() and meta_path.is_file()):
         return None
     try:
         meta = json.loads(meta_path.read_text())
-    except (ValueError, UnicodeDecodeError):
-        return None  # a damaged side-car: train again (the files are replaced atomically)
+    except (OSError, ValueError, UnicodeDecodeError):
+        meta = None
     accuracy = meta.get("val_accuracy") if isinstance(meta, dict) else None
-    if not isinstance(accuracy, (int, float)) or accuracy <= chance_accuracy(data):
+    if not isinstance(meta, dict) or not isinstance(accuracy, (int, float)):
+        _damaged(weights, "its side-car JSON is unreadable")
+        return None
+    if accuracy <= chance_accuracy(data):
         return None  # a chance-level checkpoint is never reused
-    model = load_weights(build_for(request.model, data), weights)
+    problem = verify(weights, meta[DIGEST_KEY]) if DIGEST_KEY in meta else None
+    if problem is not None:
+        _damaged(weights, problem)
+        return None
+    try:
+        model = load_weights(build_for(request.model, data), weights)
+    except AutopruneError:
+        _damaged(weights, "it is not a readable state dict")
+        return None
+    if DIGEST_KEY not in meta and not _still_scores(model, data, accuracy):
+        _damaged(weights, f"it no longer scores its recorded {accuracy:.1%}")
+        return None
+    if DIGEST_KEY not in meta:
+        meta[DIGEST_KEY] = sha256_of(weights)
+        write_atomic(meta_path, json.dumps(meta, indent=2))
     return Baseline(model, meta, weights, cached=True)
+
+
+def _still_scores(model: nn.Module, data: DataSplits, recorded: float) -> bool:
+    """Whether ``model`` scores its recorded validation accuracy (within a point)."""
+    return abs(split_accuracy(model, data, "val") - recorded) <= LEGACY_TOLERANCE
+
+
+LEGACY_TOLERANCE = 0.01
+"""How far a checkpoint without a hash may score from its recorded validation accuracy."""
+
+
+def _damaged(weights: Path, problem: str) -> None:
+    """Keep a damaged checkpoint and its side-car aside and say so; a cache miss."""
+    kept = set_aside(weights)
+    set_aside(weights.with_suffix(".json"))
+    warnings.warn(
+        f"cached baseline {weights.name} is damaged ({problem}); training it again (the "
+        f"damaged file is kept as {kept.name if kept else weights.name})",
+        CacheWarning,
+        stacklevel=3,
+    )
 
 
 def train_watched(
@@ -175,8 +216,10 @@ def train_baseline(
     force: bool = False,
     on_batch: ProgressFn | None = None,
     on_epoch: Callable[[EpochStats], None] | None = None,
+    device: torch.device | None = None,
 ) -> Baseline:
-    """Load the cached baseline for ``request`` or train and cache it.
+    """Load the cached baseline for ``request`` or train and cache it (on ``device``; the
+    checkpoint is saved from CPU copies, so it loads anywhere).
 
     Args:
         request: Model, dataset and training settings.
@@ -185,6 +228,7 @@ def train_baseline(
         force: Retrain even when a checkpoint exists.
         on_batch: Progress callback per batch.
         on_epoch: Callback per epoch.
+        device: Where to train (default: CPU).
     """
     if request.dataset != data.name:
         raise AutopruneError(
@@ -196,7 +240,7 @@ def train_baseline(
         if cached is not None:
             return cached
     torch.manual_seed(request.config.seed)  # the seed also fixes the initial weights
-    model = build_for(request.model, data)
+    model = build_for(request.model, data).to(device or torch.device("cpu"))
     result, used = train_watched(
         model, data, request.config, on_batch=on_batch, on_epoch=on_epoch, what=request.model
     )
@@ -206,7 +250,7 @@ def train_baseline(
         "input_shape": list(data.input_shape),
         "num_classes": data.num_classes,
         "val_accuracy": result.val_accuracy,
-        "test_accuracy": top1_accuracy(model, data.x_test, data.y_test),
+        "test_accuracy": split_accuracy(model, data, "test"),
         "train_seconds": round(result.seconds, 2),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "torch": torch.__version__,
@@ -215,8 +259,8 @@ def train_baseline(
     if used.lr != request.config.lr:
         meta["trained_lr"] = used.lr  # the request's lr failed (see train_watched)
     weights = root / f"{request.stem()}.pt"
-    _atomic_write(weights, lambda tmp: torch.save(model.state_dict(), tmp))
-    _atomic_write(
-        weights.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2))
-    )
+    with atomic_file(weights) as tmp:
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    meta[DIGEST_KEY] = sha256_of(weights)
+    write_atomic(weights.with_suffix(".json"), json.dumps(meta, indent=2))
     return Baseline(model, meta, weights, cached=False)

@@ -9,14 +9,17 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from autoprune.core.bounded import brief
+from autoprune.core.device import check_device_name
 from autoprune.core.errors import AutopruneError, unknown_name
+from autoprune.core.specs import parse_input_shape
 
 DEFAULT_MAX_SPARSITY = 0.995
 """Largest sparsity an action can choose by default: 0.5% of a layer's weights left, beyond
@@ -35,9 +38,14 @@ ENV_SETTINGS = (
     "pin_first_last",
     "reward_kwargs",
     "layers",
+    "wall",
 )
 """The config keys that are :class:`~envs.CompressionEnv` arguments (see
 :meth:`SearchConfig.env_settings`)."""
+WALLS = ("scale", "clip")
+"""How an action meets the budget (the same as ``envs.WALLS``)."""
+SEED_POLICIES = ("uniform", "deep-compression", "admm")
+"""Heuristics whose policies a search can evaluate first (``seed_policies``)."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +66,7 @@ class SearchConfig:
     data_dir: str | None = None
     """Folder of the dataset files."""
     agent: str = "ddpg"
-    """Search method (see ``autoprune agents``)."""
+    """Search method (``autoprune search --help`` lists them; ``agents.method_names()``)."""
     mode: str = "prune"
     """``prune`` (keep ratios), ``quantize`` (weight and activation bits), ``sparse``
     (fine-grained sparsity and weight bits: Deep Compression / Yang et al.) or ``joint``
@@ -71,8 +79,14 @@ class SearchConfig:
     """Evaluation budget: episodes (RL) or trials (Optuna) — equal cost across methods."""
     profile: str = "bitfusion"
     """Hardware profile for latency/energy: a packaged name or a YAML path."""
+    input_shape: str | None = None
+    """Input ``C,H,W`` the cost model prices the model at (its deployment resolution, e.g.
+    ``3,224,224``); None: the dataset's image shape."""
     seed: int = 0
     """Seed of the search (agent, sampler, calibration batches)."""
+    device: str = "auto"
+    """Where models train and evaluate: ``auto`` (CUDA when present), ``cpu``, ``cuda`` or
+    ``cuda:N``; the agents' networks run there too."""
     val_samples: int | None = 5000
     """Validation images per evaluation (None: the whole validation split). 5,000 keeps the
     standard error of an accuracy near 0.4 pt, below the gaps between good policies."""
@@ -106,6 +120,16 @@ class SearchConfig:
     """Keyword arguments of the reward function (e.g. ``{beta: -0.5}`` for ``amc``)."""
     layers: tuple[str, ...] | None = None
     """The only layers the search changes (None: every compressible layer)."""
+    wall: str = "scale"
+    """How an action meets the budget: ``scale`` maps it into the step's feasible interval
+    (distinct actions stay distinct policies under a tight budget), ``clip`` cuts it at the
+    interval's top (AMC's wall, which collapses most actions onto one policy there)."""
+    seed_policies: tuple[str, ...] = ("uniform",)
+    """Heuristics whose policies the search evaluates first (``uniform``,
+    ``deep-compression``, ``admm``; at most a quarter of the episodes): Optuna enqueues them,
+    RL replays them as its first warm-up episodes. The default, ``uniform``, costs only
+    cost-model queries; ``deep-compression`` adds a sensitivity scan and ``admm`` needs a
+    size target. Empty: none."""
     runs_dir: str = "runs"
     """Root of checkpoints, the default MLflow store and search state."""
     tracking_uri: str | None = None
@@ -137,12 +161,17 @@ class SearchConfig:
         unknown = sorted(set(data) - set(names))
         if unknown:
             raise AutopruneError(
-                f"unknown config key(s) {unknown}; valid keys: {', '.join(sorted(names))}"
+                f"unknown config key(s) {brief(unknown)}; valid keys: {', '.join(sorted(names))}"
             )
         values = fold_legacy_env_kwargs(dict(data))
         if isinstance(values.get("layers"), (list, str)):
             layers = values["layers"]
             values["layers"] = (layers,) if isinstance(layers, str) else tuple(layers)
+        if isinstance(values.get("input_shape"), (list, tuple)):  # YAML [3, 224, 224]
+            values["input_shape"] = ",".join(str(v) for v in values["input_shape"])
+        seeds = values.get("seed_policies")
+        if isinstance(seeds, (list, str)):
+            values["seed_policies"] = seed_policy_names(seeds)
         targets = values.get("targets")
         if isinstance(targets, str):
             values["targets"] = (targets,)
@@ -164,10 +193,12 @@ class SearchConfig:
         """Raise :class:`AutopruneError` for a value no search can use (a wrong type first)."""
         _check_types(self)
         if self.mode not in MODES:
-            raise AutopruneError(f"unknown mode '{self.mode}'; choose one of: {', '.join(MODES)}")
+            raise AutopruneError(
+                f"unknown mode {brief(self.mode)}; choose one of: {', '.join(MODES)}"
+            )
         if not isinstance(self.episodes, int) or self.episodes < 1:
             raise AutopruneError(
-                f"episodes {self.episodes!r} must be a positive integer; pass --episodes 20"
+                f"episodes {brief(self.episodes)} must be a positive integer; pass --episodes 20"
             )
         if not 0.0 < self.min_keep <= self.max_keep <= 1.0:
             raise AutopruneError(
@@ -180,6 +211,7 @@ class SearchConfig:
             raise AutopruneError(
                 f"bits range {self.min_bits}..{self.max_bits} must satisfy 2 <= min <= max <= 8"
             )
+        _check_search_space(self)
         if not isinstance(self.agent_options, dict):
             raise AutopruneError("agent_options must be a mapping of option names to values")
         if "env_kwargs" in self.agent_options:
@@ -188,6 +220,8 @@ class SearchConfig:
                 f"write them as config keys ({', '.join(ENV_SETTINGS)})"
             )
         _check_importance(self.importance)
+        parse_input_shape(self.input_shape)
+        check_device_name(self.device)
 
     def env_settings(self) -> dict[str, Any]:
         """The keyword arguments of :class:`~envs.CompressionEnv` for this search.
@@ -202,6 +236,7 @@ class SearchConfig:
         """Plain form (for logging and YAML)."""
         out = dataclasses.asdict(self)
         out["targets"] = list(self.targets)
+        out["seed_policies"] = list(self.seed_policies)
         if self.layers is not None:
             out["layers"] = list(self.layers)
         return out
@@ -257,6 +292,8 @@ _EXAMPLES = {
     "tracking_uri": "runs/mlflow",
     "storage": "sqlite:///runs/optuna.db",
     "ray_address": "10.0.0.5:6379",
+    "input_shape": "3,224,224",
+    "seed_policies": "[uniform, deep-compression]",
 }
 
 
@@ -288,9 +325,36 @@ def _check_types(config: SearchConfig) -> None:
         default = item.default if item.default is not dataclasses.MISSING else None
         example = _EXAMPLES.get(item.name, str(default).lower() if bool in kinds else default)
         raise AutopruneError(
-            f"config key '{item.name}' must be {expected}, got {value!r} "
+            f"config key '{item.name}' must be {expected}, got {brief(value)} "
             f"({type(value).__name__}); write e.g. {item.name}: {example}"
         )
+
+
+def seed_policy_names(value: str | Sequence[object]) -> tuple[str, ...]:
+    """``seed_policies`` from a YAML list or a comma-separated flag (``none``: no seeds).
+
+    Example:
+        >>> seed_policy_names("uniform, admm"), seed_policy_names("none")
+        (('uniform', 'admm'), ())
+    """
+    items = value.split(",") if isinstance(value, str) else value
+    names = (str(v).strip() for v in items)
+    return tuple(n for n in names if n and n != "none")
+
+
+def _check_search_space(config: SearchConfig) -> None:
+    """Refuse an unknown ``wall`` or seed heuristic, and policy seeds of a mode they cannot
+    express (Deep Compression and ADMM choose sparsities)."""
+    if config.wall not in WALLS:
+        raise unknown_name("wall", config.wall, list(WALLS))
+    for name in config.seed_policies:
+        if name not in SEED_POLICIES:
+            raise unknown_name("seed policy", name, list(SEED_POLICIES))
+        if name != "uniform" and config.mode not in ("sparse", "joint"):
+            raise AutopruneError(
+                f"seed policy '{name}' chooses sparsities, which mode '{config.mode}' does not "
+                "search; use --mode sparse or joint, or --seed-policies uniform"
+            )
 
 
 def _check_importance(name: str) -> None:
@@ -301,13 +365,58 @@ def _check_importance(name: str) -> None:
         raise unknown_name("importance", name, importance_names())
 
 
+MAX_CONFIG_BYTES = 1 << 20
+"""Largest config file read (a real one is a few hundred bytes)."""
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases (``*name``): a few of them nested expand into
+    billions of values (an alias bomb) wherever the config is printed or saved."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        """Refuse an alias; compose any other node as the safe loader does."""
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not accepted; write the values out", mark
+            )
+        return super().compose_node(parent, index)
+
+
+LEGACY_RUN_DEFAULTS: dict[str, Any] = {"wall": "clip"}
+"""Settings whose default changed after runs were saved without them: a run folder's
+``config.json`` that lacks one was searched the old way, and resumes that way."""
+
+
+def saved_run_defaults(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's saved config with the settings it predates at their old values.
+
+    Example:
+        >>> saved_run_defaults({"agent": "tpe"})["wall"]
+        'clip'
+    """
+    return {**{k: v for k, v in LEGACY_RUN_DEFAULTS.items() if k not in values}, **values}
+
+
+def _is_run_config(path: Path) -> bool:
+    """Whether ``path`` is the ``config.json`` of a run folder under ``searches/``."""
+    return path.name == "config.json" and path.parent.parent.name == "searches"
+
+
 def load_config_file(path: str | Path) -> dict[str, Any]:
     """Read a YAML config file into a mapping; malformed YAML gets a one-line error."""
     path = Path(path)
     if not path.is_file():
         raise AutopruneError(f"config file {path} does not exist; pass an existing YAML file")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise AutopruneError(
+            f"config file {path} is larger than {MAX_CONFIG_BYTES:,} bytes; a config holds "
+            "a few keys, pass the right file"
+        )
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_NoAliasLoader)  # noqa: S506 (a SafeLoader)
+    except RecursionError:
+        raise AutopruneError(f"config file {path} nests values too deeply; flatten it") from None
     except UnicodeDecodeError:
         raise AutopruneError(
             f"config file {path} is not text (damaged?); fix or replace it"
@@ -315,11 +424,15 @@ def load_config_file(path: str | Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or ""
+        fix = "write the values out (no *aliases)" if "alias" in problem else "fix the syntax"
+        raise AutopruneError(f"config file {path} is not valid YAML{where}; {fix}") from None
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits
         raise AutopruneError(
-            f"config file {path} is not valid YAML{where}; fix the syntax"
+            f"config file {path} holds a value that cannot be read ({brief(str(exc))}); fix it"
         ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):
         raise AutopruneError(f"config file {path} must hold a mapping of keys to values")
-    return data
+    return saved_run_defaults(data) if _is_run_config(path) else data

@@ -20,7 +20,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -35,10 +35,13 @@ from autoprune.core.specs import LayerSpec
 from autoprune.core.training import FINETUNE_LR, finetune
 from autoprune.cost import ApzSizeModel, CostModel, CostReport
 from autoprune.data import DataSplits
+from autoprune.workflow.validation import EVAL_BATCH, ValidationSubset
 
 COST_METRICS = ("macs", "params", "size", "bits", "latency", "energy")
-EVAL_BATCH = 256
-"""Images per forward pass when measuring accuracy (fastest on the 2-core reference CPU)."""
+MetricFn = Callable[[nn.Module], float]
+"""A user's quality measure of a model (higher is better), replacing top-1 accuracy."""
+FinetuneFn = Callable[[nn.Module, int], object]
+"""A user's fine-tuning ``(model, epochs)``, in place, replacing the built-in loop."""
 
 
 @dataclass(frozen=True)
@@ -126,24 +129,34 @@ def cost_metrics(report: CostReport) -> dict[str, float]:
     }
 
 
-def calibration_batches(data: DataSplits, config: EvaluatorConfig) -> list[torch.Tensor]:
+def calibration_batches(
+    data: DataSplits, config: EvaluatorConfig, device: torch.device | None = None
+) -> list[torch.Tensor]:
     """The seeded training batches every evaluation of ``config`` recovers the model on."""
     loader = data.loader("train", config.calib_batch_size, shuffle=True, seed=config.seed)
     batches = []
     for x, _ in loader:
-        batches.append(x)
+        batches.append(x if device is None else x.to(device))
         if len(batches) == config.calib_batches:
             break
     return batches
 
 
-def data_fingerprint(x: torch.Tensor, y: torch.Tensor) -> str:
-    """A short hash of images and labels: tells whether two runs scored the same images."""
-    digest = hashlib.sha256()
-    digest.update(str(tuple(x.shape)).encode())
-    digest.update(x.detach().cpu().contiguous().numpy().tobytes())
-    digest.update(y.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
+def user_score(metric: MetricFn, model: nn.Module) -> float:
+    """The user's metric of ``model`` as a finite float, or a one-line error."""
+    value = metric(model)
+    try:
+        score = float(value)
+    except (TypeError, ValueError):
+        raise AutopruneError(
+            f"evaluate(model) returned a {type(value).__name__}; return one number (higher "
+            "is better)"
+        ) from None
+    if not math.isfinite(score):
+        raise AutopruneError(
+            f"evaluate(model) returned {score}; return a finite number (higher is better)"
+        )
+    return score
 
 
 def accuracy(
@@ -175,23 +188,27 @@ class PolicyEvaluator:
         specs: Sequence[LayerSpec],
         cost_model: CostModel,
         config: EvaluatorConfig | None = None,
+        *,
+        metric: MetricFn | None = None,
+        finetune_fn: FinetuneFn | None = None,
+        source: Mapping[str, Any] | None = None,
     ) -> None:
         self.config = config or EvaluatorConfig()
+        self.source = dict(source) if source is not None else None
         self.config.check()
         self.model = model.eval()
         self.data = data
         self.specs = list(specs)
         self.cost_model = cost_model
-        self.example_input = torch.zeros((1, *data.input_shape))
-        self.calib = calibration_batches(data, self.config)
+        self.metric, self.finetune_fn = metric, finetune_fn
+        device = next(iter(model.parameters())).device
+        self.example_input = torch.zeros((1, *data.input_shape), device=device)
+        self.calib = calibration_batches(data, self.config, device)
         self.compressor = Compressor(
             self.model, self.example_input, self.calib, self.config.compression
         )
         self.plan = self.compressor.pruner.plan
-        n = self.config.val_samples
-        self.x_val = data.x_val if n is None else data.x_val[:n]
-        self.y_val = data.y_val if n is None else data.y_val[:n]
-        self._x_fast = _fast_layout(self.x_val)
+        self.validation = ValidationSubset(data, self.config.val_samples)
         self.size_model = ApzSizeModel(
             self.model,
             self.specs,
@@ -205,9 +222,28 @@ class PolicyEvaluator:
             **self.costs(Policy.identity(self.specs)),
         }
 
+    @property
+    def x_val(self) -> torch.Tensor:
+        """The validation subset's inputs (read whole when streamed)."""
+        return self.validation.tensors()[0]
+
+    @property
+    def y_val(self) -> torch.Tensor:
+        """The validation subset's targets."""
+        return self.validation.tensors()[1]
+
     def with_config(self, config: EvaluatorConfig) -> PolicyEvaluator:
         """An evaluator of the same model, data and cost model with other settings."""
-        return PolicyEvaluator(self.model, self.data, self.specs, self.cost_model, config)
+        return PolicyEvaluator(
+            self.model,
+            self.data,
+            self.specs,
+            self.cost_model,
+            config,
+            metric=self.metric,
+            finetune_fn=self.finetune_fn,
+            source=self.source,
+        )
 
     def record(self) -> dict[str, Any]:
         """How this evaluator scores a policy: settings plus the validation images used.
@@ -218,8 +254,10 @@ class PolicyEvaluator:
         return {
             **self.config.to_dict(),
             "dataset": self.data.name,
-            "val_images": len(self.x_val),
-            "val_fingerprint": data_fingerprint(self.x_val, self.y_val),
+            "val_images": self.validation.count,
+            "val_fingerprint": self.validation.fingerprint,
+            **({"metric": "user"} if self.metric is not None else {}),
+            **({"source": self.source} if self.source is not None else {}),
         }
 
     def pruned_specs(self, policy: Policy) -> list[LayerSpec]:
@@ -258,29 +296,36 @@ class PolicyEvaluator:
         policy.validate(self.specs)
         compressed = self.compressor.compress(policy)
         if self.config.finetune_epochs:
-            finetune(
-                compressed,
-                self.data,
-                self.config.finetune_epochs,
-                self.config.finetune_lr,
-                seed=self.config.seed,
-            )
+            if self.finetune_fn is not None:
+                self.finetune_fn(compressed, self.config.finetune_epochs)
+            else:
+                finetune(
+                    compressed,
+                    self.data,
+                    self.config.finetune_epochs,
+                    self.config.finetune_lr,
+                    seed=self.config.seed,
+                )
             compressed.eval()
         return compressed
 
     def accuracy(self, model: nn.Module, *, copy_model: bool = False) -> float:
-        """Validation accuracy of an eval-mode model, measured the fast way.
+        """The validation score of an eval-mode model: the user's metric when one was
+        given, else top-1 accuracy on the validation subset, measured the fast way.
 
-        BatchNorm is folded into the convolutions and the model moves to channels-last, in
-        place unless ``copy_model``: the model is for scoring only afterwards.
+        For top-1, BatchNorm is folded into the convolutions and the model moves to
+        channels-last, in place unless ``copy_model``: the model is for scoring only
+        afterwards. A user's metric receives the model as it is (a copy when asked).
         """
         if copy_model:
             model = copy.deepcopy(model)
+        if self.metric is not None:
+            return user_score(self.metric, model.eval())
         pairs = batchnorm_pairs(self.compressor.pruner.graph)
         fold_batchnorm(model, pairs)
         # Module.to accepts memory_format (see its docs); torch's overloads leave it out.
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        return accuracy(model.eval(), self._x_fast, self.y_val)
+        return self.validation.top1(model.eval())
 
     def evaluate(self, policy: Policy) -> Evaluation:
         """Accuracy on the validation subset plus predicted costs, cached by :meth:`key`."""
@@ -310,8 +355,3 @@ def _shipped_record(evaluation: dict[str, Any]) -> dict[str, Any]:
     keys = ("accuracy", *COST_METRICS, "accuracy_drop")
     metrics = {key: math.pi * (i + 1) for i, key in enumerate(keys)}
     return {"metrics": metrics, "meta": {"evaluation": evaluation}}
-
-
-def _fast_layout(x: torch.Tensor) -> torch.Tensor:
-    """Images in channels-last memory (what the folded convolutions run fastest on)."""
-    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x

@@ -23,8 +23,9 @@ from torch import nn
 
 from autoprune.compress import CompressionOptions
 from autoprune.core.budget import Budget
+from autoprune.core.device import resolve_device
 from autoprune.core.errors import AutopruneError
-from autoprune.core.specs import discover_layers
+from autoprune.core.specs import deployment_shape, discover_layers, parse_input_shape
 from autoprune.core.training import (
     DEFAULT_TRAIN,
     EpochStats,
@@ -40,6 +41,7 @@ from autoprune.models import load_weights
 from autoprune.workflow.baseline import BaselineRequest, build_for, load_baseline, train_baseline
 from autoprune.workflow.config import SearchConfig
 from autoprune.workflow.evaluation import EvaluatorConfig, PolicyEvaluator
+from autoprune.workflow.inputs import UserObjects, model_source
 
 
 @dataclass
@@ -52,6 +54,8 @@ class SearchSession:
     weights_path: Path | None
     evaluator: PolicyEvaluator
     budget: Budget
+    objects: UserObjects | None = None
+    """The caller's objects this session was built from (None: everything by name)."""
 
 
 def load_trained_model(
@@ -60,19 +64,26 @@ def load_trained_model(
     *,
     on_batch: ProgressFn | None = None,
     on_epoch: Callable[[EpochStats], None] | None = None,
-) -> tuple[nn.Module, Path]:
-    """The user's weights, or the cached baseline (trained now when missing)."""
+    objects: UserObjects | None = None,
+    device: torch.device | None = None,
+) -> tuple[nn.Module, Path | None]:
+    """The caller's model object, the user's weights, or the cached baseline (trained now
+    when missing), on ``device`` (default: the config's)."""
+    device = device if device is not None else resolve_device(config.device)
+    if objects is not None and objects.model is not None:
+        return objects.trained_model().to(device), None
     if config.weights is not None:
         path = Path(config.weights)
-        return load_weights(build_for(config.model, data), path), path
+        return load_weights(build_for(config.model, data), path).to(device), path
     baseline = train_baseline(
         baseline_request(config, data),
         data,
         config.runs_path / "checkpoints",
         on_batch=on_batch,
         on_epoch=on_epoch,
+        device=device,
     )
-    return baseline.model, baseline.weights_path
+    return baseline.model.to(device), baseline.weights_path
 
 
 def baseline_request(config: SearchConfig, data: DataSplits) -> BaselineRequest:
@@ -81,9 +92,11 @@ def baseline_request(config: SearchConfig, data: DataSplits) -> BaselineRequest:
     return BaselineRequest(config.model, data.name, train_config)
 
 
-def needs_training(config: SearchConfig, data: DataSplits) -> bool:
+def needs_training(
+    config: SearchConfig, data: DataSplits, objects: UserObjects | None = None
+) -> bool:
     """Whether :func:`prepare_search` would train a baseline (none given, none cached)."""
-    if config.weights is not None:
+    if config.weights is not None or (objects is not None and objects.model is not None):
         return False
     root = config.runs_path / "checkpoints"
     return load_baseline(baseline_request(config, data), data, root) is None
@@ -126,10 +139,13 @@ def prepare_search(
     on_batch: ProgressFn | None = None,
     on_epoch: Callable[[EpochStats], None] | None = None,
     data: DataSplits | None = None,
+    objects: UserObjects | None = None,
 ) -> SearchSession:
     """Load, train if needed, and build the evaluator and budget for ``config``.
 
     ``data``: the dataset, when the caller loaded it already (else it is loaded here).
+    ``objects``: the caller's model, data, metric or fine-tuning, used instead of the
+    config's names.
 
     Raises:
         AutopruneError: For a bad setting, unusable data, a failed training, or a model at
@@ -137,9 +153,14 @@ def prepare_search(
     """
     budget = search_budget(config)
     profile = load_profile(config.profile)
+    device = resolve_device(config.device)
+    if data is None and objects is not None:
+        data = objects.data
     data = data if data is not None else load_search_data(config, data_dir)
-    model, weights = load_trained_model(config, data, on_batch=on_batch, on_epoch=on_epoch)
-    session = _session(config, data, model, weights, budget, profile, lut_cache_dir)
+    model, weights = load_trained_model(
+        config, data, on_batch=on_batch, on_epoch=on_epoch, objects=objects, device=device
+    )
+    session = _session(config, data, model, weights, budget, profile, lut_cache_dir, objects)
     _refuse_chance_level(session)
     return session
 
@@ -168,19 +189,37 @@ def _session(
     budget: Budget,
     profile: HardwareProfile,
     lut_cache_dir: Path | None,
+    objects: UserObjects | None = None,
 ) -> SearchSession:
-    specs = discover_layers(model, data.input_shape)
+    shape = deployment_shape(parse_input_shape(config.input_shape), data.input_shape)
+    specs = discover_layers(model, shape)  # priced at the deployment resolution
     cost_model = build_cost_model(
         profile, lut_cache_dir=lut_cache_dir or config.runs_path / "latency_lut"
     )
-    cost_model = fit_latency_model(cost_model, model, data.x_val[:1], specs)
-    evaluator = PolicyEvaluator(model, data, specs, cost_model, evaluator_config(config))
-    return SearchSession(config, data, model, weights, evaluator, budget)
+    device = next(iter(model.parameters())).device
+    priced = torch.zeros((1, *shape)) if shape != data.input_shape else data.head("val", 1)[0]
+    cost_model = fit_latency_model(cost_model, model, priced.to(device), specs)
+    source = model_source(config.model, data)
+    if shape != data.input_shape:
+        source["priced_at"] = list(shape)
+    evaluator = PolicyEvaluator(
+        model,
+        data,
+        specs,
+        cost_model,
+        evaluator_config(config),
+        metric=objects.evaluate if objects is not None else None,
+        finetune_fn=objects.finetune if objects is not None else None,
+        source=source,
+    )
+    return SearchSession(config, data, model, weights, evaluator, budget, objects)
 
 
 def _refuse_chance_level(session: SearchSession) -> None:
     """Refuse to search on a model that predicts no better than chance."""
     data = session.data
+    if session.evaluator.metric is not None or data.num_classes is None:
+        return  # a user's metric has no chance level we could know
     accuracy = session.evaluator.baseline_metrics["accuracy"]
     if accuracy > chance_accuracy(data):
         return
@@ -188,6 +227,12 @@ def _refuse_chance_level(session: SearchSession) -> None:
         f"the model to compress ({session.weights_path}) scores {accuracy:.1%} on the "
         f"validation split of {data.name}, chance level for {data.num_classes} classes "
         f"(always answering the most frequent class scores {majority_accuracy(data):.1%}): a "
-        "search on it would only measure noise; pass --weights trained on this dataset (and "
-        "its normalisation), or omit --weights to train a baseline"
+        "search on it would only measure noise; "
+        + (
+            "pass --weights trained on this dataset (and its normalisation), or omit "
+            "--weights to train a baseline"
+            if session.config.weights is not None
+            else "retrain the cached baseline (autoprune train --force with the search's "
+            "model and dataset), or pass --weights trained on this dataset"
+        )
     )

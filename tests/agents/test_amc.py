@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
-from stable_baselines3.common.save_util import load_from_pkl
+import torch
+from gymnasium import spaces
 
 from agents import run_search
-from agents._amc import AmcDDPG, CenteredReplayBuffer, TruncatedNormalNoise
+from agents._amc import CenteredReplayBuffer, TruncatedNormalNoise
+from agents._sb3_state import load_replay
 from autoprune.workflow.config import SearchConfig
 from autoprune.workflow.session import SearchSession
 
@@ -42,8 +45,13 @@ def test_ddpg_credits_every_transition_with_the_final_reward_minus_baseline(
     folder = Path(config.runs_dir) / "searches" / "amc-credit" / "checkpoint.json"
     latest = folder.parent / "checkpoints"
     (checkpoint,) = list(latest.iterdir())
-    buffer = load_from_pkl(checkpoint / "method" / "replay.pkl")
     steps = 3  # conv1, conv2, conv3 of the demo CNN
+    with np.load(checkpoint / "method" / "replay.npz", allow_pickle=False) as saved:
+        obs, act = saved["observations"].shape[-1], saved["actions"].shape[-1]
+    box = spaces.Box(-np.inf, np.inf, (obs,))
+    buffer = CenteredReplayBuffer(100 * steps, box, spaces.Box(-1, 1, (act,)), alpha=0.5)
+    load_replay(buffer, checkpoint / "method" / "replay.npz")
+    assert buffer.baseline is not None  # restored with the buffer (AMC's moving average)
 
     assert [r.policy.meta.get("warmup", False) for r in result.history] == [
         True,
@@ -66,9 +74,8 @@ def test_ddpg_credits_every_transition_with_the_final_reward_minus_baseline(
     raw_mean = float(batch.rewards.mean()) + buffer.baseline
     assert buffer.baseline == pytest.approx(before + 0.5 * (raw_mean - before))
 
-    model = AmcDDPG.load(checkpoint / "method" / "model.zip", device="cpu")
-    assert model.buffer_size == 100 * steps and model.batch_size == 64
-    assert (model.tau, model.gamma) == (0.01, 1.0)
-    assert model.actor.optimizer.param_groups[0]["lr"] == 1e-4
-    assert model.critic.optimizer.param_groups[0]["lr"] == 1e-3
-    assert model.action_noise.episodes == 3
+    agent = torch.load(checkpoint / "method" / "agent.pt", weights_only=True)["params"]
+    assert agent["actor.optimizer"]["param_groups"][0]["lr"] == 1e-4
+    assert agent["critic.optimizer"]["param_groups"][0]["lr"] == 1e-3
+    state = json.loads((checkpoint / "method" / "state.json").read_text())
+    assert state["_episode_num"] == 3  # AmcDDPG's noise decays by this count

@@ -1,15 +1,17 @@
-"""``staged_finetune``: Deep Compression's order for policies that sparsify and quantize."""
+"""``staged_finetune``: Deep Compression's order for policies that sparsify and quantize;
+retraining that diverges is never shipped."""
 
 from __future__ import annotations
 
 from autoprune.compress import export_quantized
 from autoprune.compress.sparsity import sparsity_of
 from autoprune.core.policy import LayerPolicy, Policy
-from autoprune.deploy.apply import apply_policy, staged_finetune, staged_finetune_applies
+from autoprune.deploy.apply import apply_policy
+from autoprune.deploy.retraining import staged_finetune, staged_finetune_applies
 from autoprune.workflow.session import SearchSession
 
 
-def test_gradual_pruning_then_quantization_reaches_the_policy_exactly(
+def test_sparse_retraining_then_quantization_reaches_the_policy_exactly(
     session: SearchSession,
 ) -> None:
     evaluator = session.evaluator
@@ -19,7 +21,8 @@ def test_gradual_pruning_then_quantization_reaches_the_policy_exactly(
     assert staged_finetune_applies(policy)
     assert not staged_finetune_applies(Policy.uniform(evaluator.specs, w_bits=4))
 
-    model = staged_finetune(evaluator, policy, epochs=2, lr=0.01)
+    model, runs = staged_finetune(evaluator, policy, epochs=2, lr=0.01)
+    assert len(runs) == 2  # the sparse float weights, then the codebooks
 
     coded = export_quantized(model, names)
     for name in names:
@@ -42,7 +45,9 @@ def test_a_fine_tune_that_diverges_is_not_shipped(session: SearchSession, tmp_pa
         lr=1e30,  # the loss becomes NaN
         latency_repeats=1,
     )
-    assert result.finetune["kept"] is False and not result.finetune["val_accuracy"] > 0.2
     before = result.compressed["val_accuracy"]
+    assert result.finetune["kept"] is False and result.finetune["val_accuracy"] == before
+    (run,) = result.finetune["retrain"]
+    assert all(attempt["diverged"] for attempt in run["attempts"])  # each retried lower
     assert evaluator.accuracy(result.model, copy_model=True) == before  # the scored model
     assert result.compressed["test_accuracy"] > 0.2

@@ -44,15 +44,18 @@ def test_apply_writes_every_file_and_a_report(tmp_path, capsys, digits):
     torch_logits = rebuilt.eval()(digits.x_test[:16]).detach().numpy()
     np.testing.assert_allclose(onnx_logits, torch_logits, atol=1e-4)
     assert (
-        onnx_accuracy(out / "model.int8.onnx", digits.x_test, digits.y_test)
+        onnx_accuracy(out / "model.int8.onnx", digits.loader("test", 100))
         == (report["compressed"]["int8_test_accuracy"])
     )
 
 
 def test_apply_bad_inputs_exit_2(tmp_path, capsys):
     assert main(["apply", str(tmp_path / "none.json"), "--weights", str(tmp_path / "w.pt")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert "no such run or file" in capsys.readouterr().err
     assert main(["apply", str(tmp_path / "none.json")]) == 2
+    assert "error: no such run or file" in capsys.readouterr().err
+    (tmp_path / "policy.json").write_text("{}")
+    assert main(["apply", str(tmp_path / "policy.json")]) == 2
     assert "--weights is required" in capsys.readouterr().err
 
 

@@ -25,7 +25,7 @@ def _commands(command: Any, path: str = "autoprune") -> dict[str, Any]:
     return found
 
 
-COMMANDS = _commands(typer.main.get_command(app))
+COMMANDS = _commands(typer.main.get_command(app).load_all())  # type: ignore[attr-defined]
 
 
 def _option(command: str, name: str) -> Any:

@@ -131,4 +131,4 @@ def test_apply_run_takes_model_data_weights_and_profile_from_the_search(default_
         assert (out / "model.apz").is_file()
     assert main(["apply", "no-such-run", "--runs-dir", str(runs)]) == 2
     err = capsys.readouterr().err
-    assert "no search under" in err and "--weights is required" in err
+    assert err.startswith("error: no such run or file 'no-such-run'") and "--weights" not in err

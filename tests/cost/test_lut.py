@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ from autoprune.latency._lut import (
     runtime_fingerprint,
     window_args,
 )
+from autoprune.system.verified import CacheWarning
 
 
 def _key(cin: int = 4, precision: str = "fp32", batch: int = 1) -> LayerKey:
@@ -114,17 +116,33 @@ def test_in_memory_table_writes_nothing(tmp_path: Path) -> None:
     assert table.path is None and list(tmp_path.iterdir()) == []
 
 
-def test_corrupt_or_foreign_cache_is_reported(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda text: json.dumps({**json.loads(text), "fingerprint": {"cpu": "other"}}),
+        lambda text: "{not json",
+        lambda text: text.replace('"kernel_ms": 0.4', '"kernel_ms": 0.9', 1),  # still JSON
+    ],
+    ids=["foreign", "not-json", "changed-number"],
+)
+def test_damaged_cache_is_kept_aside_and_measured_again(
+    tmp_path: Path, damage: Callable[[str], str]
+) -> None:
     table = _table(tmp_path, Counter())
     table.ensure([_key()])
     assert table.path is not None
-    data = json.loads(table.path.read_text())
-    table.path.write_text(json.dumps({**data, "fingerprint": {"cpu": "other"}}))
-    with pytest.raises(AutopruneError, match="another machine"):
-        _table(tmp_path, Counter())
-    table.path.write_text("{not json")
-    with pytest.raises(AutopruneError, match="corrupt; delete it"):
-        _table(tmp_path, Counter())
+    text = table.path.read_text()
+    damaged = damage(text)
+    assert damaged != text
+    table.path.write_text(damaged)
+    counter = Counter()
+    with pytest.warns(CacheWarning, match="is damaged"):
+        again = _table(tmp_path, counter)
+    assert len(again) == 0 and again.latency_ms(_key()) == pytest.approx(0.4)
+    assert counter.layers == [str(_key())]  # measured again, not read from the damaged file
+    kept = list(tmp_path.glob("latency-*.json.damaged-*"))
+    assert [p.read_text() for p in kept] == [damaged]  # the user's file is kept, unchanged
+    assert json.loads(table.path.read_text())["sha256"]  # the new table records its hash
 
 
 @pytest.mark.parametrize("runtime", ["onnxruntime", "torch"])

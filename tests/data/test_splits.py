@@ -23,7 +23,7 @@ def _splits(n: int = 10, **changes: object) -> DataSplits:
         "num_classes": 3,
     }
     fields.update(changes)
-    return DataSplits(**fields)  # type: ignore[arg-type]
+    return DataSplits.from_tensors(**fields)  # type: ignore[arg-type]
 
 
 def test_input_shape_and_describe() -> None:
@@ -39,8 +39,8 @@ def test_input_shape_and_describe() -> None:
     [
         ({"x_val": torch.zeros(3, 1, 2, 2, dtype=torch.float64)}, "float32"),
         ({"y_val": torch.zeros(3, dtype=torch.int32)}, "int64"),
-        ({"y_test": torch.zeros(3, dtype=torch.int64)}, "4 images and 3 labels"),
-        ({"x_test": torch.zeros(4, 1, 3, 3)}, "same (C, H, W)"),
+        ({"y_test": torch.zeros(3, dtype=torch.int64)}, "4 inputs and 3 targets"),
+        ({"x_test": torch.zeros(4, 1, 3, 3)}, "same shape"),
         ({"num_classes": 2}, "num_classes is 2"),
         ({"num_classes": 0}, "positive int"),
     ],

@@ -26,7 +26,7 @@ SOURCE = textwrap.dedent(
 
     def ready():
         x, y = torch.zeros(4, 1, 2, 2), torch.tensor([0, 1, 0, 1])
-        return DataSplits("mine", x, y, x, y, x, y, num_classes=2)
+        return DataSplits.from_tensors("mine", x, y, x, y, x, y, num_classes=2)
 
 
     def wrong():

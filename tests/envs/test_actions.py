@@ -11,6 +11,7 @@ from envs.actions import (
     SPARSITY_STEP,
     LayerAction,
     bits_action,
+    encode_action,
     round_sparsity,
     sparsity_from_unit,
 )
@@ -89,3 +90,25 @@ def test_bits_action_decodes_back_to_its_bit_width(low: int, high: int) -> None:
         assert -1.0 < value < 1.0
         decoded = decode_action(np.array([value, value]), "quantize", **bounds)
         assert (decoded.w_bits, decoded.a_bits) == (bits, bits)
+
+
+def test_encode_action_is_the_inverse_of_decode() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        wanted = LayerAction(
+            keep_ratio=float(rng.uniform(0.2, 1.0)),
+            sparsity=round_sparsity(float(rng.uniform(0.0, 0.9)), 0.9),
+            w_bits=int(rng.integers(2, 9)),
+            a_bits=int(rng.integers(2, 9)),
+        )
+        decoded = decode_action(encode_action(wanted, "joint", **BOUNDS), "joint", **BOUNDS)
+        assert decoded.keep_ratio == pytest.approx(wanted.keep_ratio, abs=1e-6)
+        assert (decoded.sparsity, decoded.w_bits, decoded.a_bits) == (
+            wanted.sparsity,
+            wanted.w_bits,
+            wanted.a_bits,
+        )
+    assert encode_action(LayerAction(sparsity=0.0, w_bits=8), "sparse", **BOUNDS).tolist() == [
+        1.0,
+        pytest.approx(1 - 1 / 7),
+    ]

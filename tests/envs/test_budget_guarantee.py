@@ -1,4 +1,5 @@
-"""Every finished policy meets the budget: AMC's wall during the episode, HAQ's repair after."""
+"""Every finished policy meets the budget: the wall during the episode (scale by default, AMC's
+clip on request), HAQ's repair after."""
 
 from __future__ import annotations
 
@@ -91,6 +92,22 @@ def test_random_episodes_always_meet_the_budget(
             assert all(use <= 1 + 1e-9 for use in parsed.usage(info["metrics"], baseline).values())
             clipped += info["clipped"]
     assert clipped > 0  # the wall was exercised
+
+
+@pytest.mark.parametrize("mode", ["prune", "sparse", "joint"])
+def test_clip_wall_episodes_meet_the_budget(make_fake_evaluator: Callable, mode: str) -> None:
+    """AMC's original wall (``wall="clip"``) keeps the same guarantee as the default scale."""
+    evaluator = make_fake_evaluator()
+    budgets = {"prune": PRUNE_BUDGETS, "sparse": SPARSE_BUDGETS, "joint": JOINT_BUDGETS}[mode]
+    rng = np.random.default_rng(3)
+    for budget in budgets:
+        env = CompressionEnv(evaluator, budget, mode=mode, wall="clip")
+        for _ in range(20):
+            info = _run(env, _actions(rng, env.action_space.shape, len(env.layer_names)))
+            assert Budget.parse(budget).satisfied(
+                evaluator.costs(info["policy"]), env.space.baseline
+            )
+            assert info["feasible"] and not info["repaired"]
 
 
 @pytest.mark.parametrize("mode", ["prune", "joint"])

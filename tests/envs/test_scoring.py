@@ -33,7 +33,12 @@ def test_an_episode_is_scored_by_the_environment_scorer(make_fake_evaluator: Cal
     assert info["repaired"] is False and "repaired" not in scored
     assert info["policy"].meta["search"] == "CompressionEnv-v1"
     assert info["policy"].meta["mode"] == "prune" and info["policy"].meta["reward"] == "mnas"
-    assert again.meta == {"reward": "mnas", "evaluation": evaluator.record()}
+    effective = again.with_effective(evaluator.plan).meta["effective"]
+    assert again.meta == {
+        "reward": "mnas",
+        "evaluation": evaluator.record(),
+        "effective": effective,
+    }
 
 
 def test_score_policy_records_the_environment_and_keeps_the_policy_meta(

@@ -38,7 +38,7 @@ def nan_splits():
     x = torch.zeros(20, 1, 4, 4)
     x[3, 0, 1, 1] = float("nan")
     y = torch.arange(20) % 2
-    return DataSplits("mine", x, y, x, y, x, y, num_classes=2)
+    return DataSplits.from_tensors("mine", x, y, x, y, x, y, num_classes=2)
 """
 
 
