@@ -19,7 +19,7 @@ from torch.utils.data import Dataset
 
 from autoprune.core.errors import AutopruneError
 from autoprune.core.splits import DataSplits
-from autoprune.data._prepare import held_out_count
+from autoprune.data._prepare import random_hold_out
 
 FOLDER_PREFIX = "folder:"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -145,15 +145,13 @@ def _carve(
 ) -> tuple[tuple[list[str], list[int]], tuple[list[str], list[int]]]:
     """Hold out a seeded share of the training images for validation."""
     files, labels = listing
-    n = len(files)
-    count = held_out_count(n, val_size)
-    if not 1 <= count < n:
+    split = random_hold_out(len(files), val_size, seed)
+    if split is None:
         raise AutopruneError(
-            f"folder:{path}: {n} training images are too few to hold out {val_size}; add a "
-            "val/ folder or more images"
+            f"folder:{path}: {len(files)} training images are too few to hold out {val_size}; "
+            "add a val/ folder or more images"
         )
-    order = np.random.default_rng(seed).permutation(n)
-    held, kept = np.sort(order[:count]), np.sort(order[count:])
+    kept, held = split
     return ([files[i] for i in kept], [labels[i] for i in kept]), (
         [files[i] for i in held],
         [labels[i] for i in held],

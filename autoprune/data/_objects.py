@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, Subset, Tenso
 
 from autoprune.core.errors import AutopruneError
 from autoprune.core.splits import SPLITS, DataSplits
-from autoprune.data._prepare import held_out_count
+from autoprune.data._prepare import random_hold_out
 
 ACCEPTED = (
     "a DataLoader, a torch Dataset of (input, target) samples, an (x, y) pair of tensors, or "
@@ -130,15 +130,13 @@ def _carve(train: Dataset, val_size: int | float, seed: int) -> tuple[Dataset, D
             "data= is a stream without a length, so no validation split can be carved from "
             "it; pass {'train': ..., 'val': ...}"
         )
-    n = len(train)
-    count = held_out_count(n, val_size)
-    if not 1 <= count < n:
+    split = random_hold_out(len(train), val_size, seed)
+    if split is None:
         raise AutopruneError(
-            f"data= has {n} training samples, too few to carve {val_size} for validation; "
-            "pass a 'val' split"
+            f"data= has {len(train)} training samples, too few to carve {val_size} for "
+            "validation; pass a 'val' split"
         )
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    held, kept = order[:count].sort().values, order[count:].sort().values
+    kept, held = (torch.from_numpy(part) for part in split)
     if isinstance(train, TensorDataset):
         return (
             TensorDataset(*(t[kept] for t in train.tensors)),

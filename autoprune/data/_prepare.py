@@ -88,6 +88,22 @@ def held_out_count(n: int, size: int | float) -> int:
     return int(size) if isinstance(size, numbers.Integral) else int(np.ceil(float(size) * n))
 
 
+def random_hold_out(n: int, size: int | float, seed: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Sorted ``(kept, held)`` indices of a seeded random hold-out of ``size`` out of ``n``
+    (None when that leaves no sample on either side).
+
+    Example:
+        >>> kept, held = random_hold_out(10, 0.2, seed=0)
+        >>> len(kept), len(held)
+        (8, 2)
+    """
+    count = held_out_count(n, size)
+    if not 1 <= count < n:
+        return None
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[count:]), np.sort(order[:count])
+
+
 def carve(labels: np.ndarray, size: int | float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split sample indices into ``(kept, held_out)``, stratified by class when possible.
 

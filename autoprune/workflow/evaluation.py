@@ -35,7 +35,7 @@ from autoprune.core.specs import LayerSpec
 from autoprune.core.training import FINETUNE_LR, finetune
 from autoprune.cost import ApzSizeModel, CostModel, CostReport
 from autoprune.data import DataSplits
-from autoprune.workflow.validation import EVAL_BATCH, ValidationSubset
+from autoprune.workflow.validation import ValidationSubset
 
 COST_METRICS = ("macs", "params", "size", "bits", "latency", "energy")
 MetricFn = Callable[[nn.Module], float]
@@ -157,20 +157,6 @@ def user_score(metric: MetricFn, model: nn.Module) -> float:
             f"evaluate(model) returned {score}; return a finite number (higher is better)"
         )
     return score
-
-
-def accuracy(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = EVAL_BATCH
-) -> float:
-    """Top-1 accuracy of an eval-mode ``model`` in inference mode (``x`` in any memory format)."""
-    if len(x) == 0:
-        raise AutopruneError("cannot evaluate on an empty split; use a larger dataset or split")
-    correct = 0
-    with torch.inference_mode():
-        for start in range(0, len(x), batch_size):
-            logits = model(x[start : start + batch_size])
-            correct += int((logits.argmax(dim=1) == y[start : start + batch_size]).sum())
-    return correct / len(x)
 
 
 class PolicyEvaluator:
