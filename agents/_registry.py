@@ -10,10 +10,10 @@ from agents._base import SearchMethod
 from autoprune.core.errors import AutopruneError, unknown_name
 
 _METHODS: dict[str, tuple[str, str]] = {
-    "ddpg": ("agents._sb3", "DDPGMethod"),
-    "td3": ("agents._sb3", "TD3Method"),
-    "sac": ("agents._sb3", "SACMethod"),
-    "ppo": ("agents._sb3", "PPOMethod"),
+    "ddpg": ("agents._sb3_algorithms", "DDPGMethod"),
+    "td3": ("agents._sb3_algorithms", "TD3Method"),
+    "sac": ("agents._sb3_algorithms", "SACMethod"),
+    "ppo": ("agents._sb3_algorithms", "PPOMethod"),
     "tpe": ("agents._optuna", "TPEMethod"),
     "gp": ("agents._optuna", "GPMethod"),
     "cmaes": ("agents._optuna", "CmaEsMethod"),

@@ -46,7 +46,8 @@ from autoprune.core.errors import AutopruneError
 from autoprune.core.results import EpisodeRecord, SearchResult
 from autoprune.system.database_url import without_passwords
 from autoprune.system.paths import child_path
-from autoprune.workflow.config import SearchConfig, fold_legacy_env_kwargs, saved_run_defaults
+from autoprune.workflow.config import SearchConfig, fold_legacy_env_kwargs
+from autoprune.workflow.config_file import saved_run_defaults
 from autoprune.workflow.session import SearchSession, prepare_search
 
 RESUME_MAY_CHANGE = (

@@ -1,4 +1,5 @@
-"""Stable-Baselines3 search methods: ``ddpg`` (AMC's settings), ``td3``, ``sac`` and ``ppo``.
+"""The machinery of the Stable-Baselines3 search methods (``ddpg``, ``td3``, ``sac``, ``ppo``:
+:mod:`agents._sb3_algorithms`; their options: :mod:`agents._sb3_options`).
 
 Each method drives the runner's environment through SB3's ``learn``; a callback records every
 finished episode with the runner (which stops learning once the budget is spent) and asks
@@ -27,15 +28,12 @@ import contextlib
 import json
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-import numpy as np
-from stable_baselines3 import PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-from stable_baselines3.common.noise import ActionNoise, NormalActionNoise
+from stable_baselines3.common.noise import ActionNoise
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
@@ -43,11 +41,6 @@ from agents._amc import (
     CenteredReplayBuffer,
     Demonstrations,
     FinalRewardCallback,
-    SeededDDPG,
-    SeededSAC,
-    SeededTD3,
-    TruncatedNormalNoise,
-    vectorized_noise,
 )
 from agents._base import SearchMethod
 from agents._context import SearchContext, worker_processes
@@ -55,6 +48,7 @@ from agents._ray import ray_cluster, start_workers
 from agents._ray_vec_env import RayVecEnv
 from agents._rng import rng_state, set_rng_state
 from agents._run_store import read_json
+from agents._sb3_options import OffPolicyOptions, SB3Options
 from agents._sb3_state import (
     REPLAY_FILE,
     ShapeMismatch,
@@ -71,78 +65,6 @@ from autoprune.core.errors import AutopruneError
 
 STATE_FILE = "state.json"
 _STATE_KEYS = ("action_space_rng", "rng", "noise")
-
-
-@dataclass(frozen=True)
-class SB3Options:
-    """Options shared by the SB3 methods (``agent_options``)."""
-
-    n_envs: int = 1
-    """Episodes evaluated in parallel worker processes (1: in this process)."""
-    net_arch: tuple[int, ...] = (64, 64)
-    """Hidden layers of the actor and the critic."""
-    learning_rate: float | None = None
-    """Learning rate (the actor's for ddpg); None: the method's default."""
-    gamma: float | None = None
-    """Discount; None: the method's default."""
-    batch_size: int | None = None
-    """Mini-batch size; None: the method's default."""
-    device: str = "cpu"
-    """torch device of the networks."""
-    verbose: int = 0
-    """SB3 verbosity."""
-    algo_kwargs: dict[str, Any] = field(default_factory=dict)
-    """Further keyword arguments of the SB3 constructor."""
-
-    def check(self) -> None:
-        """Raise :class:`AutopruneError` on an unusable value."""
-        if not isinstance(self.n_envs, int) or self.n_envs < 1:
-            raise AutopruneError(f"agent option n_envs={self.n_envs!r} must be an integer >= 1")
-
-
-@dataclass(frozen=True)
-class OffPolicyOptions(SB3Options):
-    """Options of td3 and sac."""
-
-    warmup_episodes: int | None = None
-    """Episodes of uniform random actions (None: ``min(100, episodes // 4)``)."""
-    buffer_size: int | None = None
-    """Replay transitions (None: every transition of the search)."""
-    reward_alpha: float = 0.5
-    """Moving-average weight of the reward baseline (AMC: 0.5)."""
-    updates_per_episode: int | None = None
-    """Gradient steps after each episode (None: one per transition, as AMC)."""
-    noise_sigma: float = 0.1
-    """Exploration noise (td3: Gaussian sigma in action units; unused by sac)."""
-
-
-@dataclass(frozen=True)
-class DDPGOptions(OffPolicyOptions):
-    """Options of ddpg; the defaults are AMC's."""
-
-    net_arch: tuple[int, ...] = (300, 300)
-    learning_rate: float | None = 1e-4
-    critic_learning_rate: float = 1e-3
-    """Learning rate of the critic."""
-    tau: float = 0.01
-    """Soft target update rate."""
-    gamma: float | None = 1.0
-    batch_size: int | None = 64
-    buffer_size_per_layer: int = 100
-    """Replay size per layer when ``buffer_size`` is None (AMC: 100 x layers)."""
-    noise_sigma: float = 0.5
-    """Truncated-normal sigma as a fraction of the action range (AMC: 0.5)."""
-    noise_decay: float = 0.95
-    """Sigma decay per episode after warm-up (AMC: 0.95)."""
-
-
-@dataclass(frozen=True)
-class PPOOptions(SB3Options):
-    """Options of ppo."""
-
-    gamma: float | None = 1.0
-    episodes_per_update: int = 4
-    """Episodes per environment collected between PPO updates (``n_steps`` / layers)."""
 
 
 class RunnerCallback(BaseCallback):
@@ -467,79 +389,3 @@ class OffPolicyMethod(SB3Method):
         super().save_state(folder)
         assert isinstance(self.model, OffPolicyAlgorithm) and self.model.replay_buffer is not None
         save_replay(self.model.replay_buffer, folder / REPLAY_FILE)
-
-
-class DDPGMethod(OffPolicyMethod):
-    """``ddpg``: AMC's DDPG (see :mod:`agents._amc`)."""
-
-    name = "ddpg"
-    algorithm = SeededDDPG
-    Options = DDPGOptions
-
-    def buffer_size(self, ctx: SearchContext, steps: int) -> int:
-        """AMC: 100 x layers transitions unless ``buffer_size`` is given."""
-        if self.options.buffer_size is not None:
-            return int(self.options.buffer_size)
-        return self.options.buffer_size_per_layer * steps
-
-    def noise(self, ctx: SearchContext, env: VecEnv) -> ActionNoise | None:
-        """AMC's truncated normal, one generator per environment."""
-        opts = self.options
-        shape = env.action_space.shape
-        assert shape is not None  # the compression env's actions are a Box
-        base = TruncatedNormalNoise(
-            size=shape[0],
-            sigma=opts.noise_sigma,
-            decay=opts.noise_decay,
-            warmup_episodes=self.warmup_episodes(ctx),
-            seed=ctx.config.seed,
-        )
-        return vectorized_noise(base, opts.n_envs, ctx.config.seed)
-
-    def algorithm_kwargs(self, ctx: SearchContext, env: VecEnv, steps: int) -> dict[str, Any]:
-        """AMC's tau and critic learning rate on top of the off-policy settings."""
-        kwargs = super().algorithm_kwargs(ctx, env, steps)
-        kwargs.update(tau=self.options.tau, critic_learning_rate=self.options.critic_learning_rate)
-        return kwargs
-
-
-class TD3Method(OffPolicyMethod):
-    """``td3``: SB3's TD3 with Gaussian exploration noise."""
-
-    name = "td3"
-    algorithm = SeededTD3
-
-    def noise(self, ctx: SearchContext, env: VecEnv) -> ActionNoise | None:
-        """Gaussian noise of ``noise_sigma`` (SB3's TD3 has none by default)."""
-        shape = env.action_space.shape
-        assert shape is not None  # the compression env's actions are a Box
-        size = shape[0]
-        return NormalActionNoise(np.zeros(size), np.full(size, self.options.noise_sigma))
-
-
-class SACMethod(OffPolicyMethod):
-    """``sac``: SB3's SAC (a stochastic policy explores by itself)."""
-
-    name = "sac"
-    algorithm = SeededSAC
-
-
-class PPOMethod(SB3Method):
-    """``ppo``: SB3's PPO, updated every ``episodes_per_update`` episodes per environment."""
-
-    name = "ppo"
-    algorithm = PPO
-    Options = PPOOptions
-
-    def algorithm_kwargs(self, ctx: SearchContext, env: VecEnv, steps: int) -> dict[str, Any]:
-        """Rollouts of whole episodes, one full-batch mini-batch by default."""
-        kwargs = super().algorithm_kwargs(ctx, env, steps)
-        n_steps = max(1, self.options.episodes_per_update) * steps
-        kwargs["n_steps"] = n_steps
-        kwargs.setdefault("batch_size", max(2, n_steps * self.options.n_envs))
-        return kwargs
-
-    def episodes_before_learning(self, budget: int) -> int | None:
-        """The first rollout is played by the untrained (random) policy."""
-        del budget
-        return max(1, self.options.episodes_per_update) * self.options.n_envs

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from autoprune.core.errors import AutopruneError
-from autoprune.workflow.config import SearchConfig, load_config_file
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.config_file import load_config_file
 
 
 def test_yaml_file_builds_a_config(tmp_path):

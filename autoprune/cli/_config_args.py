@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from autoprune.workflow.config import SearchConfig, load_config_file
+from autoprune.workflow.config import SearchConfig
+from autoprune.workflow.config_file import load_config_file
 
 
 def resolve_config(config_file: Path | None, **flags: Any) -> SearchConfig:

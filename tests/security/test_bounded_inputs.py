@@ -29,7 +29,7 @@ from autoprune.core.qtensor import QuantizedWeight
 from autoprune.data._checks import check_labels
 from autoprune.data._cifar import read_batch
 from autoprune.data._npz import read_npz
-from autoprune.workflow.config import load_config_file
+from autoprune.workflow.config_file import load_config_file
 
 PEAK_LIMIT = 64 << 20
 """Most bytes any refused input may make the reader allocate (64 MiB)."""
