@@ -13,12 +13,12 @@ import json
 import logging
 import os
 import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from autoprune.core.errors import AutopruneError
 from autoprune.core.results import EpisodeRecord
+from autoprune.system.paths import aside_path
 
 _log = logging.getLogger(__name__)
 
@@ -73,12 +73,7 @@ def scan_history(path: Path) -> HistoryScan:
 
 def drop_torn_tail(path: Path, torn_at: int) -> Path:
     """Cut ``path`` at ``torn_at`` after copying it to ``<name>.torn-<time>``; the copy."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    copy = path.with_name(f"{path.name}.torn-{stamp}")
-    suffix = 1
-    while copy.exists():
-        suffix += 1
-        copy = path.with_name(f"{path.name}.torn-{stamp}-{suffix}")
+    copy = aside_path(path, "torn")
     shutil.copyfile(path, copy)
     for kept in (copy, path.parent):
         fsync_path(kept)

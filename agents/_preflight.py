@@ -17,11 +17,10 @@ from dataclasses import replace
 
 from agents._base import SearchMethod
 from agents._registry import make_method
-from agents._run_store import CHECKPOINTS, POINTER, read_json
+from agents._run_store import pointed_checkpoint, read_json
 from agents._runner import _method_options, check_budget
 from agents._sb3_state import check_agent_files
 from autoprune.core.budget import Budget
-from autoprune.core.errors import AutopruneError
 from autoprune.system.paths import child_path
 from autoprune.workflow.config import SearchConfig
 from autoprune.workflow.session import SearchSession
@@ -72,18 +71,9 @@ def check_untrained(config: SearchConfig, session: SearchSession) -> None:
 def check_resume_files(config: SearchConfig, run_name: str) -> None:
     """Read the checkpoint pointer and every JSON file of the newest checkpoint of the run
     ``run_name`` (without locking it); a damaged one is a one-line :class:`AutopruneError`."""
-    folder = child_path(config.runs_path / "searches", run_name)
-    pointer = folder / POINTER
-    if not pointer.is_file():
+    checkpoint = pointed_checkpoint(child_path(config.runs_path / "searches", run_name))
+    if checkpoint is None:
         return
-    target = read_json(pointer)
-    name = target.get("name") if isinstance(target, dict) else None
-    if not isinstance(name, str):
-        raise AutopruneError(
-            f"run file {pointer} is damaged (it names no checkpoint); restore it from a backup, "
-            "or start a new search"
-        )
-    checkpoint = child_path(folder / CHECKPOINTS, name, "checkpoint name in checkpoint.json")
     for path in sorted(checkpoint.rglob("*.json")):
         read_json(path)
     check_agent_files(checkpoint / "method")

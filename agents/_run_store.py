@@ -215,18 +215,8 @@ class RunStore:
 
     def latest_checkpoint(self) -> Path | None:
         """The folder of the newest complete checkpoint, or None before the first one."""
-        pointer = self.path / POINTER
-        if not pointer.is_file():
-            return None
-        target = read_json(pointer)
-        name = target.get("name") if isinstance(target, dict) else None
-        if not isinstance(name, str):
-            raise AutopruneError(
-                f"run file {pointer} is damaged (it names no checkpoint); restore it from a "
-                "backup, or start a new search"
-            )
-        folder = child_path(self.path / CHECKPOINTS, name, f"checkpoint name in {pointer}")
-        return folder if folder.is_dir() else None
+        folder = pointed_checkpoint(self.path)
+        return folder if folder is not None and folder.is_dir() else None
 
     def write_checkpoint(self, episodes: int, write: Callable[[Path], None]) -> Path:
         """Write a checkpoint with ``write(folder)`` and publish it atomically.
@@ -268,3 +258,19 @@ def _fsync_tree(root: Path) -> None:
         for name in files:
             fsync_path(Path(folder) / name)
         fsync_path(Path(folder))
+
+
+def pointed_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint folder the run's pointer names (None without a pointer); a damaged
+    pointer, or one naming a path out of ``checkpoints/``, is a one-line error."""
+    pointer = run_dir / POINTER
+    if not pointer.is_file():
+        return None
+    target = read_json(pointer)
+    name = target.get("name") if isinstance(target, dict) else None
+    if not isinstance(name, str):
+        raise AutopruneError(
+            f"run file {pointer} is damaged (it names no checkpoint); restore it from a "
+            "backup, or start a new search"
+        )
+    return child_path(run_dir / CHECKPOINTS, name, f"checkpoint name in {pointer}")

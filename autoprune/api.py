@@ -284,12 +284,16 @@ def apply(
         raise AutopruneError(f"finetune_epochs {finetune_epochs} must be 0 or more")
     where = resolve_device(device)
     plan = apply_plan(policy, model, data, weights, profile, runs_dir, data_dir)
-    if isinstance(model, nn.Module) or not isinstance(data, str | None):
+    given = evaluate is not None or finetune is not None
+    if given or isinstance(model, nn.Module) or not isinstance(data, str | None):
+        run = plan.objects  # a search run's callbacks stand unless replaced
         plan.objects = user_objects(
-            plan.model, plan.data, evaluate=evaluate, finetune=finetune, num_classes=num_classes
+            plan.model,
+            plan.data,
+            evaluate=evaluate if evaluate is not None or run is None else run.evaluate,
+            finetune=finetune if finetune is not None or run is None else run.finetune,
+            num_classes=num_classes,
         )
-    elif evaluate is not None or finetune is not None:
-        plan.objects = user_objects(plan.model, plan.data, evaluate=evaluate, finetune=finetune)
     net, splits, policy = plan.resolve()
     net = net.to(where)
     objects = plan.objects

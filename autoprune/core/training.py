@@ -97,7 +97,7 @@ ProgressFn = Callable[[int, int, float], None]
 """Called after every batch as ``(step, total_steps, loss)``."""
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def batches_accuracy(model: nn.Module, batches: Iterable[Batch]) -> float:
     """Top-1 accuracy of ``model`` (in eval mode) over ``(inputs, labels)`` batches, each
     moved to the model's device."""

@@ -11,6 +11,7 @@ from torch import nn
 
 from autoprune.core.errors import AutopruneError
 from autoprune.core.policy import Policy
+from autoprune.core.training import model_device
 from autoprune.data import DataSplits
 from autoprune.searches.finished_search import FinishedSearch, find_search
 from autoprune.searches.search_run import SearchRun
@@ -141,7 +142,7 @@ def priced_cost_model(
 
     shape = priced_shape(policy.meta.get("evaluation"), splits.input_shape)
     specs = discover_layers(net, shape)
-    device = next(iter(net.parameters())).device
+    device = model_device(net)
     example = splits.head("val", 1)[0] if shape == splits.input_shape else torch.zeros(1, *shape)
     return fit_latency_model(
         build_cost_model(load_profile(profile), lut_cache_dir=runs_dir / "latency_lut"),

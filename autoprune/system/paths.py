@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from autoprune.core.bounded import brief
@@ -50,3 +51,20 @@ def is_child_name(root: Path, name: str) -> bool:
 def _plain(name: str) -> bool:
     """One path component: not empty, not ``.``/``..``, no separator or NUL."""
     return bool(name) and name not in (".", "..") and not any(c in name for c in "/\\\0")
+
+
+def aside_path(path: Path, tag: str) -> Path:
+    """A free sibling name ``NAME.<tag>-<time>`` (``-2``, ``-3``... when taken) to keep a
+    copy of ``path`` under, never over another file.
+
+    Example:
+        >>> aside_path(Path("/nonexistent/h.jsonl"), "torn").name.startswith("h.jsonl.torn-")
+        True
+    """
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.{tag}-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.{tag}-{stamp}-{n}")
+    return target

@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from pathlib import Path
+
+from autoprune.system.paths import aside_path
 
 
 class CacheWarning(UserWarning):
@@ -73,11 +74,6 @@ def set_aside(path: str | Path) -> Path | None:
     path = Path(path)
     if not path.exists():
         return None
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    target = path.with_name(f"{path.name}.damaged-{stamp}")
-    n = 1
-    while target.exists():
-        n += 1
-        target = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
+    target = aside_path(path, "damaged")
     os.replace(path, target)
     return target

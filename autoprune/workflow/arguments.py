@@ -6,7 +6,6 @@ names the parameter and the accepted forms, never a dump of the value.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -15,6 +14,8 @@ import torch
 from torch import nn
 
 from autoprune.core.errors import AutopruneError
+from autoprune.core.modes import eval_mode
+from autoprune.core.training import model_device
 from autoprune.data import ACCEPTED, DataSplits, splits_from_objects
 from autoprune.workflow.inputs import UserObjects
 
@@ -93,9 +94,8 @@ def _with_model_classes(data: DataSplits, model: nn.Module | None) -> DataSplits
 def output_width(model: nn.Module, data: DataSplits) -> int | None:
     """Width of the model's 2-D output on one training sample (None for another output)."""
     sample = data.head("train", 1)[0]
-    device = next(iter(model.parameters()), torch.zeros(0)).device
-    with torch.no_grad():
-        out = copy.deepcopy(model).eval()(sample.to(device))
+    with torch.no_grad(), eval_mode(model):
+        out = model(sample.to(model_device(model)))
     return int(out.shape[1]) if isinstance(out, torch.Tensor) and out.ndim == 2 else None
 
 

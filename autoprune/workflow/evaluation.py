@@ -32,7 +32,7 @@ from autoprune.compress.fold import batchnorm_pairs, fold_batchnorm
 from autoprune.core.errors import AutopruneError
 from autoprune.core.policy import Policy
 from autoprune.core.specs import LayerSpec
-from autoprune.core.training import FINETUNE_LR, finetune
+from autoprune.core.training import FINETUNE_LR, finetune, model_device
 from autoprune.cost import ApzSizeModel, CostModel, CostReport
 from autoprune.data import DataSplits
 from autoprune.workflow.validation import ValidationSubset
@@ -187,7 +187,7 @@ class PolicyEvaluator:
         self.specs = list(specs)
         self.cost_model = cost_model
         self.metric, self.finetune_fn = metric, finetune_fn
-        device = next(iter(model.parameters())).device
+        device = model_device(model)
         self.example_input = torch.zeros((1, *data.input_shape), device=device)
         self.calib = calibration_batches(data, self.config, device)
         self.compressor = Compressor(

@@ -33,6 +33,7 @@ from autoprune.core.training import (
     TrainConfig,
     chance_accuracy,
     majority_accuracy,
+    model_device,
 )
 from autoprune.cost import HardwareProfile, load_profile
 from autoprune.data import DataSplits, load_dataset
@@ -196,7 +197,7 @@ def _session(
     cost_model = build_cost_model(
         profile, lut_cache_dir=lut_cache_dir or config.runs_path / "latency_lut"
     )
-    device = next(iter(model.parameters())).device
+    device = model_device(model)
     priced = torch.zeros((1, *shape)) if shape != data.input_shape else data.head("val", 1)[0]
     cost_model = fit_latency_model(cost_model, model, priced.to(device), specs)
     source = model_source(config.model, data)

@@ -18,6 +18,7 @@ from torch import nn
 
 from autoprune.core.errors import AutopruneError
 from autoprune.core.splits import Batch, DataSplits
+from autoprune.core.training import batches_accuracy, model_device
 
 RESIDENT_BYTES = 256 * 2**20
 """Largest validation subset (its float32 inputs) held in memory between evaluations."""
@@ -97,13 +98,7 @@ class ValidationSubset:
 
     def top1(self, model: nn.Module) -> float:
         """Top-1 accuracy of an eval-mode ``model`` in inference mode."""
-        device = _device_of(model)
-        correct = 0
-        with torch.inference_mode():
-            for xb, yb in self.batches(device):
-                logits = model(xb)
-                correct += int((logits.argmax(dim=1) == torch.as_tensor(yb)).sum())
-        return correct / self.count
+        return batches_accuracy(model, self.batches(model_device(model)))
 
 
 def data_fingerprint(x: torch.Tensor, y: torch.Tensor) -> str:
@@ -112,12 +107,6 @@ def data_fingerprint(x: torch.Tensor, y: torch.Tensor) -> str:
     digest.update(x.detach().cpu().contiguous().numpy().tobytes())
     digest.update(y.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:16]
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    for tensor in model.parameters():
-        return tensor.device
-    return torch.device("cpu")
 
 
 def _fast_layout(x: torch.Tensor) -> torch.Tensor:
